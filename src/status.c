@@ -21,7 +21,18 @@ gpt2_err gpt2_error_prefix(gpt2_error *err, const char *context) {
     char old[GPT2_ERROR_MESSAGE_MAX];
     memcpy(old, err->message, sizeof old);
     old[sizeof old - 1] = '\0';
-    snprintf(err->message, sizeof err->message, "%s: %s", context, old);
+    /* Truncation of a long message is acceptable; compose by hand so the compiler
+     * does not warn about it. */
+    size_t n = strlen(context);
+    if (n > sizeof err->message - 3) n = sizeof err->message - 3;
+    memcpy(err->message, context, n);
+    err->message[n] = ':';
+    err->message[n + 1] = ' ';
+    size_t room = sizeof err->message - (n + 2) - 1;
+    size_t m = strlen(old);
+    if (m > room) m = room;
+    memcpy(err->message + n + 2, old, m);
+    err->message[n + 2 + m] = '\0';
     return err->code;
 }
 

@@ -8,6 +8,7 @@
 #define GPT2_WEIGHTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "status.h"
@@ -34,8 +35,14 @@ typedef struct gpt2_weights {
     size_t arena_floats;
 } gpt2_weights;
 
-/* Bytes gpt2_weights_create would allocate for this config (untied_head: separate lm_head). */
+/* Bytes gpt2_weights_create would allocate for this config (untied_head: separate lm_head).
+ * Returns SIZE_MAX when the size does not fit in size_t or the config has a non-positive size. */
 size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head);
+
+/* The same count in 64 bits (exact even where size_t is 32-bit, e.g. wasm32); UINT64_MAX
+ * on overflow or a non-positive size. Each tensor starts at a multiple of 16 floats (64 bytes)
+ * from the start of the arena (the arena itself has malloc alignment). */
+uint64_t gpt2_weights_bytes_u64(const gpt2_config *config, int untied_head);
 
 /* Allocates zeroed weights for config; fails with GPT2_ERR_NOMEM (never crashes) if the
  * arena cannot be allocated or its size overflows. */

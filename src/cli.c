@@ -1,0 +1,454 @@
+/* cli.c - the native command-line tool `gpt2`.
+ *
+ *   gpt2 generate   [--model DIR] [--prompt TEXT] [sampling options]   stream a continuation
+ *   gpt2 tokenize   [--model DIR] [--special] < text                   print token ids
+ *   gpt2 detokenize [--model DIR] [--ids "1 2 3"] (or ids on stdin)     print text
+ *   gpt2 logits     [--model DIR] (--ids "1 2 3" | --prompt TEXT)      last position's logits
+ *   gpt2 score      [--model DIR] [--prompt TEXT] (or text on stdin)   per-token log-probabilities
+ *   gpt2 info       [--model DIR]                                       config, sizes, memory
+ *
+ * Errors are one line on stderr ("gpt2: ...") and exit status 1 (2 for usage errors).
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "generate.h"
+#include "loader.h"
+#include "model.h"
+#include "sampler.h"
+#include "score.h"
+#include "tokenizer.h"
+#include "weights.h"
+
+#ifndef GPT2_DEFAULT_MODEL_DIR
+#define GPT2_DEFAULT_MODEL_DIR "models"
+#endif
+
+typedef struct options {
+    const char *command;
+    const char *model_dir;
+    const char *prompt;
+    const char *ids;
+    int special;
+    int stats;
+    gpt2_generate_params gen;
+} options;
+
+static void usage(FILE *f) {
+    fputs("usage: gpt2 COMMAND [options]\n"
+          "commands:\n"
+          "  generate    continue a prompt, streaming text to stdout\n"
+          "  tokenize    print the token ids of the text on stdin\n"
+          "  detokenize  print the text of token ids (--ids or stdin)\n"
+          "  logits      print the logits of the last position, one per line\n"
+          "  score       print each token's log-probability and rank, and the perplexity\n"
+          "  info        print the model's configuration and memory use\n"
+          "options:\n"
+          "  --model DIR               checkpoint folder (default: " GPT2_DEFAULT_MODEL_DIR ")\n"
+          "  --prompt TEXT             prompt text (generate, logits, score; default: stdin for score)\n"
+          "  --ids \"1 2 3\"             token ids (logits, detokenize)\n"
+          "  --special                 treat <|endoftext|> in text as the special token\n"
+          "  --max-tokens N            new tokens to generate (default 64)\n"
+          "  --temperature T           0 = greedy (default 1.0)\n"
+          "  --top-k K                 keep the K most likely tokens (0 = off)\n"
+          "  --top-p P                 nucleus sampling threshold (1 = off)\n"
+          "  --repetition-penalty R    penalise tokens already present (1 = off)\n"
+          "  --seed N                  random seed (default 0)\n"
+          "  --stop TEXT               stop before this text (repeatable, up to 8)\n"
+          "  --ignore-eot              keep generating after <|endoftext|>\n"
+          "  --stats                   print timings to stderr (generate)\n",
+          f);
+}
+
+static int fail(const char *what, const gpt2_error *err) {
+    fprintf(stderr, "gpt2: %s%s%s\n", what ? what : "", what && err ? ": " : "", err ? err->message : "");
+    return 1;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "gpt2: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see gpt2 --help)\n");
+    return 2;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static int parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return 0;
+    *out = (float)v;
+    return 1;
+}
+
+static int takes_value(const char *opt) {
+    static const char *const names[] = {"--model", "--prompt", "--ids", "--max-tokens", "--top-k", "--seed",
+                                        "--temperature", "--top-p", "--repetition-penalty", "--stop"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(opt, names[i])) return 1;
+    return 0;
+}
+
+/* Parses argv into o; returns 0 on success or an exit status. */
+static int parse_args(int argc, char **argv, options *o) {
+    memset(o, 0, sizeof *o);
+    o->model_dir = GPT2_DEFAULT_MODEL_DIR;
+    gpt2_generate_params_default(&o->gen);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    o->command = argv[1];
+    if (!strcmp(o->command, "-h") || !strcmp(o->command, "--help") || !strcmp(o->command, "help")) {
+        usage(stdout);
+        exit(0);
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        int takes = 1;
+        if (!strcmp(a, "--special")) { o->special = 1; takes = 0; }
+        else if (!strcmp(a, "--stats")) { o->stats = 1; takes = 0; }
+        else if (!strcmp(a, "--ignore-eot")) { o->gen.ignore_eot = 1; takes = 0; }
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
+        else if (!takes_value(a)) return usage_error("unknown option '%s'", a);
+        else if (!v) return usage_error("option %s needs a value", a);
+        else if (!strcmp(a, "--model")) o->model_dir = v;
+        else if (!strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "--ids")) o->ids = v;
+        else if (!strcmp(a, "--max-tokens")) {
+            if (!parse_int(v, 0, 1 << 30, &n)) return usage_error("--max-tokens needs a whole number >= 0, got '%s'", v);
+            o->gen.max_new_tokens = (int)n;
+        } else if (!strcmp(a, "--top-k")) {
+            if (!parse_int(v, 0, 1 << 30, &n)) return usage_error("--top-k needs a whole number >= 0, got '%s'", v);
+            o->gen.sampler.top_k = (int)n;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-') return usage_error("--seed needs a whole number >= 0, got '%s'", v);
+            o->gen.sampler.seed = (uint64_t)s;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!parse_float(v, &o->gen.sampler.temperature)) return usage_error("--temperature needs a number, got '%s'", v);
+        } else if (!strcmp(a, "--top-p")) {
+            if (!parse_float(v, &o->gen.sampler.top_p)) return usage_error("--top-p needs a number, got '%s'", v);
+        } else if (!strcmp(a, "--repetition-penalty")) {
+            if (!parse_float(v, &o->gen.sampler.repetition_penalty))
+                return usage_error("--repetition-penalty needs a number, got '%s'", v);
+        } else if (!strcmp(a, "--stop")) {
+            if (o->gen.n_stop >= GPT2_MAX_STOP_SEQUENCES) return usage_error("at most 8 --stop options%s", "");
+            o->gen.stop[o->gen.n_stop++] = v;
+        }
+        i += takes;
+    }
+    return 0;
+}
+
+/* Reads all of stdin into a NUL-terminated buffer. */
+static char *read_stdin(size_t *len) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b) { free(buf); return NULL; }
+            buf = b;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, stdin);
+        n += got;
+        if (got == 0) break;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Parses whitespace-separated ids; returns the count or -1 on a bad number. */
+static long parse_ids(const char *s, int32_t **out) {
+    size_t cap = 16, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids) return -1;
+    while (*s) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == ',') s++;
+        if (!*s) break;
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || v < 0 || v > INT32_MAX) { free(ids); return -1; }
+        if (n == cap) {
+            int32_t *b = realloc(ids, cap * 2 * sizeof *ids);
+            if (!b) { free(ids); return -1; }
+            ids = b;
+            cap *= 2;
+        }
+        ids[n++] = (int32_t)v;
+        s = end;
+    }
+    *out = ids;
+    return (long)n;
+}
+
+/* Encodes text into a new id array. */
+static gpt2_err encode(const gpt2_tokenizer *tok, const char *text, size_t len, int special, int32_t **ids,
+                       size_t *n, gpt2_error *err) {
+    *ids = malloc((len ? len : 1) * sizeof(int32_t));
+    if (!*ids) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    gpt2_err rc = gpt2_tokenizer_encode(tok, text, len, special, *ids, len, n, err);
+    if (rc != GPT2_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return rc;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Text for ids: from --ids, or --prompt encoded, or stdin encoded. */
+static gpt2_err input_ids(const options *o, const gpt2_tokenizer *tok, int32_t **ids, size_t *n,
+                          gpt2_error *err) {
+    if (o->ids) {
+        long k = parse_ids(o->ids, ids);
+        if (k < 0) return gpt2_fail(err, GPT2_ERR_ARG, "--ids must be whole numbers separated by spaces");
+        *n = (size_t)k;
+        return GPT2_OK;
+    }
+    if (o->prompt) return encode(tok, o->prompt, strlen(o->prompt), o->special, ids, n, err);
+    size_t len;
+    char *text = read_stdin(&len);
+    if (!text) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory reading stdin");
+    gpt2_err rc = encode(tok, text, len, o->special, ids, n, err);
+    free(text);
+    return rc;
+}
+
+static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
+    gpt2_error err;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const char *prompt = o->prompt ? o->prompt : "";
+    if (encode(tok, prompt, strlen(prompt), o->special, &ids, &n, &err) != GPT2_OK) return fail("prompt", &err);
+    gpt2_generator *g = NULL;
+    double t0 = now_seconds();
+    if (gpt2_generator_create(w, tok, &o->gen, ids, n, &g, &err) != GPT2_OK) {
+        free(ids);
+        return fail(NULL, &err);
+    }
+    fputs(prompt, stdout);
+    fflush(stdout);
+    double t_first = 0;
+    gpt2_piece piece;
+    int status = 0;
+    for (;;) {
+        if (gpt2_generator_next(g, &piece, &err) != GPT2_OK) {
+            status = fail(NULL, &err);
+            break;
+        }
+        if (t_first == 0) t_first = now_seconds();
+        fwrite(piece.text, 1, piece.len, stdout);
+        fflush(stdout);
+        if (piece.stop != GPT2_STOP_NONE) break;
+    }
+    double t1 = now_seconds();
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (o->stats && status == 0) {
+        int k = gpt2_generator_count(g);
+        fprintf(stderr, "prompt %d tokens, generated %d tokens, stop: %s, first token %.3f s, %.1f tokens/s after it\n",
+                gpt2_generator_prompt_tokens(g), k, gpt2_stop_reason_name(piece.stop), t_first - t0,
+                k > 1 ? (k - 1) / (t1 - t_first) : 0.0);
+    }
+    gpt2_generator_free(g);
+    free(ids);
+    return status;
+}
+
+static int cmd_tokenize(const options *o, const gpt2_tokenizer *tok) {
+    gpt2_error err;
+    size_t len;
+    char *text = o->prompt ? NULL : read_stdin(&len);
+    if (!o->prompt && !text) return fail("out of memory reading stdin", NULL);
+    const char *src = o->prompt ? o->prompt : text;
+    if (o->prompt) len = strlen(o->prompt);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    gpt2_err rc = encode(tok, src, len, o->special, &ids, &n, &err);
+    free(text);
+    if (rc != GPT2_OK) return fail(NULL, &err);
+    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", (int)ids[i]);
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
+static int cmd_detokenize(const options *o, const gpt2_tokenizer *tok) {
+    gpt2_error err;
+    int32_t *ids = NULL;
+    long n;
+    if (o->ids) {
+        n = parse_ids(o->ids, &ids);
+    } else {
+        size_t len;
+        char *text = read_stdin(&len);
+        if (!text) return fail("out of memory reading stdin", NULL);
+        n = parse_ids(text, &ids);
+        free(text);
+    }
+    if (n < 0) return fail("token ids must be whole numbers separated by spaces", NULL);
+    gpt2_decoder d;
+    gpt2_decoder_init(&d);
+    size_t cap = gpt2_decoder_max_output(tok);
+    char *buf = malloc(cap);
+    int status = 0;
+    for (long i = 0; buf && i < n; i++) {
+        size_t k = 0;
+        if (gpt2_decoder_push(&d, tok, ids[i], buf, cap, &k, &err) != GPT2_OK) {
+            status = fail(NULL, &err);
+            break;
+        }
+        fwrite(buf, 1, k, stdout);
+    }
+    if (buf && status == 0) {
+        size_t k = 0;
+        gpt2_decoder_finish(&d, buf, cap, &k, NULL);
+        fwrite(buf, 1, k, stdout);
+    }
+    if (!buf) status = fail("out of memory", NULL);
+    free(buf);
+    free(ids);
+    return status;
+}
+
+static int cmd_logits(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
+    gpt2_error err;
+    if (!o->ids && !o->prompt) return usage_error("logits needs --ids or --prompt%s", "");
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (input_ids(o, tok, &ids, &n, &err) != GPT2_OK) return fail(NULL, &err);
+    gpt2_state *s = NULL;
+    float *logits = malloc((size_t)w->config.n_vocab * sizeof(float));
+    int status = 0;
+    if (!logits) status = fail("out of memory", NULL);
+    else if (n == 0) status = fail("no tokens to run", NULL);
+    else if (gpt2_state_create(w, n < 64 ? (int)n : 64, &s, &err) != GPT2_OK ||
+             gpt2_forward(s, ids, (int)n, logits, 0, &err) != GPT2_OK)
+        status = fail(NULL, &err);
+    else
+        for (int i = 0; i < w->config.n_vocab; i++) printf("%.9g\n", logits[i]);
+    gpt2_state_free(s);
+    free(logits);
+    free(ids);
+    return status;
+}
+
+/* Prints bytes with control characters escaped, for one-line-per-token output. */
+static void print_escaped(const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == '\n') fputs("\\n", stdout);
+        else if (b[i] == '\t') fputs("\\t", stdout);
+        else if (b[i] == '\r') fputs("\\r", stdout);
+        else if (b[i] == '\\') fputs("\\\\", stdout);
+        else if (b[i] < 0x20) printf("\\x%02x", b[i]);
+        else fputc(b[i], stdout);
+    }
+}
+
+static int cmd_score(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
+    gpt2_error err;
+    int32_t *ids = NULL, *ranks = NULL;
+    size_t n = 0;
+    if (input_ids(o, tok, &ids, &n, &err) != GPT2_OK) return fail(NULL, &err);
+    float *lp = malloc((n ? n : 1) * sizeof(float));
+    ranks = malloc((n ? n : 1) * sizeof(int32_t));
+    int status = 0;
+    if (!lp || !ranks) status = fail("out of memory", NULL);
+    else if (gpt2_score(w, ids, n, lp, ranks, &err) != GPT2_OK) status = fail(NULL, &err);
+    else {
+        double total = 0;
+        printf("index\tid\tlogprob\trank\ttoken\n");
+        for (size_t t = 0; t < n; t++) {
+            const uint8_t *b;
+            size_t len;
+            gpt2_tokenizer_token_bytes(tok, ids[t], &b, &len, NULL);
+            if (t == 0) printf("0\t%d\t\t\t", (int)ids[0]);
+            else {
+                printf("%zu\t%d\t%.6f\t%d\t", t, (int)ids[t], lp[t - 1], (int)ranks[t - 1]);
+                total += lp[t - 1];
+            }
+            print_escaped(b, len);
+            printf("\n");
+        }
+        if (n > 1)
+            printf("tokens %zu, total logprob %.6f, perplexity %.4f\n", n, total, exp(-total / (double)(n - 1)));
+    }
+    free(lp);
+    free(ranks);
+    free(ids);
+    return status;
+}
+
+static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
+    const gpt2_config *c = &w->config;
+    size_t params = w->arena_floats;
+    printf("model        %s\n", o->model_dir);
+    printf("n_layer      %d\nn_head       %d\nn_embd       %d\nn_ctx        %d\nn_vocab      %d\nn_inner      %d\n",
+           c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->n_vocab, c->n_inner);
+    printf("ln_eps       %g\n", (double)c->ln_eps);
+    printf("lm_head      %s\n", w->lm_head == w->wte ? "tied to wte" : "separate");
+    printf("parameters   %zu\n", params);
+    printf("weights      %.1f MiB (float32)\n", (double)gpt2_weights_bytes(c, w->lm_head != w->wte) / 1048576.0);
+    printf("kv cache     %.1f MiB (+ scratch, full context)\n", (double)gpt2_state_bytes(c, 1) / 1048576.0);
+    printf("tokenizer    %zu tokens, <|endoftext|> = %d\n", gpt2_tokenizer_vocab_size(tok), (int)gpt2_tokenizer_eot_id(tok));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+    const char *known[] = {"generate", "tokenize", "detokenize", "logits", "score", "info"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(o.command, known[i]);
+    if (!ok) return usage_error("unknown command '%s'", o.command);
+
+    gpt2_error err;
+    gpt2_tokenizer *tok = NULL;
+    if (gpt2_tokenizer_load(o.model_dir, &tok, &err) != GPT2_OK) return fail(NULL, &err);
+    if (!strcmp(o.command, "tokenize") || !strcmp(o.command, "detokenize")) {
+        rc = !strcmp(o.command, "tokenize") ? cmd_tokenize(&o, tok) : cmd_detokenize(&o, tok);
+        gpt2_tokenizer_free(tok);
+        return rc;
+    }
+    gpt2_weights *w = NULL;
+    if (gpt2_load_dir(o.model_dir, NULL, &w, &err) != GPT2_OK) {
+        gpt2_tokenizer_free(tok);
+        return fail(NULL, &err);
+    }
+    if (!strcmp(o.command, "generate")) rc = cmd_generate(&o, w, tok);
+    else if (!strcmp(o.command, "logits")) rc = cmd_logits(&o, w, tok);
+    else if (!strcmp(o.command, "score")) rc = cmd_score(&o, w, tok);
+    else rc = cmd_info(&o, w, tok);
+    gpt2_weights_free(w);
+    gpt2_tokenizer_free(tok);
+    return rc;
+}

@@ -1,0 +1,666 @@
+/* loader.c - streaming GPT-2 checkpoint loader (see loader.h). */
+#include "loader.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp16.h"
+#include "safetensors.h"
+
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_IS_LITTLE_ENDIAN 1
+#else
+#define HOST_IS_LITTLE_ENDIAN 0
+#endif
+
+#define DEFAULT_SOURCE "model.safetensors"
+#define NO_TENSOR SIZE_MAX
+
+enum loader_state {
+    S_LEN,      /* reading the 8-byte header length */
+    S_HEADER,   /* buffering the JSON header */
+    S_DATA,     /* streaming the data section into the weights */
+    S_DONE,     /* every byte arrived; weights ready for finish */
+    S_FINISHED, /* weights handed out */
+    S_FAILED    /* sticky error in ld->failure */
+};
+
+/* Global slots, then GPT2_LAYER_SLOTS per layer. */
+enum { SLOT_WTE, SLOT_WPE, SLOT_LNF_W, SLOT_LNF_B, SLOT_LM_HEAD, GLOBAL_SLOTS };
+static const char *const global_names[GLOBAL_SLOTS] = {"wte.weight", "wpe.weight", "ln_f.weight",
+                                                       "ln_f.bias", "lm_head.weight"};
+#define LAYER_SLOTS 12
+static const char *const layer_names[LAYER_SLOTS] = {
+    "ln_1.weight",        "ln_1.bias",        "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight",        "ln_2.bias",
+    "mlp.c_fc.weight",    "mlp.c_fc.bias",    "mlp.c_proj.weight",  "mlp.c_proj.bias"};
+
+#define CLASS_IGNORED (-1)
+#define CLASS_ERROR (-2)
+
+/* One tensor of the data section, in file order. The segments tile [0, data_size). */
+typedef struct segment {
+    uint64_t begin, end; /* byte range in the data section */
+    float *dst;          /* destination; NULL = skip these bytes */
+    gpt2_st_dtype dtype;
+    unsigned es;         /* source bytes per element (1..4 when dst != NULL) */
+    size_t rows, cols;   /* transposed: source [rows, cols] -> dst [cols, rows]; rows == 0: copy */
+    size_t tensor;       /* index into hdr->tensors, for messages */
+} segment;
+
+struct gpt2_loader {
+    gpt2_config cfg;
+    uint64_t budget;
+    char *source;
+    enum loader_state state;
+    gpt2_error failure;  /* valid when state == S_FAILED */
+    uint64_t received;   /* bytes consumed from the stream */
+    uint64_t file_size;  /* 0 = unknown */
+    uint8_t len_bytes[8];
+    uint64_t header_len; /* N, valid once 8 bytes arrived */
+    char *header;        /* N bytes being buffered (S_HEADER only) */
+    uint64_t header_have;
+    uint64_t expected;   /* 8 + N + data_size once the header is validated, else 0 */
+    gpt2_st_header *hdr;
+    segment *segs;
+    size_t nsegs, cur;   /* segs[cur] holds data position pos (cur == nsegs: done) */
+    uint64_t pos;        /* bytes of the data section consumed */
+    uint8_t carry[4];    /* the partial element straddling a chunk boundary */
+    gpt2_weights *w;
+};
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* Copies the sticky failure into err and returns its code. */
+static gpt2_err replay(const gpt2_loader *ld, gpt2_error *err) {
+    if (err) *err = ld->failure;
+    return ld->failure.code;
+}
+
+/* Enters S_FAILED with the message already in ld->failure; frees what is no longer needed. */
+static gpt2_err fail_sticky(gpt2_loader *ld, gpt2_error *err) {
+    if (ld->failure.code == GPT2_OK) ld->failure.code = GPT2_ERR_FORMAT;
+    ld->state = S_FAILED;
+    gpt2_weights_free(ld->w);
+    ld->w = NULL;
+    free(ld->header);
+    ld->header = NULL;
+    return replay(ld, err);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static gpt2_err fail(gpt2_loader *ld, gpt2_error *err, gpt2_err code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ld->failure.message, sizeof ld->failure.message, fmt, ap);
+    va_end(ap);
+    ld->failure.code = code;
+    return fail_sticky(ld, err);
+}
+
+static const char *tensor_name(const gpt2_st_tensor *t, char out[96]) {
+    return gpt2_st_printable(t->name, t->name_len, out);
+}
+
+/* ---- creation -------------------------------------------------------------------------- */
+
+gpt2_err gpt2_loader_create(const char *config_json, size_t len, const gpt2_loader_options *opt,
+                            gpt2_loader **out, gpt2_error *err) {
+    if (!out || (!config_json && len))
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_create: NULL argument");
+    *out = NULL;
+    gpt2_config cfg;
+    gpt2_err rc = gpt2_config_parse(config_json, len, &cfg, err);
+    if (rc) return rc;
+    uint64_t budget = opt ? opt->memory_budget_bytes : 0;
+    uint64_t need = gpt2_weights_bytes_u64(&cfg, 0);
+    if (need == UINT64_MAX)
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "config.json: the model is too large to address");
+    if (budget && need > budget)
+        return gpt2_fail(err, GPT2_ERR_NOMEM,
+                         "the model needs %llu bytes for its weights but the memory budget is %llu bytes",
+                         (unsigned long long)need, (unsigned long long)budget);
+
+    gpt2_loader *ld = calloc(1, sizeof *ld);
+    const char *src = opt && opt->source_name ? opt->source_name : DEFAULT_SOURCE;
+    size_t slen = strlen(src);
+    if (ld) ld->source = malloc(slen + 1);
+    if (!ld || !ld->source) {
+        free(ld);
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory creating the loader");
+    }
+    memcpy(ld->source, src, slen + 1);
+    ld->cfg = cfg;
+    ld->budget = budget;
+    ld->state = S_LEN;
+    *out = ld;
+    return GPT2_OK;
+}
+
+void gpt2_loader_free(gpt2_loader *ld) {
+    if (!ld) return;
+    gpt2_weights_free(ld->w);
+    gpt2_st_header_free(ld->hdr);
+    free(ld->segs);
+    free(ld->header);
+    free(ld->source);
+    free(ld);
+}
+
+uint64_t gpt2_loader_header_size(const gpt2_loader *ld) {
+    return ld && ld->state != S_LEN ? ld->header_len : 0;
+}
+
+uint64_t gpt2_loader_bytes_expected(const gpt2_loader *ld) { return ld ? ld->expected : 0; }
+
+uint64_t gpt2_loader_bytes_received(const gpt2_loader *ld) { return ld ? ld->received : 0; }
+
+/* Checks what is known so far against the declared file size. */
+static gpt2_err check_file_size(gpt2_loader *ld, gpt2_error *err) {
+    uint64_t fs = ld->file_size;
+    if (fs == 0) return GPT2_OK;
+    if (ld->received > fs)
+        return fail(ld, err, GPT2_ERR_FORMAT, "%s: received %llu bytes but the file has %llu",
+                    ld->source, (unsigned long long)ld->received, (unsigned long long)fs);
+    if (ld->expected) {
+        uint64_t data = ld->hdr->data_size;
+        uint64_t have = fs - 8 >= ld->header_len ? fs - 8 - ld->header_len : 0; /* fs >= 10 */
+        if (ld->expected > fs)
+            return fail(ld, err, GPT2_ERR_FORMAT,
+                        "%s is truncated: header says %llu bytes of data, file has %llu",
+                        ld->source, (unsigned long long)data, (unsigned long long)have);
+        if (ld->expected < fs)
+            return fail(ld, err, GPT2_ERR_FORMAT, "%s has %llu extra bytes after the tensor data",
+                        ld->source, (unsigned long long)(fs - ld->expected));
+    } else if (ld->state != S_LEN) {
+        gpt2_err rc = gpt2_st_check_header_len(ld->header_len, fs, ld->source, &ld->failure);
+        if (rc) return fail_sticky(ld, err);
+    }
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_loader_set_file_size(gpt2_loader *ld, uint64_t file_size, gpt2_error *err) {
+    if (!ld) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_set_file_size: loader is NULL");
+    if (ld->state == S_FAILED) return replay(ld, err);
+    if (file_size < 8 + 2)
+        return fail(ld, err, GPT2_ERR_FORMAT, "%s is too small to be a safetensors file (%llu bytes)",
+                    ld->source, (unsigned long long)file_size);
+    ld->file_size = file_size;
+    return check_file_size(ld, err);
+}
+
+/* ---- header validation ----------------------------------------------------------------- */
+
+/* Maps a tensor name to its weight slot, CLASS_IGNORED, or CLASS_ERROR (layer >= n_layer). */
+static int classify(gpt2_loader *ld, const gpt2_st_tensor *t) {
+    const char *s = t->name;
+    size_t n = t->name_len;
+    if (n > 12 && memcmp(s, "transformer.", 12) == 0) s += 12, n -= 12;
+    for (int i = 0; i < GLOBAL_SLOTS; i++)
+        if (strlen(global_names[i]) == n && memcmp(global_names[i], s, n) == 0) return i;
+    if (n < 3 || s[0] != 'h' || s[1] != '.') return CLASS_IGNORED;
+    size_t j = 2;
+    uint64_t layer = 0;
+    while (j < n && s[j] >= '0' && s[j] <= '9') {
+        if (layer < 1000000000u) layer = layer * 10 + (uint64_t)(s[j] - '0');
+        j++;
+    }
+    /* "h.<decimal without leading zeros>.<suffix>" */
+    if (j == 2 || j >= n || s[j] != '.' || (s[2] == '0' && j > 3)) return CLASS_IGNORED;
+    if (layer >= (uint64_t)ld->cfg.n_layer) {
+        char nm[96];
+        fail(ld, NULL, GPT2_ERR_SHAPE, "%s: checkpoint has layer %llu (tensor '%s') but config says n_layer=%d",
+             ld->source, (unsigned long long)layer, tensor_name(t, nm), ld->cfg.n_layer);
+        return CLASS_ERROR;
+    }
+    const char *suf = s + j + 1;
+    size_t sn = n - j - 1;
+    for (int k = 0; k < LAYER_SLOTS; k++)
+        if (strlen(layer_names[k]) == sn && memcmp(layer_names[k], suf, sn) == 0)
+            return GLOBAL_SLOTS + (int)layer * LAYER_SLOTS + k;
+    return CLASS_IGNORED; /* mask buffers attn.bias / attn.masked_bias, unknown extras */
+}
+
+/* The expected Hugging Face shape of a slot (ndim 1 or 2); *transposed for Conv1D weights. */
+static int expected_shape(const gpt2_config *c, int slot, uint64_t shape[2], int *transposed) {
+    uint64_t C = (uint64_t)c->n_embd, V = (uint64_t)c->n_vocab, T = (uint64_t)c->n_ctx,
+             I = (uint64_t)c->n_inner;
+    *transposed = 0;
+    switch (slot) {
+    case SLOT_WTE: case SLOT_LM_HEAD: shape[0] = V; shape[1] = C; return 2;
+    case SLOT_WPE: shape[0] = T; shape[1] = C; return 2;
+    case SLOT_LNF_W: case SLOT_LNF_B: shape[0] = C; return 1;
+    default: break;
+    }
+    switch ((slot - GLOBAL_SLOTS) % LAYER_SLOTS) {
+    case 2: *transposed = 1; shape[0] = C; shape[1] = 3 * C; return 2;
+    case 3: shape[0] = 3 * C; return 1;
+    case 4: *transposed = 1; shape[0] = C; shape[1] = C; return 2;
+    case 8: *transposed = 1; shape[0] = C; shape[1] = I; return 2;
+    case 9: shape[0] = I; return 1;
+    case 10: *transposed = 1; shape[0] = I; shape[1] = C; return 2;
+    default: shape[0] = C; return 1; /* layer norms and the C-sized biases */
+    }
+}
+
+static float *slot_dst(const gpt2_weights *w, int slot) {
+    switch (slot) {
+    case SLOT_WTE: return w->wte;
+    case SLOT_WPE: return w->wpe;
+    case SLOT_LNF_W: return w->lnf_w;
+    case SLOT_LNF_B: return w->lnf_b;
+    case SLOT_LM_HEAD: return w->lm_head;
+    default: break;
+    }
+    const gpt2_layer_weights *L = &w->layers[(slot - GLOBAL_SLOTS) / LAYER_SLOTS];
+    float *const p[LAYER_SLOTS] = {L->ln1_w, L->ln1_b, L->qkv_w,  L->qkv_b, L->attn_proj_w,
+                                   L->attn_proj_b, L->ln2_w, L->ln2_b, L->fc_w, L->fc_b,
+                                   L->mlp_proj_w, L->mlp_proj_b};
+    return p[(slot - GLOBAL_SLOTS) % LAYER_SLOTS];
+}
+
+/* "[768, 3072]" */
+static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap) {
+    size_t j = 0;
+    j += (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && j < cap; i++)
+        j += (size_t)snprintf(out + j, cap - j, "%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
+    if (j < cap) snprintf(out + j, cap - j, "]");
+}
+
+static void slot_name(int slot, char *out, size_t cap) {
+    if (slot < GLOBAL_SLOTS) snprintf(out, cap, "%s", global_names[slot]);
+    else
+        snprintf(out, cap, "h.%d.%s", (slot - GLOBAL_SLOTS) / LAYER_SLOTS,
+                 layer_names[(slot - GLOBAL_SLOTS) % LAYER_SLOTS]);
+}
+
+/* Checks one needed tensor's dtype and shape against its slot. */
+static gpt2_err check_tensor(gpt2_loader *ld, const gpt2_st_tensor *t, int slot, gpt2_error *err) {
+    char nm[96];
+    if (t->dtype == GPT2_ST_OTHER) {
+        char dt[96];
+        return fail(ld, err, GPT2_ERR_UNSUPPORTED,
+                    "%s: unsupported dtype %s for tensor '%s' (supported: F32, F16, BF16)", ld->source,
+                    gpt2_st_printable(t->dtype_name, strlen(t->dtype_name), dt), tensor_name(t, nm));
+    }
+    uint64_t want[2];
+    int transposed;
+    int nd = expected_shape(&ld->cfg, slot, want, &transposed);
+    if (t->ndim != nd || t->shape[0] != want[0] || (nd == 2 && t->shape[1] != want[1])) {
+        char got_s[128], want_s[64];
+        format_shape(t->shape, t->ndim, got_s, sizeof got_s);
+        format_shape(want, nd, want_s, sizeof want_s);
+        return fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", ld->source,
+                    tensor_name(t, nm), got_s, want_s);
+    }
+    return GPT2_OK;
+}
+
+/* Moves past zero-length segments and segments fully consumed; S_DONE at the end. */
+static void skip_finished_segments(gpt2_loader *ld) {
+    while (ld->cur < ld->nsegs && ld->pos == ld->segs[ld->cur].end) ld->cur++;
+    if (ld->cur == ld->nsegs) ld->state = S_DONE;
+}
+
+/* The header is complete: validate it against the config, allocate, plan the data. */
+static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
+    gpt2_err rc = gpt2_st_header_parse(ld->header, (size_t)ld->header_len, ld->source, &ld->hdr,
+                                       &ld->failure);
+    free(ld->header);
+    ld->header = NULL;
+    if (rc) return fail_sticky(ld, err);
+    const gpt2_st_header *h = ld->hdr;
+    if (h->data_size > UINT64_MAX - 8 - ld->header_len)
+        return fail(ld, err, GPT2_ERR_FORMAT, "%s: data section size overflows", ld->source);
+    ld->expected = 8 + ld->header_len + h->data_size;
+    if ((rc = check_file_size(ld, err))) return rc;
+
+    /* Which tensor (if any) fills each slot; the per-tensor slot for planning. */
+    size_t nslots = GLOBAL_SLOTS + (size_t)ld->cfg.n_layer * LAYER_SLOTS;
+    size_t *by_slot = malloc(nslots * sizeof *by_slot);
+    int *slot_of = malloc((h->count ? h->count : 1) * sizeof *slot_of);
+    if (!by_slot || !slot_of) {
+        free(by_slot);
+        free(slot_of);
+        return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory reading the header", ld->source);
+    }
+    for (size_t s = 0; s < nslots; s++) by_slot[s] = NO_TENSOR;
+    for (size_t i = 0; i < h->count && !rc; i++) {
+        const gpt2_st_tensor *t = &h->tensors[i];
+        int slot = classify(ld, t);
+        slot_of[i] = slot;
+        if (slot == CLASS_ERROR) rc = fail_sticky(ld, err);
+        if (slot < 0) continue;
+        if (by_slot[slot] != NO_TENSOR) {
+            char a[96], b[96], what[64];
+            slot_name(slot, what, sizeof what);
+            rc = fail(ld, err, GPT2_ERR_FORMAT, "%s: tensors '%s' and '%s' both provide %s", ld->source,
+                      tensor_name(&h->tensors[by_slot[slot]], a), tensor_name(t, b), what);
+            break;
+        }
+        by_slot[slot] = i;
+        rc = check_tensor(ld, t, slot, err);
+    }
+    for (size_t s = 0; s < nslots && !rc; s++) {
+        if (by_slot[s] == NO_TENSOR && s != SLOT_LM_HEAD) {
+            char what[64];
+            slot_name((int)s, what, sizeof what);
+            rc = fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s' is missing", ld->source, what);
+        }
+    }
+    int untied = !rc && by_slot[SLOT_LM_HEAD] != NO_TENSOR;
+    free(by_slot);
+    if (rc) {
+        free(slot_of);
+        return rc;
+    }
+
+    uint64_t need = gpt2_weights_bytes_u64(&ld->cfg, untied);
+    if (ld->budget && need > ld->budget) {
+        free(slot_of);
+        return fail(ld, err, GPT2_ERR_NOMEM,
+                    "the model needs %llu bytes for its weights%s but the memory budget is %llu bytes",
+                    (unsigned long long)need, untied ? " (with a separate lm_head)" : "",
+                    (unsigned long long)ld->budget);
+    }
+    rc = gpt2_weights_create(&ld->cfg, untied, &ld->w, &ld->failure);
+    ld->segs = rc ? NULL : malloc((h->count ? h->count : 1) * sizeof *ld->segs);
+    if (rc || !ld->segs) {
+        free(slot_of);
+        if (!rc) return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
+        return fail_sticky(ld, err);
+    }
+    for (size_t i = 0; i < h->count; i++) {
+        const gpt2_st_tensor *t = &h->tensors[i];
+        segment *s = &ld->segs[i];
+        memset(s, 0, sizeof *s);
+        s->begin = t->begin;
+        s->end = t->end;
+        s->tensor = i;
+        if (slot_of[i] < 0) continue;
+        uint64_t shape[2];
+        int transposed;
+        expected_shape(&ld->cfg, slot_of[i], shape, &transposed);
+        s->dst = slot_dst(ld->w, slot_of[i]);
+        s->dtype = t->dtype;
+        s->es = t->elem_size;
+        if (transposed) {
+            /* fits size_t: the destination of rows * cols floats was allocated */
+            s->rows = (size_t)shape[0];
+            s->cols = (size_t)shape[1];
+        }
+    }
+    free(slot_of);
+    ld->nsegs = h->count;
+    ld->cur = 0;
+    ld->pos = 0;
+    ld->state = S_DATA;
+    skip_finished_segments(ld);
+    return GPT2_OK;
+}
+
+/* ---- data conversion ------------------------------------------------------------------- */
+
+static inline uint32_t load_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Converts cnt little-endian source elements to floats at dst[0], dst[stride], ... */
+static void convert(gpt2_st_dtype dtype, const uint8_t *src, size_t cnt, float *dst, size_t stride) {
+    switch (dtype) {
+    case GPT2_ST_F32:
+        if (stride == 1 && HOST_IS_LITTLE_ENDIAN) {
+            memcpy(dst, src, cnt * sizeof(float));
+        } else {
+            for (size_t k = 0; k < cnt; k++) dst[k * stride] = gpt2_f32_from_bits(load_le32(src + 4 * k));
+        }
+        break;
+    case GPT2_ST_F16:
+        for (size_t k = 0; k < cnt; k++)
+            dst[k * stride] = gpt2_f16_to_f32((uint16_t)(src[2 * k] | src[2 * k + 1] << 8));
+        break;
+    case GPT2_ST_BF16:
+        for (size_t k = 0; k < cnt; k++)
+            dst[k * stride] = gpt2_bf16_to_f32((uint16_t)(src[2 * k] | src[2 * k + 1] << 8));
+        break;
+    case GPT2_ST_OTHER:
+        break; /* never planned into a destination */
+    }
+}
+
+/* Writes source elements e0 .. e0+cnt-1 of segment s. */
+static void emit(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+    if (!s->rows) {
+        convert(s->dtype, src, cnt, s->dst + e0, 1);
+        return;
+    }
+    /* source (i, o) of [rows=in, cols=out] goes to dst[o * rows + i] */
+    size_t i = e0 / s->cols, o = e0 % s->cols;
+    while (cnt) {
+        size_t run = s->cols - o < cnt ? s->cols - o : cnt;
+        convert(s->dtype, src, run, s->dst + o * s->rows + i, s->rows);
+        src += run * s->es;
+        cnt -= run;
+        i++;
+        o = 0;
+    }
+}
+
+/* Consumes n bytes that all lie inside the current segment. */
+static void consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
+    const segment *s = &ld->segs[ld->cur];
+    ld->pos += n;
+    if (!s->dst) return;
+    /* off: bytes of this segment consumed before this call (fits size_t: the segment's
+     * elements fit in the allocated arena and es <= 4) */
+    size_t off = (size_t)(ld->pos - n - s->begin), es = s->es;
+    size_t part = off % es;
+    if (part) { /* complete the carried partial element */
+        size_t c = es - part < n ? es - part : n;
+        memcpy(ld->carry + part, p, c);
+        p += c;
+        n -= c;
+        off += c;
+        if (off % es) return;
+        emit(s, off / es - 1, ld->carry, 1);
+    }
+    size_t full = n / es;
+    if (full) {
+        emit(s, off / es, p, full);
+        p += full * es;
+        n -= full * es;
+    }
+    if (n) memcpy(ld->carry, p, n);
+}
+
+/* ---- feeding --------------------------------------------------------------------------- */
+
+gpt2_err gpt2_loader_feed(gpt2_loader *ld, const uint8_t *bytes, size_t n, gpt2_error *err) {
+    if (!ld || (!bytes && n)) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_feed: NULL argument");
+    if (ld->state == S_FAILED) return replay(ld, err);
+    if (ld->state == S_FINISHED)
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_feed: the loader has already finished");
+    gpt2_err rc;
+    while (n > 0) {
+        size_t take;
+        switch (ld->state) {
+        case S_LEN:
+            take = 8 - (size_t)ld->received < n ? 8 - (size_t)ld->received : n;
+            memcpy(ld->len_bytes + ld->received, bytes, take);
+            ld->received += take;
+            if (ld->received == 8) {
+                ld->header_len = gpt2_st_read_u64le(ld->len_bytes);
+                ld->state = S_HEADER;
+                rc = gpt2_st_check_header_len(ld->header_len, ld->file_size, ld->source, &ld->failure);
+                if (rc) return fail_sticky(ld, err);
+                ld->header = malloc((size_t)ld->header_len);
+                if (!ld->header)
+                    return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory for a %llu-byte header",
+                                ld->source, (unsigned long long)ld->header_len);
+            }
+            break;
+        case S_HEADER:
+            take = ld->header_len - ld->header_have < n ? (size_t)(ld->header_len - ld->header_have) : n;
+            memcpy(ld->header + ld->header_have, bytes, take);
+            ld->header_have += take;
+            ld->received += take;
+            if (ld->header_have == ld->header_len && (rc = on_header(ld, err))) return rc;
+            break;
+        case S_DATA: {
+            uint64_t left = ld->segs[ld->cur].end - ld->pos;
+            take = left < n ? (size_t)left : n;
+            consume(ld, bytes, take);
+            ld->received += take;
+            skip_finished_segments(ld);
+            break;
+        }
+        case S_DONE:
+            return fail(ld, err, GPT2_ERR_FORMAT,
+                        "%s has extra bytes after the tensor data (at least %zu more than the %llu "
+                        "bytes its header describes)",
+                        ld->source, n, (unsigned long long)ld->expected);
+        default:
+            return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_feed: bad loader state");
+        }
+        bytes += take;
+        n -= take;
+    }
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_loader_finish(gpt2_loader *ld, gpt2_weights **out, gpt2_error *err) {
+    if (!ld || !out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_finish: NULL argument");
+    *out = NULL;
+    char nm[96];
+    switch (ld->state) {
+    case S_FAILED: return replay(ld, err);
+    case S_FINISHED:
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_finish: the weights were already handed out");
+    case S_LEN:
+        if (ld->received == 0) return fail(ld, err, GPT2_ERR_FORMAT, "%s is empty", ld->source);
+        return fail(ld, err, GPT2_ERR_FORMAT,
+                    "%s is truncated: got %llu bytes, the header length alone takes 8", ld->source,
+                    (unsigned long long)ld->received);
+    case S_HEADER:
+        return fail(ld, err, GPT2_ERR_FORMAT, "%s is truncated: got %llu of the %llu header bytes",
+                    ld->source, (unsigned long long)ld->header_have,
+                    (unsigned long long)ld->header_len);
+    case S_DATA:
+        return fail(ld, err, GPT2_ERR_FORMAT,
+                    "%s is truncated: got %llu of %llu bytes (tensor '%s' is incomplete)", ld->source,
+                    (unsigned long long)ld->received, (unsigned long long)ld->expected,
+                    tensor_name(&ld->hdr->tensors[ld->segs[ld->cur].tensor], nm));
+    case S_DONE:
+        *out = ld->w;
+        ld->w = NULL;
+        ld->state = S_FINISHED;
+        return GPT2_OK;
+    }
+    return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_finish: bad loader state");
+}
+
+/* ---- native convenience ---------------------------------------------------------------- */
+
+static char *join_path(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    int slash = a > 0 && dir[a - 1] != '/';
+    char *p = malloc(a + (size_t)slash + b + 1);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    if (slash) p[a] = '/';
+    memcpy(p + a + slash, name, b + 1);
+    return p;
+}
+
+#define MAX_CONFIG_BYTES (1u << 20)
+#define CHUNK_BYTES (4u << 20)
+
+/* Reads a small text file whole into *out (caller frees). */
+static gpt2_err read_small_file(const char *path, char **out, size_t *len, gpt2_error *err) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gpt2_fail(err, GPT2_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > MAX_CONFIG_BYTES) {
+        free(buf);
+        if (bad) return gpt2_fail(err, GPT2_ERR_IO, "error reading %s", path);
+        return gpt2_fail(err, GPT2_ERR_FORMAT, "%s is larger than %u bytes", path, MAX_CONFIG_BYTES);
+    }
+    *out = buf;
+    *len = n;
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_load_dir(const char *dir, const gpt2_loader_options *opt, gpt2_weights **out,
+                       gpt2_error *err) {
+    if (!dir || !out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_load_dir: NULL argument");
+    *out = NULL;
+    char *cfg_path = join_path(dir, "config.json"), *st_path = join_path(dir, "model.safetensors");
+    char *cfg = NULL;
+    uint8_t *chunk = NULL;
+    gpt2_loader *ld = NULL;
+    FILE *f = NULL;
+    size_t cfg_len;
+    gpt2_err rc;
+    if (!cfg_path || !st_path) {
+        rc = gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = read_small_file(cfg_path, &cfg, &cfg_len, err))) goto done;
+    gpt2_loader_options o = {0, NULL};
+    if (opt) o = *opt;
+    o.source_name = st_path;
+    if ((rc = gpt2_loader_create(cfg, cfg_len, &o, &ld, err))) goto done;
+    f = fopen(st_path, "rb");
+    if (!f) {
+        rc = gpt2_fail(err, GPT2_ERR_IO, "cannot open %s: %s", st_path, strerror(errno));
+        goto done;
+    }
+    /* the size lets a bad header length or truncation fail before streaming everything */
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        if (size >= 0 && (rc = gpt2_loader_set_file_size(ld, (uint64_t)size, err))) goto done;
+    }
+    if (fseek(f, 0, SEEK_SET) != 0) {
+        rc = gpt2_fail(err, GPT2_ERR_IO, "cannot seek in %s", st_path);
+        goto done;
+    }
+    chunk = malloc(CHUNK_BYTES);
+    if (!chunk) {
+        rc = gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (;;) {
+        size_t n = fread(chunk, 1, CHUNK_BYTES, f);
+        if ((rc = gpt2_loader_feed(ld, chunk, n, err))) goto done;
+        if (n < CHUNK_BYTES) break;
+    }
+    if (ferror(f)) {
+        rc = gpt2_fail(err, GPT2_ERR_IO, "error reading %s", st_path);
+        goto done;
+    }
+    rc = gpt2_loader_finish(ld, out, err);
+done:
+    if (f) fclose(f);
+    gpt2_loader_free(ld);
+    free(chunk);
+    free(cfg);
+    free(cfg_path);
+    free(st_path);
+    return rc;
+}

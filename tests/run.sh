@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test (this is what `npm test` and CI run):
+#   1. native Release build + the C unit tests (ctest)
+#   2. the same C tests built with AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
+#   3. the Node tests (node --test tests/**/*.test.mjs): CLI behaviour and errors
+# Prints one closing line "tests: N passed, N failed" (test executables / node tests).
+set -u
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+log_dir=test-output
+mkdir -p "$log_dir"
+
+# Adds ctest's counts ("N tests failed out of M") to the totals.
+count_ctest() {
+  local line total bad
+  line=$(grep -E 'tests? failed out of [0-9]+' "$1" | tail -n 1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+}
+
+run_c_suite() { # name, build dir, extra cmake args...
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name"
+  if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >"$log_dir/$name-configure.log" 2>&1 &&
+         cmake --build "$dir" -j "$jobs" >"$log_dir/$name-build.log" 2>&1; }; then
+    echo "$name: build failed:"; tail -n 30 "$log_dir/$name-configure.log" "$log_dir/$name-build.log"
+    failed=$((failed + 1))
+    return
+  fi
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" 2>&1 | tee "$log_dir/$name-ctest.log" | grep -vE '^\s*(Start|Test project)' 
+  count_ctest "$log_dir/$name-ctest.log"
+}
+
+run_c_suite native build
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_c_suite sanitize build-sanitize -DGPT2_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+echo "== node tests"
+node_files=$(find tests -name '*.test.mjs' | sort)
+if [ -n "$node_files" ]; then
+  node --test --test-reporter=spec $node_files 2>&1 | tee "$log_dir/node.log"
+  p=$(grep -E '^ℹ pass [0-9]+' "$log_dir/node.log" | tail -n 1 | grep -oE '[0-9]+')
+  f=$(grep -E '^ℹ fail [0-9]+' "$log_dir/node.log" | tail -n 1 | grep -oE '[0-9]+')
+  if [ -z "$p" ]; then failed=$((failed + 1)); else passed=$((passed + p)); failed=$((failed + ${f:-0})); fi
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

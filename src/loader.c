@@ -435,6 +435,32 @@ static void convert(gpt2_st_dtype dtype, const uint8_t *src, size_t cnt, float *
     }
 }
 
+/* Transposes full source rows [nrows, cols] (elements of es bytes) into dst[o * rows + r]
+ * (dst already offset by the first row's index). Rows are taken TILE_ROWS at a time, so each
+ * destination write is TILE_ROWS consecutive floats (one 64-byte line) and the source tile
+ * stays in cache: far faster than scattering one element per destination line. */
+#define TILE_ROWS 16
+#define TRANSPOSE_TILE(LOAD)                                                                \
+    for (size_t o = 0; o < cols; o++) {                                                     \
+        const uint8_t *p = src + o * es;                                                    \
+        float *d = dst + o * rows;                                                          \
+        for (size_t r = 0; r < nrows; r++) d[r] = LOAD(p + r * row_bytes);                  \
+    }
+static inline float load_f32(const uint8_t *p) { return gpt2_f32_from_bits(load_le32(p)); }
+static inline float load_f16(const uint8_t *p) { return gpt2_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static inline float load_bf16(const uint8_t *p) { return gpt2_bf16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+static void transpose_rows(gpt2_st_dtype dtype, const uint8_t *src, size_t nrows, size_t cols,
+                           size_t es, float *dst, size_t rows) {
+    size_t row_bytes = cols * es;
+    switch (dtype) {
+    case GPT2_ST_F32: TRANSPOSE_TILE(load_f32) break;
+    case GPT2_ST_F16: TRANSPOSE_TILE(load_f16) break;
+    case GPT2_ST_BF16: TRANSPOSE_TILE(load_bf16) break;
+    case GPT2_ST_OTHER: break;
+    }
+}
+
 /* Writes source elements e0 .. e0+cnt-1 of segment s. */
 static void emit(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
     if (!s->rows) {
@@ -444,6 +470,16 @@ static void emit(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
     /* source (i, o) of [rows=in, cols=out] goes to dst[o * rows + i] */
     size_t i = e0 / s->cols, o = e0 % s->cols;
     while (cnt) {
+        if (o == 0 && cnt >= s->cols) { /* whole rows: tiled */
+            size_t nrows = cnt / s->cols;
+            if (nrows > TILE_ROWS) nrows = TILE_ROWS;
+            transpose_rows(s->dtype, src, nrows, s->cols, s->es, s->dst + i, s->rows);
+            src += nrows * s->cols * s->es;
+            cnt -= nrows * s->cols;
+            i += nrows;
+            continue;
+        }
+        /* a partial row (chunk boundary): one strided run */
         size_t run = s->cols - o < cnt ? s->cols - o : cnt;
         convert(s->dtype, src, run, s->dst + o * s->rows + i, s->rows);
         src += run * s->es;

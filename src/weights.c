@@ -34,7 +34,11 @@ static void walk_layout(layout_walk *lw, const gpt2_config *c, int untied) {
     float *p;
     p = take(lw, V, C); if (w) w->wte = p;
     p = take(lw, T, C); if (w) w->wpe = p;
-    for (int l = 0; l < c->n_layer; l++) {
+    /* Counting only: every layer has the same aligned size, so measure one and multiply
+     * (no loop over a possibly absurd n_layer). */
+    int layers_to_walk = w ? c->n_layer : 1;
+    uint64_t layer_start = lw->cursor;
+    for (int l = 0; l < layers_to_walk && !lw->overflow; l++) {
         gpt2_layer_weights *L = w ? &w->layers[l] : NULL;
         p = take(lw, 1, C); if (L) L->ln1_w = p;
         p = take(lw, 1, C); if (L) L->ln1_b = p;
@@ -48,6 +52,11 @@ static void walk_layout(layout_walk *lw, const gpt2_config *c, int untied) {
         p = take(lw, 1, I); if (L) L->fc_b = p;
         p = take(lw, C, I); if (L) L->mlp_proj_w = p;
         p = take(lw, 1, C); if (L) L->mlp_proj_b = p;
+    }
+    if (!w && !lw->overflow) {
+        uint64_t per_layer = lw->cursor - layer_start, more = (uint64_t)c->n_layer - 1;
+        if (per_layer != 0 && more > (UINT64_MAX - lw->cursor) / per_layer) lw->overflow = 1;
+        else lw->cursor += per_layer * more;
     }
     p = take(lw, 1, C); if (w) w->lnf_w = p;
     p = take(lw, 1, C); if (w) w->lnf_b = p;

@@ -2,7 +2,8 @@
 # Runs every test (this is what `npm test` and CI run):
 #   1. native Release build + the C unit tests (ctest)
 #   2. the same C tests built with AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
-#   3. the Node tests (node --test tests/**/*.test.mjs): CLI behaviour and errors
+#   3. the WebAssembly build (npm run build) and the same C tests compiled to WASM, under Node
+#   4. the Node tests (node --test tests/**/*.test.mjs): CLIs, the JS API, the types
 # Prints one closing line "tests: N passed, N failed" (test executables / node tests).
 set -u
 cd "$(dirname "$0")/.."
@@ -40,6 +41,15 @@ run_c_suite() { # name, build dir, extra cmake args...
 run_c_suite native build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_c_suite sanitize build-sanitize -DGPT2_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+echo "== wasm"
+if bash scripts/build-wasm.sh >"$log_dir/wasm-build.log" 2>&1; then
+  ctest --test-dir build-wasm --output-on-failure -j "$jobs" 2>&1 | tee "$log_dir/wasm-ctest.log" | grep -vE '^\s*(Start|Test project)'
+  count_ctest "$log_dir/wasm-ctest.log"
+else
+  echo "wasm: build failed:"; tail -n 30 "$log_dir/wasm-build.log"
+  failed=$((failed + 1))
+fi
 
 echo "== node tests"
 node_files=$(find tests -name '*.test.mjs' | sort)

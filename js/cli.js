@@ -1,0 +1,439 @@
+#!/usr/bin/env node
+// cli.js - the Node command-line tool `gpt2-wasm`, the WebAssembly twin of the native `gpt2`
+// (src/cli.c): same commands, same option names, same output formats.
+//
+//   gpt2-wasm "Once upon a time"                       generate from the embedded model
+//   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]
+//   gpt2-wasm tokenize | detokenize | logits | score | info [options]
+//
+// Errors are one line on stderr ("gpt2-wasm: ...") and exit status 1 (2 for usage errors).
+// Ctrl-C stops a generation cleanly (exit status 130). No dependencies.
+import { readFileSync } from 'node:fs';
+import { relative, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { load, Gpt2Error } from './index.js';
+import { ProgressBar } from './progress.js';
+
+const PROGRAM = 'gpt2-wasm';
+const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info'];
+const MAX_STOP = 8;
+
+const USAGE = `usage: ${PROGRAM} [generate] [options] [PROMPT...]
+       ${PROGRAM} COMMAND [options]
+commands:
+  generate    continue a prompt, streaming text to stdout (the default: a bare
+              PROMPT argument means "generate PROMPT")
+  tokenize    print the token ids of the text (--prompt, arguments, or stdin)
+  detokenize  print the text of token ids (--ids, arguments, or stdin)
+  logits      print the logits of the last position, one per line
+  score       print each token's log-probability and rank, and the perplexity
+  info        print the model's configuration and memory use
+options:
+  --model DIR|URL           checkpoint folder or http(s) URL (Hugging Face layout:
+                            config.json, vocab.json, merges.txt, model.safetensors;
+                            default: the embedded model)
+  --prompt TEXT             prompt text (generate, tokenize, logits, score;
+                            default: the arguments, or stdin for tokenize and score)
+  --ids "1 2 3"             token ids (generate, logits, score, detokenize)
+  --special                 treat <|endoftext|> in text as the special token
+  --max-tokens N            new tokens to generate (default 64)
+  --temperature T           0 = greedy (default 1.0)
+  --top-k K                 keep the K most likely tokens (0 = off)
+  --top-p P                 nucleus sampling threshold (1 = off)
+  --repetition-penalty R    penalise tokens already present (1 = off)
+  --seed N                  random seed (default 0)
+  --stop TEXT               stop before this text (repeatable, up to ${MAX_STOP})
+  --ignore-eot              keep generating after <|endoftext|>
+  --stats                   print timings to stderr (generate)
+  -q, --quiet               no loading progress or "loaded ..." line on stderr
+  -h, --help                print this help
+  --version                 print the version
+While a model loads, stderr shows a progress bar (on a terminal) or, otherwise, one
+"loaded ..." line. Ctrl-C stops a generation; the exit status is then 130.
+`;
+
+/** A usage error: reported with a pointer to --help, exit status 2. */
+class UsageError extends Error {}
+
+// Option name -> [key, kind]; kind: 'flag' | 'string' | 'int' | 'float' | 'seed' | 'list'.
+const OPTIONS = {
+  '--model': ['model', 'string'],
+  '--prompt': ['prompt', 'string'],
+  '--ids': ['ids', 'string'],
+  '--special': ['special', 'flag'],
+  '--max-tokens': ['maxTokens', 'int'],
+  '--temperature': ['temperature', 'float'],
+  '--top-k': ['topK', 'int'],
+  '--top-p': ['topP', 'float'],
+  '--repetition-penalty': ['repetitionPenalty', 'float'],
+  '--seed': ['seed', 'seed'],
+  '--stop': ['stop', 'list'],
+  '--ignore-eot': ['ignoreEot', 'flag'],
+  '--stats': ['stats', 'flag'],
+  '--quiet': ['quiet', 'flag'],
+  '-q': ['quiet', 'flag'],
+};
+
+/**
+ * Parses the arguments (without node and the script).
+ * @returns {{ command: string, positional: string[], o: Record<string, any> } | { help: true } | { version: true }}
+ */
+function parseArgs(argv) {
+  if (argv.length === 0) throw new UsageError('no command or prompt given');
+  let args = argv;
+  let command = 'generate';
+  if (args[0] === 'help') return { help: true };
+  if (COMMANDS.includes(args[0])) {
+    command = args[0];
+    args = args.slice(1);
+  }
+  const o = { stop: [] };
+  const positional = [];
+  for (let i = 0; i < args.length; i++) {
+    let a = args[i];
+    if (a === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (a === '-h' || a === '--help') return { help: true };
+    if (a === '--version') return { version: true };
+    if (!a.startsWith('-') || a === '-' || /^-\d/.test(a)) {
+      positional.push(a);
+      continue;
+    }
+    let value;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      value = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const spec = OPTIONS[a];
+    if (!spec) throw new UsageError(`unknown option '${a}'`);
+    const [key, kind] = spec;
+    if (kind === 'flag') {
+      if (value !== undefined) throw new UsageError(`option ${a} takes no value`);
+      o[key] = true;
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= args.length) throw new UsageError(`option ${a} needs a value`);
+      value = args[++i];
+    }
+    o[key] = convert(a, kind, value, o[key]);
+  }
+  if (o.stop.length > MAX_STOP) throw new UsageError(`at most ${MAX_STOP} --stop options`);
+  return { command, positional, o };
+}
+
+function convert(name, kind, v, previous) {
+  switch (kind) {
+    case 'string':
+      return v;
+    case 'list':
+      return [...previous, v];
+    case 'int':
+    case 'seed': {
+      const n = /^\+?\d+$/.test(v) ? Number(v) : NaN;
+      if (!Number.isSafeInteger(n) || (kind === 'int' && n > 2 ** 30)) {
+        throw new UsageError(`${name} needs a whole number >= 0, got '${v}'`);
+      }
+      return n;
+    }
+    case 'float': {
+      const n = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v.trim()) ? Number(v) : NaN;
+      if (!Number.isFinite(n)) throw new UsageError(`${name} needs a number, got '${v}'`);
+      return n;
+    }
+    default:
+      throw new Error(`bad option kind ${kind}`);
+  }
+}
+
+/** Whitespace- or comma-separated token ids. */
+function parseIds(text) {
+  const parts = text.split(/[\s,]+/).filter(Boolean);
+  const ids = parts.map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+  if (ids.some((n) => !Number.isSafeInteger(n))) {
+    throw new Gpt2Error('token ids must be whole numbers separated by spaces', 'arg');
+  }
+  return ids;
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  const bytes = Buffer.concat(chunks);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new Gpt2Error('the text on stdin is not valid UTF-8', 'arg');
+  }
+}
+
+/** The text input of a command: --prompt, else the positional arguments, else stdin (or ''). */
+async function textInput(o, positional, { stdin }) {
+  if (o.prompt !== undefined && positional.length) {
+    throw new UsageError('give the prompt either with --prompt or as arguments, not both');
+  }
+  if (o.prompt !== undefined) return o.prompt;
+  if (positional.length) return positional.join(' ');
+  return stdin ? readStdin() : '';
+}
+
+/** How to show a model location: a local folder relative to the working directory. */
+function displaySource(source) {
+  if (typeof source !== 'string') return String(source);
+  if (/^https?:/.test(source)) return source;
+  let path = source;
+  if (source.startsWith('file:')) path = fileURLToPath(source);
+  if (!isAbsolute(path)) return path;
+  const rel = relative(process.cwd(), path);
+  if (rel === '') return './';
+  if (!rel.startsWith('..') && !isAbsolute(rel)) return rel.endsWith('/') ? rel : `${rel}/`;
+  return path.endsWith('/') ? path : `${path}/`;
+}
+
+function escapeToken(s) {
+  return s.replace(/[\\\n\t\r\x00-\x1f\x7f]/g, (c) => {
+    if (c === '\\') return '\\\\';
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  });
+}
+
+/** Formats like C's %.9g (shortest form, no trailing zeros). */
+function g9(v) {
+  if (v === 0) return '0';
+  return String(Number(v.toPrecision(9)));
+}
+
+function out(s) {
+  process.stdout.write(s);
+}
+
+async function main(argv) {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      if (argv.length === 0) {
+        process.stderr.write(USAGE);
+        return 2;
+      }
+      return usageError(e.message);
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (parsed.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    out(`${PROGRAM} ${pkg.version}\n`);
+    return 0;
+  }
+  const { command, positional, o } = parsed;
+
+  // Inputs that need no model are checked before loading it (fast usage errors).
+  let ids;
+  if (command === 'detokenize') {
+    if (o.ids !== undefined && positional.length) return usageError('give the ids either with --ids or as arguments, not both');
+    ids = parseIds(o.ids ?? (positional.length ? positional.join(' ') : await readStdin()));
+  } else if (o.ids !== undefined) {
+    if (!['generate', 'logits', 'score'].includes(command)) return usageError(`${command} does not take --ids`);
+    if (o.prompt !== undefined || positional.length) return usageError('give either --ids or a prompt, not both');
+    ids = parseIds(o.ids);
+  }
+  if (command === 'logits' && ids === undefined && o.prompt === undefined && !positional.length) {
+    return usageError('logits needs --ids or --prompt');
+  }
+  if (command === 'info' && positional.length) return usageError(`unexpected argument '${positional[0]}'`);
+  let text;
+  if (ids === undefined) text = await textInput(o, positional, { stdin: command === 'tokenize' || command === 'score' });
+
+  // Ctrl-C: the first one aborts (the load, or the generation at the next token); the second
+  // one exits at once.
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const model = await loadModel(o, controller.signal);
+    try {
+      switch (command) {
+        case 'generate': return await cmdGenerate(model, o, text, ids, controller.signal);
+        case 'tokenize': return cmdTokenize(model, o, text);
+        case 'detokenize': return cmdDetokenize(model, ids);
+        case 'logits': return cmdLogits(model, o, text, ids);
+        case 'score': return cmdScore(model, o, text, ids);
+        case 'info': return cmdInfo(model);
+      }
+    } finally {
+      model.dispose();
+    }
+  } catch (e) {
+    if (controller.signal.aborted && isAbort(e)) return 130;
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  return 0;
+}
+
+function isAbort(e) {
+  return e && (e.name === 'AbortError' || e.code === 'aborted');
+}
+
+async function loadModel(o, signal) {
+  const bar = new ProgressBar(process.stderr, { label: o.model === undefined ? 'embedded model' : displaySource(o.model) });
+  try {
+    const model = await load(o.model, { signal, onProgress: o.quiet ? undefined : (p) => bar.update(p) });
+    bar.label = displaySource(model.info.source);
+    bar.done({ quiet: !!o.quiet });
+    return model;
+  } catch (e) {
+    bar.cancel();
+    throw e;
+  }
+}
+
+async function cmdGenerate(model, o, text, ids, signal) {
+  const options = {
+    maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP,
+    repetitionPenalty: o.repetitionPenalty, seed: o.seed, stop: o.stop, ignoreEot: !!o.ignoreEot,
+    special: !!o.special, signal,
+  };
+  const generation = model.generate(ids ?? text, options); // bad options throw here, before output
+  const started = performance.now();
+  let tokens = 0;
+  let firstAt;
+  out(ids ? model.detokenize(ids) : text);
+  let cancelled = false;
+  try {
+    for await (const piece of generation) {
+      if (piece.token !== null) {
+        tokens++;
+        firstAt ??= performance.now();
+      }
+      out(piece.text);
+    }
+  } catch (e) {
+    if (!(signal.aborted && isAbort(e))) {
+      out('\n');
+      throw e;
+    }
+    cancelled = true;
+  }
+  out('\n');
+  if (o.stats) {
+    let s;
+    if (cancelled) {
+      // An aborted generation's summary rejects; report what was counted here.
+      const t = performance.now();
+      const first = firstAt ?? t;
+      s = {
+        promptTokens: ids ? ids.length : model.tokenize(text, { special: !!o.special }).length,
+        tokens, stopReason: 'cancelled',
+        timings: { firstTokenMs: first - started, tokensPerSecond: tokens > 1 && t > first ? (tokens - 1) / ((t - first) / 1000) : null },
+      };
+    } else {
+      s = await generation.summary;
+    }
+    const tps = s.timings.tokensPerSecond === null ? 'n/a' : s.timings.tokensPerSecond.toFixed(1);
+    process.stderr.write(`prompt ${s.promptTokens} tokens, generated ${s.tokens} tokens, stop: ${s.stopReason}, ` +
+      `first token ${(s.timings.firstTokenMs / 1000).toFixed(3)} s, ${tps} tokens/s after it\n`);
+  }
+  return cancelled ? 130 : 0;
+}
+
+function cmdTokenize(model, o, text) {
+  out(`${model.tokenize(text, { special: !!o.special }).join(' ')}\n`);
+  return 0;
+}
+
+function cmdDetokenize(model, ids) {
+  out(model.detokenize(ids));
+  return 0;
+}
+
+function cmdLogits(model, o, text, ids) {
+  ids ??= model.tokenize(text, { special: !!o.special });
+  if (ids.length === 0) throw new Gpt2Error('no tokens to run', 'arg');
+  const logits = model.logits(ids);
+  const lines = new Array(logits.length);
+  for (let i = 0; i < logits.length; i++) lines[i] = g9(logits[i]);
+  out(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+function cmdScore(model, o, text, ids) {
+  const r = model.score(ids ?? text, { special: !!o.special });
+  const lines = ['index\tid\tlogprob\trank\ttoken'];
+  r.tokens.forEach((t, i) => {
+    const lp = t.logprob === null ? '' : t.logprob.toFixed(6);
+    const rank = t.rank === null ? '' : String(t.rank);
+    lines.push(`${i}\t${t.id}\t${lp}\t${rank}\t${escapeToken(t.text)}`);
+  });
+  if (r.perplexity !== null) {
+    lines.push(`tokens ${r.tokens.length}, total logprob ${r.totalLogprob.toFixed(6)}, perplexity ${r.perplexity.toFixed(4)}`);
+  }
+  out(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+function cmdInfo(model) {
+  const c = model.config;
+  const mib = (n) => (n / 1048576).toFixed(1);
+  const pad = (k) => k.padEnd(13);
+  out([
+    `${pad('model')}${displaySource(model.info.source)}`,
+    `${pad('n_layer')}${c.nLayer}`,
+    `${pad('n_head')}${c.nHead}`,
+    `${pad('n_embd')}${c.nEmbd}`,
+    `${pad('n_ctx')}${c.nCtx}`,
+    `${pad('n_vocab')}${c.nVocab}`,
+    `${pad('n_inner')}${c.nInner}`,
+    `${pad('lm_head')}${c.untiedHead ? 'separate' : 'tied to wte'}`,
+    `${pad('weights')}${mib(model.info.weightsBytes)} MiB (float32, ${model.info.weightsBytes} bytes)`,
+    `${pad('tokenizer')}<|endoftext|> = ${model.eotId}`,
+    `${pad('load time')}${model.info.loadSeconds.toFixed(2)} s`,
+  ].join('\n') + '\n');
+  return 0;
+}
+
+function usageError(message) {
+  process.stderr.write(`${PROGRAM}: ${message} (see ${PROGRAM} --help)\n`);
+  return 2;
+}
+
+/** One line for any error: the message, without a repeated program name or later lines. */
+function errorLine(e) {
+  let message = e instanceof Error ? e.message : String(e);
+  message = message.replace(new RegExp(`^${PROGRAM}: `), '').split('\n')[0].trim();
+  return `${PROGRAM}: ${message || 'unknown error'}\n`;
+}
+
+// A closed stdout (e.g. `gpt2-wasm ... | head -c 10`) ends the program quietly.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  process.stderr.write(errorLine(e));
+  process.exit(1);
+});
+
+main(process.argv.slice(2)).then(
+  (status) => { process.exitCode = status; },
+  (e) => {
+    if (e instanceof UsageError) {
+      process.exitCode = usageError(e.message);
+      return;
+    }
+    process.stderr.write(errorLine(e));
+    process.exitCode = 1;
+  },
+);

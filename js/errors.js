@@ -1,0 +1,28 @@
+// errors.js - how failures reach JavaScript.
+
+/** Names of the core's status codes (src/status.h), by value. */
+export const CODE_NAMES = ['ok', 'io', 'format', 'shape', 'unsupported', 'nomem', 'arg', 'range', 'aborted'];
+
+/**
+ * An error reported by the C core, with its message and code name
+ * ('io' | 'format' | 'shape' | 'unsupported' | 'nomem' | 'arg' | 'range' | 'aborted').
+ */
+export class Gpt2Error extends Error {
+  /** @param {string} message @param {string} code */
+  constructor(message, code) {
+    super(message);
+    this.name = 'Gpt2Error';
+    this.code = code;
+  }
+}
+
+/** The error an aborted operation rejects with (a DOMException named 'AbortError'). */
+export function abortError(signal) {
+  if (signal && signal.reason instanceof Error) return signal.reason;
+  return new DOMException('The operation was aborted.', 'AbortError');
+}
+
+/** Throws the abort error if signal is aborted. */
+export function throwIfAborted(signal) {
+  if (signal && signal.aborted) throw abortError(signal);
+}

@@ -1,0 +1,101 @@
+// load.js - load(source, options): opens a checkpoint's files, reads the small ones, and
+// streams model.safetensors chunk by chunk into the core's streaming loader, which converts
+// each tensor straight into its place in WebAssembly memory (no second copy of the weights).
+import { Core } from './core.js';
+import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+import { Gpt2Model } from './model.js';
+import { openSource, readAll } from './sources.js';
+import { createModule } from './wasm_module.js';
+
+const STAGING_BYTES = 1 << 20; // chunks are copied through this buffer in WASM memory
+
+/**
+ * Loads a GPT-2 checkpoint (Hugging Face layout) into a new WebAssembly instance.
+ * @param {string|URL|Record<string, any>} [source] URL folder, local folder (Node), or
+ *   object of the four files; default: the embedded model.
+ * @param {import('./index.js').LoadOptions} [options]
+ * @returns {Promise<Gpt2Model>}
+ */
+export async function load(source, options = {}) {
+  const { onProgress, signal, memoryBudget = 0 } = options;
+  throwIfAborted(signal);
+  const [{ label, files }, mod] = await Promise.all([
+    openSource(source, { signal, fetch: options.fetch }),
+    createModule({ wasmUrl: options.wasmUrl }),
+  ]);
+  const core = new Core(mod);
+  const started = Date.now();
+
+  // Progress across all four files; total is known when every size is.
+  const sizes = Object.values(files).map((f) => f.size);
+  const total = sizes.every((s) => s !== undefined) ? sizes.reduce((a, b) => a + b, 0) : undefined;
+  let loaded = 0;
+  const report = (file, n) => {
+    loaded += n;
+    if (onProgress) onProgress({ phase: 'download', file, loaded, total });
+  };
+
+  let tokenizer = 0, loader = 0, weights = 0, staging = 0;
+  try {
+    const config = await readAll(files['config.json'], (n) => report('config.json', n));
+    throwIfAborted(signal);
+    const vocab = await readAll(files['vocab.json'], (n) => report('vocab.json', n));
+    throwIfAborted(signal);
+    const merges = await readAll(files['merges.txt'], (n) => report('merges.txt', n));
+    throwIfAborted(signal);
+
+    tokenizer = createTokenizer(core, vocab, merges);
+    loader = createLoader(core, config, memoryBudget);
+    const st = files['model.safetensors'];
+    if (st.size !== undefined) core.check(mod._wasm_loader_set_file_size(loader, st.size, core.err));
+
+    staging = core.malloc(STAGING_BYTES);
+    for await (const chunk of st.stream()) {
+      throwIfAborted(signal);
+      for (let at = 0; at < chunk.byteLength; at += STAGING_BYTES) {
+        const part = chunk.subarray(at, Math.min(chunk.byteLength, at + STAGING_BYTES));
+        core.heap.set(part, staging); // the view is re-read: memory may have grown
+        core.check(mod._gpt2_loader_feed(loader, staging, part.byteLength, core.err));
+      }
+      report('model.safetensors', chunk.byteLength);
+    }
+    throwIfAborted(signal);
+    weights = core.checkPtr(mod._wasm_loader_finish(loader, core.err));
+    mod._gpt2_loader_free(loader);
+    loader = 0;
+    core.free(staging);
+    staging = 0;
+    if (onProgress) onProgress({ phase: 'ready', file: null, loaded, total: total ?? loaded });
+    return new Gpt2Model(core, weights, tokenizer, { source: label, loadSeconds: (Date.now() - started) / 1000 });
+  } catch (e) {
+    // Leave nothing allocated: free what exists; the instance itself is then unreachable.
+    if (loader) mod._gpt2_loader_free(loader);
+    if (weights) mod._gpt2_weights_free(weights);
+    if (tokenizer) mod._gpt2_tokenizer_free(tokenizer);
+    core.free(staging);
+    if (signal && signal.aborted) throw abortError(signal);
+    throw e;
+  }
+}
+
+function createTokenizer(core, vocab, merges) {
+  const [v, vn] = core.copyIn(vocab);
+  const [m, mn] = core.copyIn(merges);
+  try {
+    return core.checkPtr(core.m._wasm_tokenizer_create(v, vn, m, mn, core.err));
+  } catch (e) {
+    throw new Gpt2Error(`tokenizer: ${e.message}`, e.code);
+  } finally {
+    core.free(v);
+    core.free(m);
+  }
+}
+
+function createLoader(core, config, memoryBudget) {
+  const [c, cn] = core.copyIn(config);
+  try {
+    return core.checkPtr(core.m._wasm_loader_create(c, cn, memoryBudget, core.err));
+  } finally {
+    core.free(c);
+  }
+}

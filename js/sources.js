@@ -1,0 +1,201 @@
+// sources.js - where a checkpoint's four files come from: a URL folder (fetch), a local
+// folder (Node), or the caller's own objects (Response, Blob, ReadableStream, ArrayBuffer,
+// typed array). Each file becomes { name, size, stream() } read once, in chunks.
+import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+
+export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+
+const isNode = typeof process === 'object' && typeof process.versions === 'object' &&
+  typeof process.versions.node === 'string';
+
+/**
+ * @typedef {object} FileSource
+ * @property {string} name         the file's name (e.g. 'model.safetensors')
+ * @property {number|undefined} size  its size in bytes when known in advance
+ * @property {() => AsyncIterable<Uint8Array>} stream  its bytes, in order, once
+ */
+
+/** The embedded model folder shipped with the package (models/). */
+export function defaultModelUrl() {
+  return new URL('../models/', import.meta.url);
+}
+
+/**
+ * Opens the four files of a checkpoint.
+ * @param {string|URL|Record<string, any>|undefined} source
+ * @param {{ signal?: AbortSignal, fetch?: typeof fetch }} options
+ * @returns {Promise<{ label: string, files: Record<string, FileSource> }>}
+ */
+export async function openSource(source, { signal, fetch: fetchFn } = {}) {
+  throwIfAborted(signal);
+  if (source === undefined || source === null) source = defaultModelUrl();
+  if (typeof source === 'string' || source instanceof URL) {
+    const url = toUrl(source);
+    if (url.protocol === 'file:') return openLocalFolder(url, signal);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return openUrlFolder(url, signal, fetchFn || globalThis.fetch);
+    throw new Gpt2Error(`unsupported model location ${url.href} (use an http(s) URL or a local folder)`, 'arg');
+  }
+  if (typeof source === 'object') return openObjects(source);
+  throw new Gpt2Error('model source must be a URL, a folder path, or an object of files', 'arg');
+}
+
+/** A string is a URL if it has a scheme; otherwise a path (Node) or relative URL (browser). */
+function toUrl(s) {
+  if (s instanceof URL) return s;
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(s)) return new URL(s);
+  if (isNode) {
+    // Resolve against the working directory, as a folder.
+    const cwd = process.cwd().replace(/\/?$/, '/');
+    const abs = s.startsWith('/') ? s : cwd + s;
+    return new URL('file://' + encodeURI(abs.replace(/\/?$/, '/')));
+  }
+  return new URL(s, globalThis.location ? globalThis.location.href : undefined);
+}
+
+function folder(url) {
+  return url.href.endsWith('/') ? url : new URL(url.href + '/');
+}
+
+async function openLocalFolder(url, signal) {
+  if (!isNode) throw new Gpt2Error('local folders can only be read in Node; in a browser pass URLs or File objects', 'arg');
+  const { stat } = await import('node:fs/promises');
+  const { createReadStream } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const dir = fileURLToPath(folder(url));
+  const files = {};
+  for (const name of FILE_NAMES) {
+    const path = dir + name;
+    let info;
+    try {
+      info = await stat(path);
+    } catch (e) {
+      throw new Gpt2Error(`${path}: cannot open (${e.code || e.message})`, 'io');
+    }
+    files[name] = {
+      name,
+      size: info.size,
+      async *stream() {
+        const s = createReadStream(path, { highWaterMark: 1 << 20, signal });
+        try {
+          for await (const chunk of s) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        } catch (e) {
+          if (signal && signal.aborted) throw abortError(signal);
+          throw new Gpt2Error(`${path}: read failed (${e.code || e.message})`, 'io');
+        }
+      },
+    };
+  }
+  return { label: dir, files };
+}
+
+async function openUrlFolder(url, signal, fetchFn) {
+  if (typeof fetchFn !== 'function') throw new Gpt2Error('fetch() is not available here', 'arg');
+  const base = folder(url);
+  // Start all four requests at once: their headers give the total size for progress.
+  const responses = await Promise.all(FILE_NAMES.map(async (name) => {
+    const href = new URL(name, base).href;
+    let r;
+    try {
+      r = await fetchFn(href, { signal });
+    } catch (e) {
+      if (signal && signal.aborted) throw abortError(signal);
+      throw new Gpt2Error(`cannot download ${href}: ${e.cause?.message || e.message}`, 'io');
+    }
+    if (!r.ok) throw new Gpt2Error(`cannot download ${href}: HTTP ${r.status} ${r.statusText}`.trim(), 'io');
+    return [name, r, href];
+  })).catch((e) => { throw e; });
+  const files = {};
+  for (const [name, r, href] of responses) files[name] = fromResponse(name, r, href, signal);
+  return { label: base.href, files };
+}
+
+/** Content-Length is the body size only when the body is not content-encoded. */
+function responseSize(r) {
+  const len = r.headers.get('content-length');
+  const enc = r.headers.get('content-encoding');
+  if (len === null || (enc && enc !== 'identity')) return undefined;
+  const n = Number(len);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+function fromResponse(name, r, label, signal) {
+  return {
+    name,
+    size: responseSize(r),
+    async *stream() {
+      if (!r.body) {
+        yield new Uint8Array(await r.arrayBuffer());
+        return;
+      }
+      yield* readStream(r.body, `${label}`, signal);
+    },
+  };
+}
+
+async function* readStream(body, label, signal) {
+  const reader = body.getReader();
+  let got = 0;
+  try {
+    for (;;) {
+      let step;
+      try {
+        step = await reader.read();
+      } catch (e) {
+        if (signal && signal.aborted) throw abortError(signal);
+        throw new Gpt2Error(`download of ${label} failed after ${got} bytes: ${e.cause?.message || e.message}`, 'io');
+      }
+      if (step.done) return;
+      got += step.value.byteLength;
+      yield step.value;
+    }
+  } finally {
+    reader.releaseLock?.();
+  }
+}
+
+function openObjects(obj) {
+  const files = {};
+  for (const name of FILE_NAMES) {
+    const v = obj[name];
+    if (v === undefined || v === null) throw new Gpt2Error(`the model object has no '${name}'`, 'arg');
+    files[name] = fromObject(name, v);
+  }
+  return { label: 'objects', files };
+}
+
+function fromObject(name, v) {
+  if (typeof Response !== 'undefined' && v instanceof Response) {
+    if (!v.ok) throw new Gpt2Error(`${name}: response status ${v.status}`, 'io');
+    return fromResponse(name, v, name, undefined);
+  }
+  if (typeof Blob !== 'undefined' && v instanceof Blob) {
+    return { name, size: v.size, stream: () => readStream(v.stream(), name, undefined) };
+  }
+  if (typeof ReadableStream !== 'undefined' && v instanceof ReadableStream) {
+    return { name, size: undefined, stream: () => readStream(v, name, undefined) };
+  }
+  if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) {
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    return { name, size: bytes.byteLength, async *stream() { yield bytes; } };
+  }
+  throw new Gpt2Error(`${name}: expected a Response, Blob, ReadableStream, ArrayBuffer or typed array`, 'arg');
+}
+
+/** Reads a whole (small) file into one Uint8Array, reporting each chunk to onChunk. */
+export async function readAll(file, onChunk) {
+  const parts = [];
+  let n = 0;
+  for await (const c of file.stream()) {
+    parts.push(c);
+    n += c.byteLength;
+    onChunk(c.byteLength);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}

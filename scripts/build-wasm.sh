@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# npm run build: the WebAssembly module (dist/gpt2.mjs + dist/gpt2.wasm) and the C unit
+# tests compiled to WebAssembly (build-wasm/test_*.cjs), with Debian's Emscripten 3.1.6.
+# Skips work that is up to date (make decides).
+set -eu
+cd "$(dirname "$0")/.."
+# Emscripten's JS optimiser needs Debian's acorn, which a non-Debian node does not search.
+export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
+if ! command -v emcmake >/dev/null; then
+  echo "emcmake not found: install Debian's emscripten package (apt-get install emscripten)" >&2
+  exit 1
+fi
+# emcmake would pass node a flag Node 20 rejects; name the emulator ourselves.
+emcmake cmake -S . -B build-wasm -DCMAKE_BUILD_TYPE=Release -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" >/dev/null
+cmake --build build-wasm -j "$(nproc 2>/dev/null || echo 2)" "$@"

@@ -1,0 +1,44 @@
+# The WebAssembly build (included by CMakeLists.txt under emcmake). See wasm/README.md.
+#   dist/gpt2.mjs + dist/gpt2.wasm : the ES-module factory the JS API loads
+#   build-wasm/test_*.cjs          : the C unit tests, run under Node by ctest
+
+set(GPT2_DIST_DIR "${CMAKE_SOURCE_DIR}/dist" CACHE PATH "Where the WASM module is written")
+set(GPT2_WASM_DIR "${CMAKE_SOURCE_DIR}/wasm")
+
+# Functions JS calls (the core's own plus wasm/api.c's wrappers).
+set(GPT2_WASM_EXPORTS
+  _malloc _free
+  _wasm_loader_create _wasm_loader_set_file_size _wasm_loader_bytes_expected _wasm_loader_finish
+  _gpt2_loader_feed _gpt2_loader_free
+  _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes
+  _wasm_tokenizer_create _gpt2_tokenizer_free _gpt2_tokenizer_encode _gpt2_tokenizer_decode
+  _gpt2_tokenizer_vocab_size _gpt2_tokenizer_eot_id _gpt2_tokenizer_token_bytes
+  _gpt2_tokenizer_max_token_bytes
+  _gpt2_decoder_init _gpt2_decoder_push _gpt2_decoder_finish _gpt2_decoder_max_output
+  _wasm_state_create _gpt2_state_free _gpt2_state_pos _gpt2_state_rewind _gpt2_forward
+  _wasm_generator_create _gpt2_generator_next _gpt2_generator_free _gpt2_generator_count
+  _gpt2_generator_prompt_tokens _gpt2_generator_logits
+  _gpt2_score)
+list(JOIN GPT2_WASM_EXPORTS "," GPT2_WASM_EXPORTS_CSV)
+
+add_executable(gpt2_wasm ${GPT2_WASM_DIR}/api.c)
+target_link_libraries(gpt2_wasm PRIVATE gpt2core)
+set_target_properties(gpt2_wasm PROPERTIES
+  OUTPUT_NAME gpt2 SUFFIX ".mjs" RUNTIME_OUTPUT_DIRECTORY "${GPT2_DIST_DIR}")
+target_link_options(gpt2_wasm PRIVATE
+  -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createGpt2Module
+  -sENVIRONMENT=web,worker,node
+  -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
+  -sFILESYSTEM=0
+  -sEXPORTED_FUNCTIONS=${GPT2_WASM_EXPORTS_CSV}
+  -sEXPORTED_RUNTIME_METHODS=UTF8ToString
+  --extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js)
+
+# The C unit tests as Node programs reading the real file system (NODERAWFS), run from
+# the repository root like the native ones.
+# .cjs because the repository's package.json says "type": "module".
+function(gpt2_wasm_test_options target)
+  set_target_properties(${target} PROPERTIES SUFFIX ".cjs")
+  target_link_options(${target} PRIVATE -sNODERAWFS=1 -sENVIRONMENT=node -sALLOW_MEMORY_GROWTH=1
+    -sMAXIMUM_MEMORY=4GB -sEXIT_RUNTIME=1 --pre-js ${GPT2_WASM_DIR}/node_wasm_load.js)
+endfunction()

@@ -313,23 +313,31 @@ async function cmdGenerate(model, o, text, ids, signal) {
   const started = performance.now();
   let tokens = 0;
   let firstAt;
-  out(ids ? model.detokenize(ids) : text);
   let cancelled = false;
+  let echoed = false;
+  const echo = () => {
+    if (!echoed) out(ids ? model.detokenize(ids) : text);
+    echoed = true;
+  };
   try {
-    for await (const piece of generation) {
-      if (piece.token !== null) {
+    // The first step runs the prompt: errors about it (too long for the context) come before
+    // any output, as with the native tool.
+    for (let r = await generation.next(); !r.done; r = await generation.next()) {
+      echo();
+      if (r.value.token !== null) {
         tokens++;
         firstAt ??= performance.now();
       }
-      out(piece.text);
+      out(r.value.text);
     }
   } catch (e) {
     if (!(signal.aborted && isAbort(e))) {
-      out('\n');
+      if (echoed) out('\n');
       throw e;
     }
     cancelled = true;
   }
+  echo();
   out('\n');
   if (o.stats) {
     let s;

@@ -61,19 +61,19 @@ export interface ReadyProgress {
 /** Options of {@link load}. */
 export interface LoadOptions {
   /** Called for every chunk read (`phase: 'download'`) and once at the end (`phase: 'ready'`). */
-  onProgress?: (progress: LoadProgress) => void;
+  onProgress?: ((progress: LoadProgress) => void) | undefined;
   /** Aborts the load; `load()` then rejects with the signal's reason or a `DOMException` named `'AbortError'`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * The most bytes the float32 weights may take; a larger checkpoint is rejected with
    * {@link Gpt2Error} `'nomem'` as soon as `config.json` (or the safetensors header) is read,
    * before the weights are downloaded. 0 or absent: no limit.
    */
-  memoryBudget?: number;
+  memoryBudget?: number | undefined;
   /** The `fetch` used for URL sources (default: `globalThis.fetch`), e.g. to add headers or a cache. */
-  fetch?: typeof globalThis.fetch;
+  fetch?: typeof globalThis.fetch | undefined;
   /** Where `gpt2.wasm` is (default: `dist/gpt2.wasm` of this package); relative to `dist/gpt2.mjs`. */
-  wasmUrl?: string | URL;
+  wasmUrl?: string | URL | undefined;
 }
 
 /**
@@ -129,38 +129,38 @@ export interface TokenizeOptions {
    * Treat `'<|endoftext|>'` in the text as the special end-of-text token ({@link Gpt2Model.eotId}).
    * Default `false`: it is ordinary text, tokenized into several tokens.
    */
-  special?: boolean;
+  special?: boolean | undefined;
 }
 
 /** Options of {@link Gpt2Model.generate}. Invalid values throw a {@link Gpt2Error} `'arg'` from `generate()`. */
 export interface GenerateOptions {
   /** The most new tokens to generate; a whole number >= 0 (default 64). */
-  maxTokens?: number;
+  maxTokens?: number | undefined;
   /** Sampling temperature, >= 0; 0 = greedy, always the most likely token (default 1). */
-  temperature?: number;
+  temperature?: number | undefined;
   /** Sample only among the K most likely tokens; a whole number >= 0, 0 = off (default 0). */
-  topK?: number;
+  topK?: number | undefined;
   /** Nucleus sampling: the smallest set of tokens whose probability reaches P; in (0, 1], 1 = off (default 1). */
-  topP?: number;
+  topP?: number | undefined;
   /** Divides the logits of tokens already present (prompt and output) by this; > 0, 1 = off (default 1). */
-  repetitionPenalty?: number;
+  repetitionPenalty?: number | undefined;
   /** Random seed; a whole number >= 0 (default 0). The same seed and options give the same text. */
-  seed?: number;
+  seed?: number | undefined;
   /**
    * Stop before any of these texts (at most 8, non-empty); the stop text itself is not returned,
    * and `stopReason` is `'stop_sequence'`.
    */
-  stop?: string | readonly string[];
+  stop?: string | readonly string[] | undefined;
   /** Keep generating after the end-of-text token instead of stopping (default `false`). */
-  ignoreEot?: boolean;
+  ignoreEot?: boolean | undefined;
   /** Treat `'<|endoftext|>'` in a string prompt as the special token (default `false`). */
-  special?: boolean;
+  special?: boolean | undefined;
   /**
    * Stops the generation before the next token: the iterator then throws the signal's reason (or
    * a `DOMException` `'AbortError'`) and `summary` rejects with it. (Leaving a `for await` loop
    * with `break` instead ends it with `stopReason: 'cancelled'`.)
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** One step of a generation. */

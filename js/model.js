@@ -90,20 +90,7 @@ export class Gpt2Model {
   }
 
   /** Copies ids into WASM memory, validating them; returns [ptr, count]. */
-  #ids(ids) {
-    if (!Array.isArray(ids) && !ArrayBuffer.isView(ids)) throw new Gpt2Error('token ids must be an array of numbers', 'arg');
-    const core = this.core;
-    const p = core.malloc(4 * Math.max(1, ids.length));
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= this.config.nVocab) {
-        core.free(p);
-        throw new Gpt2Error(`token id ${id} at index ${i} is outside the vocabulary [0, ${this.config.nVocab})`, 'range');
-      }
-      core.m.HEAP32[(p >>> 2) + i] = id;
-    }
-    return [p, ids.length];
-  }
+  #ids(ids) { return copyIds(this.core, ids, this.config.nVocab); }
 
   /**
    * Logits of the last position after running ids (for tests and tools).
@@ -112,8 +99,11 @@ export class Gpt2Model {
    */
   logits(ids) {
     const core = this.#live();
-    if (!ids.length) throw new Gpt2Error('logits: no tokens', 'arg');
     const [p, n] = this.#ids(ids);
+    if (n === 0) {
+      core.free(p);
+      throw new Gpt2Error('logits: no tokens', 'arg');
+    }
     let state = 0;
     const out = core.malloc(4 * this.config.nVocab);
     try {
@@ -180,10 +170,25 @@ export class Gpt2Model {
   }
 }
 
+/** Copies token ids into new WASM memory after checking each; returns [ptr, count]. */
+function copyIds(core, ids, nVocab) {
+  if (!Array.isArray(ids) && !ArrayBuffer.isView(ids)) throw new Gpt2Error('token ids must be an array of numbers', 'arg');
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isInteger(id) || id < 0 || id >= nVocab) {
+      throw new Gpt2Error(`token id ${id} at index ${i} is outside the vocabulary [0, ${nVocab})`, 'range');
+    }
+  }
+  const p = core.malloc(4 * Math.max(1, ids.length));
+  core.m.HEAP32.set(ids, p >>> 2);
+  return [p, ids.length];
+}
+
 function validateOptions(o, nCtx) {
   const num = (name, def, ok, msg) => {
     const v = o[name] ?? def;
-    if (typeof v !== 'number' || !ok(v)) throw new Gpt2Error(`${name} ${msg}, got ${v}`, 'arg');
+    if (typeof v !== 'number') throw new Gpt2Error(`${name} must be a number, got ${typeof v} ${JSON.stringify(v)}`, 'arg');
+    if (!ok(v)) throw new Gpt2Error(`${name} ${msg}, got ${v}`, 'arg');
     return v;
   };
   const stop = o.stop === undefined ? [] : Array.isArray(o.stop) ? o.stop : [o.stop];
@@ -229,8 +234,7 @@ class Generation {
     const m = this.model;
     const core = m.core;
     const ids = typeof this.prompt === 'string' ? m.tokenize(this.prompt, { special: this.opts.special }) : Array.from(this.prompt);
-    const idPtr = core.malloc(4 * Math.max(1, ids.length));
-    for (let i = 0; i < ids.length; i++) core.m.HEAP32[(idPtr >>> 2) + i] = ids[i];
+    const [idPtr] = copyIds(core, ids, m.config.nVocab);
     const stops = this.opts.stop.map((s) => core.string(s)[0]);
     const stopArr = core.malloc(4 * Math.max(1, stops.length));
     stops.forEach((s, i) => { core.m.HEAPU32[(stopArr >>> 2) + i] = s; });

@@ -2,6 +2,8 @@
 // On Node the bytes are read from disk and handed to the factory (Emscripten 3.1.6's own
 // loader would try fetch() on a file path); in browsers the factory fetches them.
 
+import { Gpt2Error } from './errors.js';
+
 const isNode = typeof process === 'object' && typeof process.versions === 'object' &&
   typeof process.versions.node === 'string';
 
@@ -17,7 +19,7 @@ export async function createModule(options = {}) {
   try {
     factory = (await import(moduleUrl.href)).default;
   } catch (e) {
-    throw new Error(`gpt2-wasm: cannot load ${moduleUrl.href} (run \`npm run build\` first): ${e.message}`);
+    throw new Gpt2Error(`cannot load ${moduleUrl.href} (run \`npm run build\` first): ${e.message}`, 'io');
   }
   const init = {};
   if (isNode) {

@@ -206,6 +206,13 @@ static void finish(gpt2_generator *g, gpt2_piece *piece, gpt2_stop_reason r) {
     piece->stop = g->stop;
 }
 
+/* The token budget or the context is used up (GPT2_STOP_NONE if neither). */
+static gpt2_stop_reason limit_reached(const gpt2_generator *g) {
+    if (g->n_generated >= g->params.max_new_tokens) return GPT2_STOP_MAX_TOKENS;
+    if (g->n_tokens >= g->w->config.n_ctx) return GPT2_STOP_CONTEXT_FULL;
+    return GPT2_STOP_NONE;
+}
+
 gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *err) {
     if (!g || !piece) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_generator_next: NULL argument");
     piece->id = -1;
@@ -215,18 +222,14 @@ gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *e
     if (g->stop != GPT2_STOP_NONE) return GPT2_OK;
     const gpt2_config *c = &g->w->config;
     gpt2_err rc;
-
     if (!g->started) {
         rc = gpt2_forward(g->state, g->tokens, g->n_tokens, g->logits, 0, err);
         if (rc != GPT2_OK) return rc;
         g->started = 1;
     }
-    if (g->n_generated >= g->params.max_new_tokens) {
-        finish(g, piece, GPT2_STOP_MAX_TOKENS);
-        return GPT2_OK;
-    }
-    if (g->n_tokens >= c->n_ctx) {
-        finish(g, piece, GPT2_STOP_CONTEXT_FULL);
+    gpt2_stop_reason limit = limit_reached(g);
+    if (limit != GPT2_STOP_NONE) {
+        finish(g, piece, limit);
         return GPT2_OK;
     }
 
@@ -252,12 +255,8 @@ gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *e
     }
     /* Stop as soon as the limit is known, so the last token's piece carries the reason
      * (and the logits that chose it stay readable). */
-    if (g->n_generated >= g->params.max_new_tokens) {
-        finish(g, piece, GPT2_STOP_MAX_TOKENS);
-        return GPT2_OK;
-    }
-    if (g->n_tokens >= c->n_ctx) {
-        finish(g, piece, GPT2_STOP_CONTEXT_FULL);
+    if ((limit = limit_reached(g)) != GPT2_STOP_NONE) {
+        finish(g, piece, limit);
         return GPT2_OK;
     }
     /* Run the new token now, so the next call samples at once. */

@@ -171,33 +171,15 @@ class RReader:
         return val
 
 
-def read_lazyload_db(folder, name="Rdata"):
-    """Returns {variable: R object} of an R lazy-load database (.rdx index + .rdb)."""
-    with open(os.path.join(folder, name + ".rdx"), "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    else:
-        raw = zlib.decompress(raw[4:])
-    index = RReader(raw).read_file()  # pairlist-ish VECSXP: variables, references, compressed
-    variables = index[0]
-    with open(os.path.join(folder, name + ".rdb"), "rb") as f:
-        db = f.read()
-    return variables, db
-
-
 def load_austen():
     """{book: list of lines} from r-cran-janeaustenr's installed data files."""
-    rdx = os.path.join(JANE_DIR, "Rdata.rdx")
-    with open(rdx, "rb") as f:
+    # Rdata.rdx (gzip) is a serialized list [variables, references, compressed];
+    # variables is a named list of (offset, length) into Rdata.rdb, where each object
+    # is a 4-byte big-endian length followed by a zlib stream of a serialized object.
+    with open(os.path.join(JANE_DIR, "Rdata.rdx"), "rb") as f:
         raw = gzip.decompress(f.read())
-    rr = RReader(raw)
-    index = rr.read_file()
-    # index is a VECSXP [variables, references, compressed]; its names are attributes
-    # (dropped by the reader), so variables is index[0]: a VECSXP of [offset, len]
-    # whose names we also need -> re-read with names kept.
-    names = _vecsxp_names(raw)
-    var_offsets = dict(zip(names, index[0]))
+    variables = _vecsxp_names_first(raw)
+    var_offsets = dict(zip(variables.names, variables))
     with open(os.path.join(JANE_DIR, "Rdata.rdb"), "rb") as f:
         db = f.read()
     out = {}
@@ -210,8 +192,8 @@ def load_austen():
     return out
 
 
-def _vecsxp_names(raw):
-    """Names of the first element ('variables') of a lazy-load index."""
+def _vecsxp_names_first(raw):
+    """The first element ('variables') of a lazy-load index, with its names."""
     # Re-parse keeping attributes of the inner VECSXP.
     class Keep(RReader):
         def item(self):
@@ -232,7 +214,7 @@ def _vecsxp_names(raw):
             return RReader.item(self)
 
     idx = Keep(raw).read_file()
-    return idx[0].names
+    return idx[0]
 
 
 class _Named(list):
@@ -678,6 +660,11 @@ def cmd_export(a):
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(hf_config(args), f, indent=2)
         f.write("\n")
+    for name in ("vocab.json", "merges.txt"):
+        src, dst = os.path.join(REPO, "models", name), os.path.join(a.out, name)
+        if os.path.realpath(src) != os.path.realpath(dst):
+            with open(src, "rb") as fi, open(dst, "wb") as fo:
+                fo.write(fi.read())
     with open(os.path.join(a.work, "train_log.json"), "w") as f:
         json.dump({"args": args, "log": c["log"], "step": c["step"]}, f, indent=1)
     print("exported step %d -> %s (%d bytes)" % (

@@ -30,6 +30,8 @@ target_link_options(gpt2_wasm PRIVATE
   -sENVIRONMENT=web,worker,node
   -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
   -sFILESYSTEM=0
+  # do not install process-wide uncaughtException/unhandledRejection handlers in Node apps
+  -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
   -sEXPORTED_FUNCTIONS=${GPT2_WASM_EXPORTS_CSV}
   -sEXPORTED_RUNTIME_METHODS=UTF8ToString
   --extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js)

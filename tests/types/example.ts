@@ -59,7 +59,7 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function main(): Promise<void> {
+async function main(userTemperature?: number): Promise<void> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), 60_000);
   const options: LoadOptions = { onProgress: showProgress, signal: controller.signal, memoryBudget: 512 << 20 };
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     // Streaming generation with for-await, then the summary.
     const genOptions: GenerateOptions = {
       maxTokens: 40,
-      temperature: 0.8,
+      temperature: userTemperature, // undefined = the default (allowed even with exactOptionalPropertyTypes)
       topK: 40,
       topP: 0.95,
       repetitionPenalty: 1.1,

@@ -1,0 +1,581 @@
+// app.js - the gpt2-wasm demo page: load a GPT-2 checkpoint into a Web Worker (js/browser.js)
+// and stream generated text. Plain ES module, no framework.
+//
+// Element ids (stable; the browser tests in tests/browser/ rely on them):
+//   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files'
+//   #model-url           custom folder URL (shown for 'url'); an 'owner/name' HF repo works too
+//   #model-files         <input type=file multiple> for the four files (shown for 'files')
+//   #load, #cancel-load  start / abort loading the selected model
+//   #progress            <progress max=1>: fraction of bytes loaded (no value = size unknown)
+//   #progress-text       "12.3 MB of 548 MB · 8.1 MB/s · 1:05 left", "100% · …" when done
+//   #status              one line: what the page is doing ("Ready: …", "Stopped after 12 tokens.")
+//   #clear-cache         deletes cached model files; #status says how many entries went
+//   #prompt              the prompt <textarea>; #prompt-tokens shows its token count
+//   #temperature #top-k #top-p #repetition-penalty #max-tokens #seed   sampling controls
+//   #greedy, #defaults   sampling shortcuts
+//   #generate, #stop     start / stop a generation (Ctrl/Cmd+Enter generates, Esc stops)
+//   #output              the prompt (span.prompt) and the generated text (span.gen, highlighted)
+//   #stats               tokens, tokens/s, time to first token, stop reason, seed
+//   #error               every failure, in words (hidden when there is none)
+//   <body data-state>    'starting' | 'loading' | 'ready' | 'generating' | 'idle' (no model) | 'broken'
+//
+// Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads }
+//   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false).
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  modelSelect: $('model-select'), modelUrl: $('model-url'), modelUrlField: $('model-url-field'),
+  modelFiles: $('model-files'), modelFilesField: $('model-files-field'),
+  load: $('load'), cancelLoad: $('cancel-load'), progress: $('progress'), progressText: $('progress-text'),
+  status: $('status'), clearCache: $('clear-cache'), prompt: $('prompt'), promptTokens: $('prompt-tokens'),
+  temperature: $('temperature'), topK: $('top-k'), topP: $('top-p'),
+  repetitionPenalty: $('repetition-penalty'), maxTokens: $('max-tokens'), seed: $('seed'),
+  greedy: $('greedy'), defaults: $('defaults'), generate: $('generate'), stop: $('stop'),
+  output: $('output'), stats: $('stats'), error: $('error'), isolation: $('isolation'),
+};
+
+const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
+const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+const BIG_MODEL_BYTES = 200e6; // an old model bigger than this is freed before loading another
+
+let api = null;          // the js/browser.js module
+let model = null;        // the loaded RemoteModel
+let modelLabel = '';
+let loadController = null;
+let genController = null;
+let busy = false;        // a generation is running
+const hook = { ready: Promise.resolve(false), model: null, lastSummary: null, lastError: null, loads: 0 };
+window.__gpt2 = hook;
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+function setState(state) {
+  document.body.dataset.state = state;
+}
+
+function setStatus(text) {
+  el.status.textContent = text;
+}
+
+function clearError() {
+  el.error.hidden = true;
+  el.error.textContent = '';
+}
+
+function showError(title, detail) {
+  el.error.replaceChildren();
+  const strong = document.createElement('strong');
+  strong.textContent = title;
+  el.error.append(strong);
+  if (detail) {
+    const p = document.createElement('span');
+    p.className = 'detail';
+    p.textContent = detail;
+    el.error.append(' ', p);
+  }
+  el.error.hidden = false;
+  el.error.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+const isAbort = (e) => e && (e.name === 'AbortError' || e.code === 'aborted');
+
+/** Words for a failure while loading a model. */
+function explainLoadError(e) {
+  const msg = (e && e.message) || String(e);
+  switch (e && e.code) {
+    case 'nomem':
+      return ['This model is too big for the memory this page can use.',
+        `Try a smaller one (distilgpt2 or gpt2), or close other tabs. (${msg})`];
+    case 'io':
+      return ['The model files could not be downloaded or read.',
+        `Check the address and your connection; the server must allow cross-origin requests. (${msg})`];
+    case 'format':
+      return ['These files are not a valid GPT-2 checkpoint.', msg];
+    case 'shape':
+      return ['These files do not have the shape of a GPT-2 model.', msg];
+    case 'unsupported':
+      return ['This checkpoint uses something this build does not support.', msg];
+    case 'arg':
+      return ['The model could not be loaded.', msg];
+  }
+  if (e instanceof TypeError) return ['Network error: the model files could not be fetched.', msg];
+  return ['The model could not be loaded.', msg];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+function formatBytes(n) {
+  if (!Number.isFinite(n)) return '?';
+  if (n < 1024) return `${n} B`;
+  const units = ['kB', 'MB', 'GB'];
+  let v = n / 1000;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+function formatDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '';
+  seconds = Math.round(seconds);
+  if (seconds < 60) return `${seconds} s`;
+  const m = Math.floor(seconds / 60);
+  const s = String(seconds % 60).padStart(2, '0');
+  if (m < 60) return `${m}:${s}`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function formatParams(config) {
+  const { nLayer, nEmbd, nVocab, nCtx } = config;
+  const inner = config.nInner || 4 * nEmbd;
+  const perLayer = 4 * nEmbd * nEmbd + 4 * nEmbd + 2 * nEmbd * inner + inner + nEmbd + 4 * nEmbd;
+  const n = nLayer * perLayer + (nVocab + nCtx) * nEmbd + 2 * nEmbd + (config.untiedHead ? nVocab * nEmbd : 0);
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)}M`;
+  return `${(n / 1e3).toFixed(0)}k`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress: one bar for all four files, with speed and time left.
+
+class ProgressView {
+  start() {
+    this.t0 = performance.now();
+    this.samples = []; // [time, loaded] over the last few seconds, for the speed
+    this.lastPaint = 0;
+    el.progress.value = 0;
+    el.progress.max = 1;
+    el.progressText.textContent = 'Starting…';
+  }
+
+  update({ phase, loaded = 0, total, notice }) {
+    const now = performance.now();
+    if (phase === 'ready') {
+      el.progress.max = 1;
+      el.progress.value = 1;
+      const secs = (now - this.t0) / 1000;
+      el.progressText.textContent =
+        `100% · ${formatBytes(total ?? loaded)} in ${secs < 10 ? secs.toFixed(1) : Math.round(secs)} s` +
+        (notice ? ` · ${notice}` : '');
+      return;
+    }
+    this.samples.push([now, loaded]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 3000) this.samples.shift();
+    if (now - this.lastPaint < 100) return; // repaint at most ten times a second
+    this.lastPaint = now;
+    const [t1, l1] = this.samples[0];
+    const speed = now - t1 > 250 ? ((loaded - l1) / (now - t1)) * 1000 : NaN;
+    const parts = [];
+    if (total) {
+      el.progress.value = Math.min(1, loaded / total);
+      parts.push(`${Math.floor((loaded / total) * 100)}% · ${formatBytes(loaded)} of ${formatBytes(total)}`);
+    } else {
+      el.progress.removeAttribute('value'); // indeterminate
+      parts.push(`${formatBytes(loaded)}`);
+    }
+    if (Number.isFinite(speed) && speed > 0) {
+      parts.push(`${formatBytes(speed)}/s`);
+      if (total && loaded < total) parts.push(`${formatDuration((total - loaded) / speed)} left`);
+    }
+    if (notice) parts.push(notice);
+    el.progressText.textContent = parts.join(' · ');
+  }
+
+  fail(text) {
+    el.progress.value = 0;
+    el.progressText.textContent = text;
+  }
+}
+const progressView = new ProgressView();
+
+// ---------------------------------------------------------------------------------------------
+// Choosing and loading a model
+
+function showSourceFields() {
+  const v = el.modelSelect.value;
+  el.modelUrlField.hidden = v !== 'url';
+  el.modelFilesField.hidden = v !== 'files';
+}
+
+/** A folder URL from what was typed: a full URL, a HF repo page, or 'owner/name'. */
+function normalizeUrl(text) {
+  let s = text.trim();
+  if (!s) throw new Error('Type the URL of a folder holding the model files.');
+  if (/^[\w.-]+\/[\w.-]+$/.test(s)) s = `https://huggingface.co/${s}/resolve/main/`;
+  let url;
+  try {
+    url = new URL(s);
+  } catch {
+    throw new Error(`"${s}" is not a URL.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('The URL must start with http:// or https://.');
+  const hf = url.hostname === 'huggingface.co' && url.pathname.match(/^\/([^/]+\/[^/]+)\/?(?:tree\/([^/]+)\/?)?$/);
+  if (hf) return `https://huggingface.co/${hf[1]}/resolve/${hf[2] || 'main'}/`;
+  // A link to one of the files: use its folder.
+  const file = FILE_NAMES.find((f) => url.pathname.endsWith('/' + f));
+  if (file) url.pathname = url.pathname.slice(0, -file.length);
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return url.href;
+}
+
+/** The source for loadInWorker() and a label, from the picker; throws an Error with words. */
+function chosenSource() {
+  const v = el.modelSelect.value;
+  if (v === 'embedded') return { source: undefined, label: 'embedded demo model' };
+  if (v.startsWith('hf:')) {
+    const repo = v.slice(3);
+    return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1] };
+  }
+  if (v === 'url') {
+    const url = normalizeUrl(el.modelUrl.value);
+    el.modelUrl.value = url;
+    return { source: url, label: url };
+  }
+  if (v === 'files') {
+    const picked = [...el.modelFiles.files];
+    const files = {};
+    for (const f of picked) if (FILE_NAMES.includes(f.name)) files[f.name] = f;
+    const missing = FILE_NAMES.filter((n) => !files[n]);
+    if (missing.length) {
+      throw new Error(picked.length === 0
+        ? 'Choose the four model files first.'
+        : `Missing: ${missing.join(', ')}. Select all four files at once.`);
+    }
+    return { source: files, label: `local files (${formatBytes(files['model.safetensors'].size)})` };
+  }
+  throw new Error('Choose a model.');
+}
+
+async function loadModel() {
+  clearError();
+  let chosen;
+  try {
+    chosen = chosenSource();
+  } catch (e) {
+    showError('Cannot load this model.', e.message);
+    return false;
+  }
+  if (!api) {
+    showError('The page could not start.', 'The WebAssembly runtime did not load.');
+    return false;
+  }
+  if (loadController) loadController.abort();
+  if (genController) genController.abort();
+  const controller = new AbortController();
+  loadController = controller;
+  hook.loads++;
+
+  // Free a big model first (two would not fit); keep a small one usable until the new one is ready.
+  const old = model;
+  if (old && (!old.info || !(old.info.weightsBytes < BIG_MODEL_BYTES))) {
+    model = null;
+    hook.model = null;
+    modelLabel = '';
+    old.dispose().catch(() => {});
+  }
+
+  setState('loading');
+  updateButtons();
+  el.load.disabled = true;
+  el.cancelLoad.hidden = false;
+  progressView.start();
+  setStatus(`Loading ${chosen.label}…`);
+
+  try {
+    const m = await api.loadInWorker(chosen.source, {
+      signal: controller.signal,
+      onProgress: (p) => { if (loadController === controller) progressView.update(p); },
+    });
+    if (loadController !== controller) { // superseded by another load
+      m.dispose().catch(() => {});
+      return false;
+    }
+    if (model && model !== m) model.dispose().catch(() => {});
+    model = m;
+    hook.model = m;
+    modelLabel = chosen.label;
+    const c = m.config;
+    const weights = m.info && m.info.weightsBytes ? ` · ${formatBytes(m.info.weightsBytes)} of weights` : '';
+    setStatus(`Ready: ${chosen.label} — ${formatParams(c)} parameters, ${c.nLayer} layers, context ${c.nCtx} tokens${weights}.`);
+    setState('ready');
+    countPromptTokens();
+    return true;
+  } catch (e) {
+    if (loadController !== controller) return false;
+    hook.lastError = e;
+    if (isAbort(e)) {
+      progressView.fail('Loading cancelled.');
+      showError('Loading was cancelled.', model ? `Still using ${modelLabel}.` : 'Choose a model and press Load.');
+    } else {
+      progressView.fail('Loading failed.');
+      const [title, detail] = explainLoadError(e);
+      showError(title, detail);
+    }
+    setStatus(model ? `Ready: ${modelLabel} (the new model did not load).` : 'No model loaded.');
+    setState(model ? 'ready' : 'idle');
+    return false;
+  } finally {
+    if (loadController === controller) {
+      loadController = null;
+      el.load.disabled = false;
+      el.cancelLoad.hidden = true;
+      updateButtons();
+    }
+  }
+}
+
+function startLoad() {
+  hook.ready = loadModel();
+  return hook.ready;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sampling options
+
+function readNumber(input, name, { min, max, integer, exclusiveMin, empty }) {
+  const raw = input.value.trim();
+  if (raw === '' && empty !== undefined) return empty;
+  const v = Number(raw);
+  const bad = raw === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) ||
+    (exclusiveMin ? v <= min : v < min) || (max !== undefined && v > max);
+  if (bad) {
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+    const range = max !== undefined ? `${exclusiveMin ? 'above' : 'from'} ${min} to ${max}` : `${exclusiveMin ? 'above' : 'at least'} ${min}`;
+    throw new Error(`${name} must be ${integer ? 'a whole number ' : 'a number '}${range}.`);
+  }
+  input.removeAttribute('aria-invalid');
+  return v;
+}
+
+function readOptions() {
+  const seed = readNumber(el.seed, 'Seed', { min: 0, max: 4294967295, integer: true, empty: null });
+  return {
+    temperature: readNumber(el.temperature, 'Temperature', { min: 0, max: 100 }),
+    topK: readNumber(el.topK, 'Top-k', { min: 0, integer: true }),
+    topP: readNumber(el.topP, 'Top-p', { min: 0, max: 1, exclusiveMin: true }),
+    repetitionPenalty: readNumber(el.repetitionPenalty, 'Repetition penalty', { min: 0, max: 100, exclusiveMin: true }),
+    maxTokens: readNumber(el.maxTokens, 'Max tokens', { min: 1, max: 100000, integer: true }),
+    seed: seed ?? Math.floor(Math.random() * 2 ** 31),
+  };
+}
+
+function setOptions(values) {
+  for (const [k, v] of Object.entries(values)) {
+    el[k].value = v;
+    el[k].removeAttribute('aria-invalid');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation
+
+function updateButtons() {
+  el.generate.disabled = !model || busy || !!loadController;
+  el.stop.disabled = !busy;
+}
+
+async function generate() {
+  if (!model || busy || loadController) return;
+  clearError();
+  let options;
+  try {
+    options = readOptions();
+  } catch (e) {
+    showError('Check the sampling settings.', e.message);
+    return;
+  }
+  const prompt = el.prompt.value;
+  const m = model;
+  const controller = new AbortController();
+  genController = controller;
+  busy = true;
+  setState('generating');
+  updateButtons();
+  setStatus('Generating…');
+  el.stats.textContent = '';
+
+  const promptSpan = document.createElement('span');
+  promptSpan.className = 'prompt';
+  promptSpan.textContent = prompt;
+  const genSpan = document.createElement('span');
+  genSpan.className = 'gen';
+  const genText = document.createTextNode('');
+  genSpan.append(genText);
+  const caret = document.createElement('span');
+  caret.className = 'caret';
+  caret.setAttribute('aria-hidden', 'true');
+  el.output.replaceChildren(promptSpan, genSpan, caret);
+
+  let tokens = 0;
+  const t0 = performance.now();
+  let text = '';
+  let pending = false;
+  const paint = () => { pending = false; genText.data = text; keepScrolled(); };
+  try {
+    const gen = m.generate(prompt, { ...options, signal: controller.signal });
+    for await (const piece of gen) {
+      if (piece.token !== null && piece.token !== undefined) tokens++;
+      if (piece.text) {
+        text += piece.text;
+        if (!pending) { pending = true; requestAnimationFrame(paint); }
+      }
+    }
+    const summary = await gen.summary;
+    hook.lastSummary = summary;
+    text = summary.text ?? text;
+    paint();
+    showStats(summary, options.seed);
+    const why = {
+      max_tokens: 'reached the token limit',
+      eot: 'the model ended the text',
+      stop_sequence: 'hit a stop sequence',
+      context_full: "the model's context is full",
+      cancelled: 'stopped',
+    }[summary.stopReason] || summary.stopReason;
+    setStatus(`Done: ${summary.tokens} tokens (${why}).`);
+  } catch (e) {
+    paint();
+    hook.lastError = e;
+    if (isAbort(e)) {
+      const secs = (performance.now() - t0) / 1000;
+      setStatus(`Stopped after ${tokens} token${tokens === 1 ? '' : 's'}.`);
+      el.stats.textContent = `${tokens} tokens in ${secs.toFixed(1)} s · seed ${options.seed} · stopped`;
+    } else if (e && e.code === 'range') {
+      showError('The prompt is too long for this model.', e.message);
+      setStatus('Generation failed.');
+    } else if (e && e.code === 'arg') {
+      showError('Check the sampling settings.', e.message);
+      setStatus('Generation failed.');
+    } else {
+      showError('Generation failed.', (e && e.message) || String(e));
+      setStatus('Generation failed.');
+    }
+  } finally {
+    caret.remove();
+    if (genController === controller) genController = null;
+    busy = false;
+    setState(model ? 'ready' : 'idle');
+    updateButtons();
+  }
+}
+
+function keepScrolled() {
+  const o = el.output;
+  if (o.scrollHeight - o.scrollTop - o.clientHeight < 80) o.scrollTop = o.scrollHeight;
+}
+
+function showStats(summary, seed) {
+  const t = summary.timings || {};
+  const parts = [`${summary.tokens} tokens`];
+  if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (Number.isFinite(t.firstTokenMs)) parts.push(`first token ${Math.round(t.firstTokenMs)} ms`);
+  if (Number.isFinite(t.totalMs)) parts.push(`${(t.totalMs / 1000).toFixed(2)} s total`);
+  parts.push(`prompt ${summary.promptTokens} tokens`);
+  parts.push(`seed ${seed}`);
+  el.stats.textContent = parts.join(' · ');
+}
+
+function stop() {
+  if (genController) genController.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompt token count (debounced)
+
+let countTimer = 0;
+let countSeq = 0;
+function countPromptTokens() {
+  clearTimeout(countTimer);
+  countTimer = setTimeout(async () => {
+    const m = model;
+    if (!m) { el.promptTokens.textContent = ''; return; }
+    const seq = ++countSeq;
+    try {
+      const ids = await m.tokenize(el.prompt.value);
+      if (seq !== countSeq || m !== model) return;
+      const n = ids.length;
+      const over = n >= m.config.nCtx;
+      el.promptTokens.textContent = `${n} token${n === 1 ? '' : 's'} of ${m.config.nCtx}${over ? ' — too long for this model' : ''}. `;
+      el.promptTokens.classList.toggle('warn', over);
+    } catch {
+      if (seq === countSeq) el.promptTokens.textContent = '';
+    }
+  }, 250);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache
+
+async function clearCache() {
+  clearError();
+  if (!api) return;
+  el.clearCache.disabled = true;
+  try {
+    const n = await api.clearModelCache();
+    setStatus(`Cleared the model cache: ${n} ${n === 1 ? 'entry' : 'entries'} removed.`);
+  } catch (e) {
+    showError('Could not clear the cache.', (e && e.message) || String(e));
+  } finally {
+    el.clearCache.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+el.modelSelect.addEventListener('change', () => {
+  showSourceFields();
+  clearError();
+  if (el.modelSelect.value === 'url') el.modelUrl.focus();
+});
+el.modelUrl.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); startLoad(); } });
+el.modelFiles.addEventListener('change', () => {
+  const n = el.modelFiles.files.length;
+  if (n) setStatus(`${n} file${n === 1 ? '' : 's'} chosen — press Load.`);
+});
+el.load.addEventListener('click', startLoad);
+el.cancelLoad.addEventListener('click', () => { if (loadController) loadController.abort(); });
+el.generate.addEventListener('click', generate);
+el.stop.addEventListener('click', stop);
+el.clearCache.addEventListener('click', clearCache);
+el.greedy.addEventListener('click', () => setOptions({ temperature: '0', topK: '0', topP: '1', repetitionPenalty: '1' }));
+el.defaults.addEventListener('click', () => setOptions(DEFAULTS));
+el.prompt.addEventListener('input', countPromptTokens);
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    generate();
+  } else if (e.key === 'Escape' && busy) {
+    e.preventDefault();
+    stop();
+  }
+});
+if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) {
+  for (const k of document.querySelectorAll('kbd')) if (k.textContent === 'Ctrl') k.textContent = '⌘';
+}
+showSourceFields();
+
+// Start: import the worker runtime, then load the embedded model right away.
+(async () => {
+  try {
+    api = await import('../js/browser.js');
+  } catch (e) {
+    setState('broken');
+    setStatus('Not available.');
+    showError('The page could not start: the WebAssembly runtime did not load.', (e && e.message) || String(e));
+    return;
+  }
+  try {
+    if (typeof api.isCrossOriginIsolated === 'function' && !api.isCrossOriginIsolated()) {
+      el.isolation.textContent = 'Not cross-origin isolated (slower path).';
+    }
+  } catch { /* informational only */ }
+  if (el.modelSelect.value !== 'embedded') { // the browser restored another choice: let the user press Load
+    setState('idle');
+    setStatus('Choose a model and press Load.');
+    return;
+  }
+  startLoad();
+})();

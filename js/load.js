@@ -73,6 +73,7 @@ export async function load(source, options = {}) {
     if (weights) mod._gpt2_weights_free(weights);
     if (tokenizer) mod._gpt2_tokenizer_free(tokenizer);
     core.free(staging);
+    for (const f of Object.values(files)) f.cancel?.(); // downloads not (fully) read
     if (signal && signal.aborted) throw abortError(signal);
     throw e;
   }

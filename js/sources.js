@@ -13,6 +13,7 @@ const isNode = typeof process === 'object' && typeof process.versions === 'objec
  * @property {string} name         the file's name (e.g. 'model.safetensors')
  * @property {number|undefined} size  its size in bytes when known in advance
  * @property {() => AsyncIterable<Uint8Array>} stream  its bytes, in order, once
+ * @property {() => void} [cancel]  stops a download that will not be read (after a failure)
  */
 
 /** The embedded model folder shipped with the package (models/). */
@@ -35,7 +36,7 @@ export async function openSource(source, { signal, fetch: fetchFn } = {}) {
     if (url.protocol === 'http:' || url.protocol === 'https:') return openUrlFolder(url, signal, fetchFn || globalThis.fetch);
     throw new Gpt2Error(`unsupported model location ${url.href} (use an http(s) URL or a local folder)`, 'arg');
   }
-  if (typeof source === 'object') return openObjects(source);
+  if (typeof source === 'object') return openObjects(source, signal);
   throw new Gpt2Error('model source must be a URL, a folder path, or an object of files', 'arg');
 }
 
@@ -92,7 +93,7 @@ async function openUrlFolder(url, signal, fetchFn) {
   if (typeof fetchFn !== 'function') throw new Gpt2Error('fetch() is not available here', 'arg');
   const base = folder(url);
   // Start all four requests at once: their headers give the total size for progress.
-  const responses = await Promise.all(FILE_NAMES.map(async (name) => {
+  const settled = await Promise.allSettled(FILE_NAMES.map(async (name) => {
     const href = new URL(name, base).href;
     let r;
     try {
@@ -101,9 +102,19 @@ async function openUrlFolder(url, signal, fetchFn) {
       if (signal && signal.aborted) throw abortError(signal);
       throw new Gpt2Error(`cannot download ${href}: ${e.cause?.message || e.message}`, 'io');
     }
-    if (!r.ok) throw new Gpt2Error(`cannot download ${href}: HTTP ${r.status} ${r.statusText}`.trim(), 'io');
+    if (!r.ok) {
+      cancelBody(r);
+      throw new Gpt2Error(`cannot download ${href}: HTTP ${r.status} ${r.statusText}`.trim(), 'io');
+    }
     return [name, r, href];
-  })).catch((e) => { throw e; });
+  }));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    // Do not leave the other downloads running (or holding connections) after a failure.
+    for (const s of settled) if (s.status === 'fulfilled') cancelBody(s.value[1]);
+    throw failed.reason;
+  }
+  const responses = settled.map((s) => s.value);
   const files = {};
   for (const [name, r, href] of responses) files[name] = fromResponse(name, r, href, signal);
   return { label: base.href, files };
@@ -118,10 +129,16 @@ function responseSize(r) {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
+/** Stops a response's body download if nobody is reading it. */
+function cancelBody(r) {
+  if (r.body && !r.body.locked) r.body.cancel().catch(() => {});
+}
+
 function fromResponse(name, r, label, signal) {
   return {
     name,
     size: responseSize(r),
+    cancel: () => cancelBody(r),
     async *stream() {
       if (!r.body) {
         yield new Uint8Array(await r.arrayBuffer());
@@ -135,44 +152,68 @@ function fromResponse(name, r, label, signal) {
 async function* readStream(body, label, signal) {
   const reader = body.getReader();
   let got = 0;
+  let done = false;
   try {
     for (;;) {
       let step;
       try {
-        step = await reader.read();
+        step = await readOrAbort(reader, signal);
       } catch (e) {
         if (signal && signal.aborted) throw abortError(signal);
         throw new Gpt2Error(`download of ${label} failed after ${got} bytes: ${e.cause?.message || e.message}`, 'io');
       }
-      if (step.done) return;
+      if (step.done) {
+        done = true;
+        return;
+      }
       got += step.value.byteLength;
       yield step.value;
     }
   } finally {
-    reader.releaseLock?.();
+    // Stopped early (the consumer failed or was aborted): stop the download too.
+    if (!done) reader.cancel().catch(() => {});
+    try {
+      reader.releaseLock?.();
+    } catch {
+      // a read still pending after an abort (older streams throw here): nothing to release
+    }
   }
 }
 
-function openObjects(obj) {
+/**
+ * reader.read(), but rejecting as soon as signal aborts: a fetch body's read() can stay
+ * pending forever when the signal aborts just as the body ends (seen with Node 20's fetch).
+ */
+function readOrAbort(reader, signal) {
+  if (!signal) return reader.read();
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    reader.read().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function openObjects(obj, signal) {
   const files = {};
   for (const name of FILE_NAMES) {
     const v = obj[name];
     if (v === undefined || v === null) throw new Gpt2Error(`the model object has no '${name}'`, 'arg');
-    files[name] = fromObject(name, v);
+    files[name] = fromObject(name, v, signal);
   }
   return { label: 'objects', files };
 }
 
-function fromObject(name, v) {
+function fromObject(name, v, signal) {
   if (typeof Response !== 'undefined' && v instanceof Response) {
     if (!v.ok) throw new Gpt2Error(`${name}: response status ${v.status}`, 'io');
-    return fromResponse(name, v, name, undefined);
+    return fromResponse(name, v, name, signal);
   }
   if (typeof Blob !== 'undefined' && v instanceof Blob) {
-    return { name, size: v.size, stream: () => readStream(v.stream(), name, undefined) };
+    return { name, size: v.size, stream: () => readStream(v.stream(), name, signal) };
   }
   if (typeof ReadableStream !== 'undefined' && v instanceof ReadableStream) {
-    return { name, size: undefined, stream: () => readStream(v, name, undefined) };
+    return { name, size: undefined, stream: () => readStream(v, name, signal) };
   }
   if (v instanceof ArrayBuffer) v = new Uint8Array(v);
   if (ArrayBuffer.isView(v)) {

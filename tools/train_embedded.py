@@ -495,7 +495,7 @@ def cmd_bench(a):
 def save_ckpt(path, model, opt, step, args, used, log):
     tmp = path + ".tmp"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "args": vars(args), "used": used, "log": log}, tmp)
+                "args": {k: v for k, v in vars(args).items() if k != "fn"}, "used": used, "log": log}, tmp)
     os.replace(tmp, path)
 
 
@@ -525,6 +525,7 @@ def cmd_train(a):
     tok_per_step = a.batch * a.n_positions
     model.train()
     run_loss, run_n = 0.0, 0
+    t_log = time.time()
     while step < a.max_steps:
         lr = lr_at(step, a)
         for g in opt.param_groups:
@@ -540,11 +541,11 @@ def cmd_train(a):
         run_loss += loss.item()
         run_n += 1
         if step % a.log_every == 0:
-            el = time.time() - t_start
+            now = time.time()
             print("step %d lr %.2e train %.4f  %.0f tok/s  %.1f min" % (
-                step, lr, run_loss / run_n, step * tok_per_step / max(el, 1e-9) if not log
-                else a.log_every * tok_per_step / max(el - (log[-1]["time"] if log else 0), 1e-9),
-                el / 60), flush=True)
+                step, lr, run_loss / run_n, a.log_every * tok_per_step / max(now - t_log, 1e-9),
+                (now - t_start) / 60), flush=True)
+            t_log = now
         if step % a.eval_every == 0 or step == a.max_steps:
             vl = evaluate(model, vdata, a.n_positions)
             el = time.time() - t_start
@@ -556,6 +557,9 @@ def cmd_train(a):
                 step, log[-1]["epoch"], log[-1]["train"], vl, math.exp(vl), el / 60),
                 flush=True)
             save_ckpt(ckpt, model, opt, step, a, used, log)
+            if a.stop_at and step >= a.stop_at:
+                print("reached --stop-at %d, stopping" % a.stop_at, flush=True)
+                break
             if a.stop_file and os.path.exists(a.stop_file):
                 print("stop file found, stopping", flush=True)
                 break
@@ -642,7 +646,7 @@ def hf_config(args):
 
 def load_ckpt_model(work):
     c = torch.load(os.path.join(work, "ckpt.pt"))
-    args = c["args"]
+    args = {k: v for k, v in c["args"].items() if k != "fn"}
     used = c["used"]
     ns = argparse.Namespace(**args)
     model = make_model(ns, len(used) + 1, VOCAB - len(used))
@@ -773,19 +777,26 @@ def cmd_report(a):
     for s in res["samples"]:
         print("=== %r\n--- greedy: %s\n--- sampled: %s" % (s["prompt"], s["greedy"], s["sampled"]))
     if a.plot:
-        plot(a.work, a.plot)
+        plot(a.work, a.plot, [int(x) for x in a.mark_steps.split(",") if x])
 
 
-def plot(work, png):
+def plot(work, png, mark_steps=()):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     with open(os.path.join(work, "train_log.json")) as f:
         lg = json.load(f)["log"]
     ep = [r["epoch"] for r in lg]
+    mid = [(a + b) / 2 for a, b in zip([0.0] + ep[:-1], ep)]  # train means: interval midpoints
     plt.figure(figsize=(7, 4.2), dpi=100)
-    plt.plot(ep, [r["train"] for r in lg], label="train (mean since previous eval)")
-    plt.plot(ep, [r["val"] for r in lg], label="held-out (last 5% of each novel)")
+    plt.plot(mid, [r["train"] for r in lg], marker=".", label="train (mean over each eval interval)")
+    plt.plot(ep, [r["val"] for r in lg], marker=".", label="held-out (last 5% of each novel)")
+    for st in mark_steps:
+        e = [r["epoch"] for r in lg if r["step"] == st]
+        if e:
+            plt.axvline(e[0], color="gray", ls=":", lw=1)
+            plt.text(e[0], plt.ylim()[1], " resumed, step %d" % st, va="top", fontsize=8,
+                     color="gray")
     plt.xlabel("epochs over the training tokens")
     plt.ylabel("cross-entropy per token (nats)")
     plt.title("Embedded GPT-2 on Jane Austen's novels")
@@ -838,6 +849,9 @@ def main(argv=None):
     p.add_argument("--log-every", dest="log_every", type=int, default=50)
     p.add_argument("--stop-file", dest="stop_file", default="/tmp/train/STOP",
                    help="if this file exists at an eval, training stops cleanly")
+    p.add_argument("--stop-at", dest="stop_at", type=int, default=0,
+                   help="stop (checkpoint saved) at the first eval at or after this step; "
+                        "the lr schedule still follows --max-steps")
     p.add_argument("--fresh", action="store_true", help="ignore an existing ckpt.pt")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("export")
@@ -852,6 +866,8 @@ def main(argv=None):
     p.add_argument("--n-gen", dest="n_gen", type=int, default=60)
     p.add_argument("--sample-seed", dest="sample_seed", type=int, default=42)
     p.add_argument("--plot", default="", help="write the loss curve PNG here")
+    p.add_argument("--mark-steps", dest="mark_steps", default="",
+                   help="comma-separated steps to mark on the plot (e.g. a resume)")
     p.set_defaults(fn=cmd_report)
     a = ap.parse_args(argv)
     a.fn(a)

@@ -8,6 +8,7 @@
 //   #load, #cancel-load  start / abort loading the selected model
 //   #progress            <progress max=1>: fraction of bytes loaded (no value = size unknown)
 //   #progress-text       "12.3 MB of 548 MB · 8.1 MB/s · 1:05 left", "100% · …" when done
+//   #model-info          the loaded model: parameters, layers, context, weight bytes
 //   #status              one line: what the page is doing ("Ready: …", "Stopped after 12 tokens.")
 //   #clear-cache         deletes cached model files; #status says how many entries went
 //   #prompt              the prompt <textarea>; #prompt-tokens shows its token count
@@ -19,8 +20,9 @@
 //   #error               every failure, in words (hidden when there is none)
 //   <body data-state>    'starting' | 'loading' | 'ready' | 'generating' | 'idle' (no model) | 'broken'
 //
-// Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads }
-//   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false).
+// Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads, generations }
+//   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
+//   generations: how many generations have ended (finished, stopped or failed).
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -31,11 +33,12 @@ const el = {
   temperature: $('temperature'), topK: $('top-k'), topP: $('top-p'),
   repetitionPenalty: $('repetition-penalty'), maxTokens: $('max-tokens'), seed: $('seed'),
   greedy: $('greedy'), defaults: $('defaults'), generate: $('generate'), stop: $('stop'),
-  output: $('output'), stats: $('stats'), error: $('error'), isolation: $('isolation'),
+  output: $('output'), modelInfo: $('model-info'), stats: $('stats'), error: $('error'), isolation: $('isolation'),
 };
 
 const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
 const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+const EMBEDDED_URL = new URL('../models/', import.meta.url).href; // models/ of this checkout
 const BIG_MODEL_BYTES = 200e6; // an old model bigger than this is freed before loading another
 
 let api = null;          // the js/browser.js module
@@ -44,7 +47,7 @@ let modelLabel = '';
 let loadController = null;
 let genController = null;
 let busy = false;        // a generation is running
-const hook = { ready: Promise.resolve(false), model: null, lastSummary: null, lastError: null, loads: 0 };
+const hook = { ready: Promise.resolve(false), model: null, lastSummary: null, lastError: null, loads: 0, generations: 0 };
 window.__gpt2 = hook;
 
 // ---------------------------------------------------------------------------------------------
@@ -88,6 +91,7 @@ function explainLoadError(e) {
       return ['This model is too big for the memory this page can use.',
         `Try a smaller one (distilgpt2 or gpt2), or close other tabs. (${msg})`];
     case 'io':
+      if (/\b404\b/.test(msg)) return ['The model files were not found at this address.', msg];
       return ['The model files could not be downloaded or read.',
         `Check the address and your connection; the server must allow cross-origin requests. (${msg})`];
     case 'format':
@@ -222,7 +226,8 @@ function normalizeUrl(text) {
 /** The source for loadInWorker() and a label, from the picker; throws an Error with words. */
 function chosenSource() {
   const v = el.modelSelect.value;
-  if (v === 'embedded') return { source: undefined, label: 'embedded demo model' };
+  // The embedded model is passed as its URL (not undefined) so the worker keeps it in the cache.
+  if (v === 'embedded') return { source: EMBEDDED_URL, label: 'embedded demo model' };
   if (v.startsWith('hf:')) {
     const repo = v.slice(3);
     return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1] };
@@ -272,6 +277,7 @@ async function loadModel() {
     model = null;
     hook.model = null;
     modelLabel = '';
+    el.modelInfo.textContent = '';
     old.dispose().catch(() => {});
   }
 
@@ -296,8 +302,13 @@ async function loadModel() {
     hook.model = m;
     modelLabel = chosen.label;
     const c = m.config;
-    const weights = m.info && m.info.weightsBytes ? ` · ${formatBytes(m.info.weightsBytes)} of weights` : '';
-    setStatus(`Ready: ${chosen.label} — ${formatParams(c)} parameters, ${c.nLayer} layers, context ${c.nCtx} tokens${weights}.`);
+    const info = m.info || {};
+    const weights = info.weightsBytes ? ` · ${formatBytes(info.weightsBytes)} of weights` : '';
+    const fromCache = info.cache && info.cache.hits > 0 && !info.cache.stored && !info.cache.uncached ? ' · from the browser cache' : '';
+    el.modelInfo.textContent =
+      `${chosen.label}: ${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${c.nCtx} tokens${weights}${fromCache}.` +
+      (info.cacheNotice ? ` ${info.cacheNotice}` : '');
+    setStatus(`Ready: ${chosen.label}.`);
     setState('ready');
     countPromptTokens();
     return true;
@@ -414,7 +425,8 @@ async function generate() {
   let pending = false;
   const paint = () => { pending = false; genText.data = text; keepScrolled(); };
   try {
-    const gen = m.generate(prompt, { ...options, signal: controller.signal });
+    let gen = m.generate(prompt, { ...options, signal: controller.signal });
+    if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
     for await (const piece of gen) {
       if (piece.token !== null && piece.token !== undefined) tokens++;
       if (piece.text) {
@@ -456,6 +468,7 @@ async function generate() {
     caret.remove();
     if (genController === controller) genController = null;
     busy = false;
+    hook.generations++;
     setState(model ? 'ready' : 'idle');
     updateButtons();
   }

@@ -1,0 +1,458 @@
+// browser.js - gpt2-wasm on the main thread of a web page: the model runs in a Web Worker
+// (js/worker.js), so the page stays responsive while it loads and generates.
+//
+//   import { loadInWorker } from 'gpt2-wasm/js/browser.js';
+//   const model = await loadInWorker(undefined, { onProgress: (p) => console.log(p.loaded, p.total) });
+//   const gen = model.generate('Once upon a time', { maxTokens: 40 });
+//   for await (const { text } of gen) output.textContent += text;
+//   console.log(await gen.summary);
+//   await model.dispose();
+//
+// The API has the shape of the Node one (js/index.js), with promises where that one returns
+// values directly. Model files from URLs are downloaded inside the worker and kept in the
+// browser's Cache API (js/cache.js); files given as Blob/File objects are handed to the worker
+// by reference, never copied through this thread.
+import { Gpt2Error, abortError, throwIfAborted } from './errors.js';
+import { clearModelCache as clearCache } from './cache.js';
+
+const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'repetitionPenalty', 'seed', 'stop', 'ignoreEot', 'special'];
+
+/**
+ * @typedef {import('./index.js').LoadProgress & { notice?: string }} BrowserLoadProgress
+ *   load() progress events, plus `notice`: a sentence for the user once the cache could not
+ *   be used for a file (e.g. the storage is full); the load goes on without it.
+ */
+
+/**
+ * @typedef {object} BrowserLoadOptions
+ * @property {(progress: BrowserLoadProgress) => void} [onProgress] progress while the files are
+ *   downloaded and read (`phase: 'download'`), and once at the end (`phase: 'ready'`)
+ * @property {AbortSignal} [signal] aborts the load: the worker is terminated and the promise
+ *   rejects with the signal's reason or a DOMException 'AbortError'
+ * @property {number} [memoryBudget] the most bytes the float32 weights may take (0: no limit)
+ * @property {boolean} [cache=true] keep files downloaded from URLs in the browser's Cache API
+ *   and use them next time
+ * @property {string|URL} [workerUrl] where js/worker.js is (default: next to this module)
+ */
+
+/**
+ * @typedef {object} RemoteModelInfo
+ * @property {string} source where the model came from (folder URL, or 'objects')
+ * @property {number} loadSeconds seconds the load took inside the worker
+ * @property {number} weightsBytes bytes of WebAssembly memory the weights take
+ * @property {{ hits: number, stored: number, uncached: number } | null} cache files served from
+ *   the cache, downloaded into it, and fetched without it; null when caching was off or the
+ *   source was not a URL
+ * @property {string} [cacheNotice] why some file could not be cached (e.g. storage full)
+ */
+
+/**
+ * Loads a GPT-2 checkpoint into a new Web Worker.
+ * @param {string|URL|Record<string, Blob|File|Response|ReadableStream|ArrayBuffer|ArrayBufferView>|null} [source]
+ *   a folder URL (relative URLs resolve against the page), an object of the four files, or
+ *   nothing for the embedded model. Blob/File objects are passed by reference; a Response or
+ *   ReadableStream is transferred to the worker (it cannot be read here afterwards);
+ *   ArrayBuffers and typed arrays are copied.
+ * @param {BrowserLoadOptions} [options]
+ * @returns {Promise<RemoteModel>}
+ * @throws {Gpt2Error} invalid or unreadable files (codes as load()), or the worker failed to start ('io')
+ * @throws {DOMException} 'AbortError' when options.signal aborts
+ */
+export async function loadInWorker(source, options = {}) {
+  const { onProgress, signal, memoryBudget = 0, cache = true, workerUrl } = options;
+  throwIfAborted(signal);
+  const [message, transfer] = prepareSource(source);
+  const url = workerUrl ? new URL(workerUrl, baseUrl()) : new URL('./worker.js', import.meta.url);
+  const conn = new Connection(new Worker(url, { type: 'module', name: 'gpt2-wasm' }));
+  const onAbort = () => conn.close(abortError(signal));
+  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const value = await conn.request(
+      { op: 'load', source: message, memoryBudget, cache: !!cache },
+      { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined },
+    );
+    throwIfAborted(signal);
+    return new RemoteModel(conn, value);
+  } catch (e) {
+    conn.close(e);
+    if (signal && signal.aborted) throw abortError(signal);
+    throw e;
+  } finally {
+    if (signal) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Removes every model file kept by the browser cache.
+ * @returns {Promise<number>} how many entries were removed
+ */
+export function clearModelCache() {
+  return clearCache();
+}
+
+/**
+ * Whether the page is cross-origin isolated (COOP same-origin + COEP require-corp), which
+ * browsers require for SharedArrayBuffer and precise timers.
+ * @returns {boolean}
+ */
+export function isCrossOriginIsolated() {
+  return globalThis.crossOriginIsolated === true;
+}
+
+/**
+ * A model loaded in a worker; the shape of Gpt2Model, with promises. One worker per model:
+ * dispose() terminates it.
+ */
+export class RemoteModel {
+  /** @param {Connection} conn @param {any} loaded the worker's answer to 'load' */
+  constructor(conn, loaded) {
+    this.#conn = conn;
+    this.#id = loaded.id;
+    /** @type {Readonly<import('./index.js').ModelConfig>} the model's hyper-parameters */
+    this.config = Object.freeze(loaded.config);
+    /** @type {Readonly<RemoteModelInfo>} facts about the load */
+    this.info = Object.freeze(loaded.info);
+    /** @type {number} the id of '<|endoftext|>' */
+    this.eotId = loaded.eotId;
+  }
+
+  #conn;
+  #id;
+
+  /** Whether dispose() was called (or the worker died). */
+  get disposed() { return this.#conn.closed; }
+
+  /**
+   * Token ids of text.
+   * @param {string} text
+   * @param {{ special?: boolean }} [options] special: '<|endoftext|>' is the special token
+   * @returns {Promise<number[]>}
+   */
+  tokenize(text, options = {}) {
+    return this.#conn.request({ op: 'tokenize', id: this.#id, text, options: { special: !!options.special } });
+  }
+
+  /**
+   * Text of token ids (invalid UTF-8 becomes U+FFFD).
+   * @param {number[]|Int32Array|Uint32Array} ids
+   * @returns {Promise<string>}
+   */
+  detokenize(ids) {
+    return this.#conn.request({ op: 'detokenize', id: this.#id, ids });
+  }
+
+  /**
+   * Per-token log-probabilities and ranks of a text (or token ids) under the model.
+   * @param {string|number[]} textOrIds
+   * @param {{ special?: boolean }} [options]
+   * @returns {Promise<import('./index.js').ScoreResult>}
+   */
+  score(textOrIds, options = {}) {
+    return this.#conn.request({ op: 'score', id: this.#id, text: textOrIds, options: { special: !!options.special } });
+  }
+
+  /**
+   * Generates a continuation in the worker. The result is an async iterator of pieces
+   * { text, token } (token null for a piece that only flushes text) with a `summary` promise.
+   * Invalid options are reported by the first next() (the iterator throws Gpt2Error 'arg').
+   * options.signal aborts: the iterator throws AbortError and summary rejects. Leaving the
+   * loop early (`break`) stops the worker's generation; summary then resolves with
+   * stopReason 'cancelled' and the text and tokens received.
+   * @param {string|number[]} prompt text, or token ids
+   * @param {import('./index.js').GenerateOptions} [options]
+   * @returns {RemoteGeneration}
+   */
+  generate(prompt, options = {}) {
+    const opts = {};
+    for (const k of GENERATE_OPTIONS) if (options[k] !== undefined) opts[k] = options[k];
+    return new RemoteGeneration(this.#conn, this.#id, prompt, opts, options.signal);
+  }
+
+  /**
+   * Terminates the worker, freeing all of the model's memory. Pending calls reject and
+   * running generations throw Gpt2Error 'arg' ('the model has been disposed'). Safe to call twice.
+   * @returns {Promise<void>}
+   */
+  async dispose() {
+    this.#conn.close(new Gpt2Error('the model has been disposed', 'arg'));
+  }
+}
+
+/**
+ * One generation running in the worker: an async iterator of { text, token } and `summary`,
+ * a promise of { tokens, promptTokens, stopReason, text, timings }.
+ */
+export class RemoteGeneration {
+  /** @param {Connection} conn */
+  constructor(conn, modelId, prompt, opts, signal) {
+    this.#conn = conn;
+    this.#request = { op: 'generate', id: modelId, prompt, options: opts };
+    this.#signal = signal;
+    /** @type {Promise<import('./index.js').GenerationSummary>} settles when the generation ends */
+    this.summary = new Promise((resolve, reject) => { this.#settle = { resolve, reject }; });
+    this.summary.catch(() => {}); // a rejected summary is also thrown by the iterator
+    if (signal) {
+      this.#onAbort = () => this.#fail(abortError(signal), true);
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  #conn; #request; #signal; #settle; #onAbort;
+  #rid = undefined;       // request id once started
+  #queue = [];            // pieces received, not yet taken
+  #waiter = null;         // { resolve, reject } of a pending next()
+  #ended = false;         // no more pieces will be taken
+  #error = null;          // the error next() throws (once)
+  #cancelled = false;     // return() was called before the end
+  #text = '';             // text taken by the consumer
+  #tokens = 0;            // tokens taken by the consumer
+
+  [Symbol.asyncIterator]() { return this; }
+
+  /** @returns {Promise<IteratorResult<{ text: string, token: number|null }>>} */
+  async next() {
+    if (this.#error) {
+      const e = this.#error;
+      this.#error = null;
+      throw e;
+    }
+    if (this.#queue.length) return { done: false, value: this.#take() };
+    if (this.#ended) return { done: true, value: undefined };
+    if (this.#signal && this.#signal.aborted) {
+      this.#fail(abortError(this.#signal), false);
+      return this.next();
+    }
+    if (this.#rid === undefined) this.#start();
+    return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
+  }
+
+  /** Stops early (called by `break` in for await); the worker stops generating. */
+  async return() {
+    if (this.#ended) return { done: true, value: undefined };
+    this.#ended = true;
+    this.#cancelled = true;
+    this.#queue = [];
+    this.#detach();
+    if (this.#rid === undefined) {
+      this.#settle.resolve({ tokens: 0, promptTokens: 0, stopReason: 'cancelled', text: '', timings: { firstTokenMs: 0, totalMs: 0, tokensPerSecond: null } });
+    } else {
+      this.#conn.send({ op: 'cancel', rid: this.#rid });
+    }
+    return { done: true, value: undefined };
+  }
+
+  #start() {
+    try {
+      this.#rid = this.#conn.stream(this.#request, (m) => this.#onMessage(m), (e) => this.#onError(e));
+    } catch (e) {
+      this.#fail(e, false);
+    }
+  }
+
+  #take() {
+    const piece = this.#queue.shift();
+    this.#text += piece.text;
+    if (piece.token !== null) this.#tokens++;
+    return piece;
+  }
+
+  #onMessage(m) {
+    if (m.type === 'piece') {
+      if (this.#ended) return;
+      if (this.#waiter) {
+        const w = this.#waiter;
+        this.#waiter = null;
+        this.#queue.push(m.piece);
+        w.resolve({ done: false, value: this.#take() });
+      } else {
+        this.#queue.push(m.piece);
+      }
+    } else if (m.type === 'done') {
+      this.#detach();
+      this.#conn.forget(this.#rid);
+      if (this.#cancelled) {
+        // The worker may have made a token or two more than were taken: report what was taken.
+        this.#settle.resolve({ ...m.summary, stopReason: 'cancelled', tokens: this.#tokens, text: this.#text });
+        return;
+      }
+      this.#ended = true;
+      this.#settle.resolve(m.summary);
+      this.#wake();
+    }
+  }
+
+  #onError(e) {
+    this.#detach();
+    if (this.#cancelled) {
+      this.#settle.resolve({ tokens: this.#tokens, promptTokens: 0, stopReason: 'cancelled', text: this.#text, timings: { firstTokenMs: 0, totalMs: 0, tokensPerSecond: null } });
+      return;
+    }
+    this.#fail(e, false);
+  }
+
+  /** Ends with an error: summary rejects, the next next() throws it. */
+  #fail(e, tellWorker) {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#queue = [];
+    if (this.#rid !== undefined) {
+      if (tellWorker) this.#conn.send({ op: 'abort', rid: this.#rid });
+      this.#conn.forget(this.#rid);
+    }
+    this.#detach();
+    this.#settle.reject(e);
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.reject(e);
+    } else {
+      this.#error = e;
+    }
+  }
+
+  #wake() {
+    if (this.#waiter && !this.#queue.length) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.resolve({ done: true, value: undefined });
+    }
+  }
+
+  /** Stops listening to the signal (the generation has ended or been cancelled). */
+  #detach() {
+    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = null;
+  }
+}
+
+/** Requests and replies over one worker; errors come back as Gpt2Error / AbortError. */
+class Connection {
+  /** @param {Worker} worker */
+  constructor(worker) {
+    this.worker = worker;
+    this.nextRid = 1;
+    /** @type {Map<number, { onMessage: (m: any) => void, onError: (e: any) => void }>} */
+    this.pending = new Map();
+    this.closed = false;
+    worker.onmessage = (event) => {
+      const m = event.data;
+      const p = this.pending.get(m.rid);
+      if (!p) return; // an answer nobody waits for any more (aborted, cancelled)
+      if (m.type === 'error') {
+        this.pending.delete(m.rid);
+        p.onError(toError(m.error));
+      } else {
+        p.onMessage(m);
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      const why = event.message || 'the worker script could not be loaded (is the page served with the right MIME types and headers?)';
+      this.close(new Gpt2Error(`gpt2-wasm worker failed: ${why}`, 'io'));
+    };
+    worker.onmessageerror = () => this.close(new Gpt2Error('gpt2-wasm worker: a message could not be read', 'io'));
+  }
+
+  /** Posts a message without waiting for an answer. */
+  send(msg) {
+    if (!this.closed) this.worker.postMessage(msg);
+  }
+
+  /**
+   * Posts a request whose answer is one 'result' (after any 'progress' messages).
+   * @returns {Promise<any>}
+   */
+  request(msg, { transfer, onProgress } = {}) {
+    return new Promise((resolve, reject) => {
+      const rid = this.stream(msg, (m) => {
+        if (m.type === 'progress') {
+          if (onProgress) onProgress(m);
+        } else if (m.type === 'result') {
+          this.pending.delete(rid);
+          resolve(m.value);
+        }
+      }, reject, transfer);
+    });
+  }
+
+  /** Posts a request whose answers go to onMessage until forget(rid); returns rid. */
+  stream(msg, onMessage, onError, transfer = []) {
+    if (this.closed) throw this.closeError;
+    const rid = this.nextRid++;
+    this.pending.set(rid, { onMessage, onError });
+    try {
+      this.worker.postMessage({ ...msg, rid }, transfer);
+    } catch (e) {
+      this.pending.delete(rid);
+      if (e && e.name === 'DataCloneError') {
+        throw new Gpt2Error(`cannot pass this to the worker: ${e.message} (use a URL, Blob or File)`, 'arg');
+      }
+      throw e;
+    }
+    return rid;
+  }
+
+  /** Stops routing answers of rid. */
+  forget(rid) {
+    this.pending.delete(rid);
+  }
+
+  /** Terminates the worker; everything pending fails with error. */
+  close(error) {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeError = error;
+    this.worker.terminate();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.onError(error);
+  }
+}
+
+/** An error from the worker ({ name, message, code }) as the error the Node API would throw. */
+function toError({ name, message, code }) {
+  if (name === 'AbortError') return new DOMException(message, 'AbortError');
+  return new Gpt2Error(message, code || 'unknown');
+}
+
+function baseUrl() {
+  return (globalThis.document && document.baseURI) || (globalThis.location && location.href) || undefined;
+}
+
+/**
+ * What to post for a source: a URL string (absolute), undefined, or an object of files, and
+ * the objects to transfer (streams).
+ */
+function prepareSource(source) {
+  if (source === undefined || source === null) return [undefined, []];
+  if (typeof source === 'string' || source instanceof URL) {
+    let url;
+    try {
+      url = new URL(String(source), baseUrl());
+    } catch {
+      throw new Gpt2Error(`not a URL: ${source}`, 'arg');
+    }
+    return [url.href, []];
+  }
+  if (typeof source !== 'object') throw new Gpt2Error('model source must be a URL or an object of files', 'arg');
+  const files = {};
+  const transfer = [];
+  for (const name of FILE_NAMES) {
+    let v = source[name];
+    if (v === undefined || v === null) throw new Gpt2Error(`the model object has no '${name}'`, 'arg');
+    if (typeof Response !== 'undefined' && v instanceof Response) {
+      if (!v.ok) throw new Gpt2Error(`${name}: response status ${v.status}`, 'io');
+      const len = v.headers.get('content-length');
+      const enc = v.headers.get('content-encoding');
+      const size = len !== null && (!enc || enc === 'identity') && Number.isSafeInteger(Number(len)) ? Number(len) : undefined;
+      const body = v.body || new ReadableStream({ start: (c) => c.close() });
+      v = { kind: 'response-body', body, size };
+      transfer.push(body);
+    } else if (typeof ReadableStream !== 'undefined' && v instanceof ReadableStream) {
+      transfer.push(v);
+    }
+    files[name] = v;
+  }
+  return [files, transfer];
+}

@@ -1,0 +1,254 @@
+// cache.js - keeps downloaded model files in the browser's Cache API, so a model is
+// downloaded once. Used by the worker (js/worker.js) through load()'s `fetch` option:
+//
+//   const cache = createCachedFetch({ onBytes, onNotice });
+//   const model = await load(url, { fetch: cache.fetch, ... });
+//
+// Design (why not tee()): a new download is written into the cache FIRST, with
+// `cache.put(url, new Response(networkBody.pipeThrough(counter)))`, where `counter` is a
+// TransformStream that counts the bytes for progress and checks the count against the
+// Content-Length. Only when put() has stored the whole file is the load served from
+// `cache.match(url)`, whose body is read from disk. Nothing holds the file in memory: the
+// network body flows straight into the cache's disk writer at the writer's pace, and load()
+// later reads a disk-backed body at its own pace. (Teeing the network body into put() and
+// load() at once would buffer in memory whatever one branch has read and the other not yet.)
+// The price: converting the weights starts after the download, not during it; converting
+// is much faster than downloading, so the difference is small.
+//
+// Entries are complete by construction (put() commits only a fully written body), and they
+// are also checked on use: every entry stores its byte count in the X-Gpt2-Wasm-Size header
+// at write time; an entry whose body size differs (or that has no such header) is deleted
+// and the file is downloaded again.
+//
+// A full disk (QuotaExceededError from put(), or too little room by navigator.storage
+// .estimate() before starting) falls back to a plain network fetch of that file; onNotice
+// then receives a sentence for the user, and the load still succeeds.
+
+/** The name of the Cache API cache holding model files. */
+export const CACHE_NAME = 'gpt2-wasm-models-v1';
+
+/** The header holding an entry's byte count, written with the entry. */
+const SIZE_HEADER = 'X-Gpt2-Wasm-Size';
+
+/** Whether the Cache API is usable here (it is missing in insecure contexts, e.g. plain http on a LAN address). */
+export function cacheAvailable() {
+  return typeof caches === 'object' && caches !== null && typeof caches.open === 'function';
+}
+
+/**
+ * Removes every cached model file.
+ * @returns {Promise<number>} how many entries were removed (0 when the Cache API is not available)
+ */
+export async function clearModelCache() {
+  if (!cacheAvailable()) return 0;
+  if (!(await caches.has(CACHE_NAME))) return 0;
+  const cache = await caches.open(CACHE_NAME);
+  const n = (await cache.keys()).length;
+  await caches.delete(CACHE_NAME);
+  return n;
+}
+
+/**
+ * @typedef {object} CacheEvents
+ * @property {(url: string, loaded: number, size: number|undefined) => void} [onBytes]
+ *   network bytes of url written so far (cumulative for that file), and its size when known
+ * @property {(url: string, size: number) => void} [onSize] size of url, as soon as it is known
+ * @property {(notice: string) => void} [onNotice] a sentence for the user (cache not used, and why)
+ * @property {typeof fetch} [fetch] the network fetch (default globalThis.fetch)
+ */
+
+/**
+ * A fetch-compatible function for load()'s `fetch` option that serves model files from the
+ * cache, downloading (into the cache) the ones that are not there.
+ * @param {CacheEvents} [events]
+ * @returns {{ fetch: typeof fetch, stats: { hits: number, stored: number, uncached: number } }}
+ *   fetch, and counts of files served from the cache, downloaded into it, and fetched without it
+ */
+export function createCachedFetch(events = {}) {
+  const net = events.fetch || globalThis.fetch.bind(globalThis);
+  const stats = { hits: 0, stored: 0, uncached: 0 };
+  const notice = (text) => { if (events.onNotice) events.onNotice(text); };
+  // When one file fails (e.g. HTTP 404), the downloads of the others into the cache stop:
+  // load() fails anyway, and a big file should not be downloaded for nothing.
+  const group = new AbortController();
+  let groupFailure = '';
+  const failGroup = (why) => {
+    if (!groupFailure) groupFailure = why;
+    group.abort();
+  };
+  let cachePromise = null;
+  const openCache = () => (cachePromise ??= caches.open(CACHE_NAME));
+
+  /** A plain network fetch, counted for progress while load() reads it. */
+  const uncached = async (url, init) => {
+    stats.uncached++;
+    return net(url, init);
+  };
+
+  async function cachedFetch(input, init = {}) {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const method = (init.method || (typeof input === 'object' && input.method) || 'GET').toUpperCase();
+    if (!cacheAvailable() || method !== 'GET' || !/^https?:/.test(url)) return uncached(url, init);
+    let cache;
+    try {
+      cache = await openCache();
+    } catch (e) {
+      notice(`The browser cache is not available (${e.message}); model files are not kept.`);
+      return uncached(url, init);
+    }
+
+    // 1. A complete cached copy?
+    const hit = await cache.match(url, { ignoreVary: true, ignoreSearch: false });
+    if (hit) {
+      const body = await hit.blob(); // disk-backed in Chromium: no read of the bytes here
+      const stored = Number(hit.headers.get(SIZE_HEADER));
+      if (hit.headers.has(SIZE_HEADER) && body.size === stored) {
+        stats.hits++;
+        if (events.onSize) events.onSize(url, body.size);
+        return servedResponse(body, hit);
+      }
+      await cache.delete(url, { ignoreVary: true }); // partial or corrupted: download again
+    }
+
+    // 2. Download into the cache, then serve from it.
+    const stop = new AbortController();
+    const onStop = () => stop.abort();
+    if (init.signal) {
+      if (init.signal.aborted) stop.abort();
+      init.signal.addEventListener('abort', onStop, { once: true });
+    }
+    if (group.signal.aborted) stop.abort();
+    group.signal.addEventListener('abort', onStop, { once: true });
+    // (The listeners stay: a response served straight from the network keeps following them.)
+    try {
+      return await download(cache, url, init, stop.signal);
+    } catch (e) {
+      if (init.signal && init.signal.aborted) throw abortReason(init.signal);
+      if (group.signal.aborted && groupFailure) throw new Error(`stopped because ${groupFailure}`);
+      failGroup(`${shortName(url)} failed (${e.message})`);
+      throw e;
+    }
+  }
+
+  async function download(cache, url, init, signal) {
+    const r = await net(url, { ...init, signal, cache: 'no-store' }); // our cache is the cache
+    if (!r.ok || !r.body) {
+      failGroup(`${shortName(url)} failed (HTTP ${r.status})`);
+      return r; // load() reports the HTTP error
+    }
+    const size = declaredSize(r);
+    if (size !== undefined && events.onSize) events.onSize(url, size);
+    if (size !== undefined && (await tooLittleRoom(size))) {
+      notice(`Not enough free browser storage to keep ${shortName(url)} (${mb(size)}); it is used without caching and will be downloaded again next time.`);
+      stats.uncached++;
+      return r;
+    }
+    const counter = countingStream(size, (n) => { if (events.onBytes) events.onBytes(url, n, size); });
+    const headers = new Headers({ 'Content-Type': r.headers.get('content-type') || 'application/octet-stream' });
+    if (size !== undefined) headers.set(SIZE_HEADER, String(size));
+    for (const h of ['etag', 'last-modified']) if (r.headers.get(h)) headers.set(h, r.headers.get(h));
+    try {
+      await cache.put(url, new Response(r.body.pipeThrough(counter.stream), { headers }));
+      if (size === undefined) {
+        // The size was not known in advance (e.g. a compressed body): record the count now.
+        const entry = await cache.match(url, { ignoreVary: true });
+        const blob = await entry.blob();
+        if (blob.size !== counter.count()) throw new Error(`cached ${blob.size} bytes of ${counter.count()}`);
+        headers.set(SIZE_HEADER, String(blob.size));
+        await cache.put(url, new Response(blob, { headers }));
+      }
+    } catch (e) {
+      await cache.delete(url, { ignoreVary: true }).catch(() => {});
+      if (signal.aborted) throw e; // the caller turns this into the right error
+      if (isQuotaError(e)) {
+        notice(`The browser's storage is full: ${shortName(url)} is used without caching and will be downloaded again next time.`);
+        return uncached(url, init);
+      }
+      throw e; // a network failure while downloading: load() reports it
+    }
+    const stored = await cache.match(url, { ignoreVary: true });
+    if (!stored) {
+      // Evicted at once (storage pressure): run from the network.
+      notice(`The browser did not keep ${shortName(url)}; it is used without caching.`);
+      return uncached(url, init);
+    }
+    stats.stored++;
+    return servedResponse(await stored.blob(), stored);
+  }
+
+  return { fetch: cachedFetch, stats };
+}
+
+/** The body size given by Content-Length, when the body is not content-encoded. */
+function declaredSize(r) {
+  const len = r.headers.get('content-length');
+  const enc = r.headers.get('content-encoding');
+  if (len === null || (enc && enc !== 'identity')) return undefined;
+  const n = Number(len);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** A Response for load() over a cached body, with its exact Content-Length. */
+function servedResponse(blob, entry) {
+  return new Response(blob, {
+    status: 200,
+    headers: {
+      'Content-Type': entry.headers.get('content-type') || 'application/octet-stream',
+      'Content-Length': String(blob.size),
+      [SIZE_HEADER]: String(blob.size),
+    },
+  });
+}
+
+/**
+ * A TransformStream that passes chunks through, reporting the running byte count, and fails
+ * at the end when the count differs from the expected size (a truncated download must not be
+ * cached).
+ */
+function countingStream(expected, onCount) {
+  let n = 0;
+  const stream = new TransformStream({
+    transform(chunk, controller) {
+      n += chunk.byteLength;
+      if (expected !== undefined && n > expected) throw new Error(`received more than the ${expected} bytes announced`);
+      controller.enqueue(chunk);
+      onCount(n);
+    },
+    flush() {
+      if (expected !== undefined && n !== expected) throw new Error(`download ended after ${n} of ${expected} bytes`);
+    },
+  });
+  return { stream, count: () => n };
+}
+
+async function tooLittleRoom(size) {
+  try {
+    if (!navigator.storage || typeof navigator.storage.estimate !== 'function') return false;
+    const { quota, usage } = await navigator.storage.estimate();
+    if (!Number.isFinite(quota) || !Number.isFinite(usage)) return false;
+    return quota - usage < size;
+  } catch {
+    return false;
+  }
+}
+
+function isQuotaError(e) {
+  return !!e && (e.name === 'QuotaExceededError' || e.code === 22 || /quota/i.test(String(e.message)));
+}
+
+function abortReason(signal) {
+  if (signal.reason instanceof Error) return signal.reason;
+  return new DOMException('The operation was aborted.', 'AbortError');
+}
+
+function shortName(url) {
+  try {
+    return new URL(url).pathname.split('/').pop() || url;
+  } catch {
+    return url;
+  }
+}
+
+function mb(n) {
+  return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
+}

@@ -1,0 +1,235 @@
+// worker.js - the model in a Web Worker. Started by js/browser.js as a module worker:
+//   new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })
+// It holds loaded models by id and answers messages from the main thread.
+//
+// Requests (main -> worker), each with a request id `rid`:
+//   { op: 'load', rid, source, memoryBudget, cache }     -> progress*, result { id, config, info, eotId }
+//   { op: 'tokenize', rid, id, text, options }           -> result number[]
+//   { op: 'detokenize', rid, id, ids }                   -> result string
+//   { op: 'score', rid, id, text, options }              -> result ScoreResult
+//   { op: 'generate', rid, id, prompt, options }         -> piece*, done { summary }
+//   { op: 'abort', rid }      aborts a running load or generation (it then answers error AbortError)
+//   { op: 'cancel', rid }     stops a generation early (`break`): done { summary: stopReason 'cancelled' }
+//   { op: 'dispose', rid, id }                           -> result null
+//   { op: 'clearCache', rid }                            -> result number
+// Replies (worker -> main): { rid, type: 'progress' | 'result' | 'piece' | 'done' | 'error', ... };
+// errors travel as { name, message, code } (browser.js turns them back into Gpt2Error /
+// DOMException 'AbortError').
+//
+// Model files from URLs are downloaded here (never through the main thread), through the
+// browser cache (js/cache.js) unless `cache: false`; files handed over as Blob/File arrive by
+// structured clone (a reference to the same data, not a copy); a ReadableStream is transferred.
+import { defaultModelUrl, load } from './index.js';
+import { FILE_NAMES } from './sources.js';
+import { clearModelCache, createCachedFetch } from './cache.js';
+
+/** @type {Map<number, import('./model.js').Gpt2Model>} */
+const models = new Map();
+let nextModelId = 1;
+/** Running loads and generations by request id, so 'abort' / 'cancel' can reach them. */
+const running = new Map();
+
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+
+self.onmessage = (event) => {
+  const msg = event.data;
+  const handler = handlers[msg && msg.op];
+  if (!handler) {
+    if (msg && msg.rid !== undefined) post({ rid: msg.rid, type: 'error', error: { name: 'Gpt2Error', message: `unknown request '${msg.op}'`, code: 'arg' } });
+    return;
+  }
+  Promise.resolve()
+    .then(() => handler(msg))
+    .catch((e) => post({ rid: msg.rid, type: 'error', error: serializeError(e) }));
+};
+
+/** An error as plain data that survives postMessage. */
+function serializeError(e) {
+  if (e && typeof e === 'object') {
+    return { name: String(e.name || 'Error'), message: String(e.message || e), code: e.code === undefined ? undefined : String(e.code) };
+  }
+  return { name: 'Error', message: String(e), code: undefined };
+}
+
+function model(id) {
+  const m = models.get(id);
+  if (!m) throw Object.assign(new Error('the model has been disposed'), { name: 'Gpt2Error', code: 'arg' });
+  return m;
+}
+
+const handlers = {
+  async load({ rid, source, memoryBudget, cache = true }) {
+    const controller = new AbortController();
+    running.set(rid, { abort: () => controller.abort() });
+    if (source === undefined || source === null) source = defaultModelUrl().href; // the embedded model
+    const progress = new ProgressMerger((event) => post({ rid, type: 'progress', event }));
+    let cached = null;
+    const useCache = cache && (typeof source === 'string');
+    if (useCache) {
+      cached = createCachedFetch({
+        onBytes: (url, n) => progress.network(fileOf(url), n),
+        onSize: (url, size) => progress.size(fileOf(url), size),
+        onNotice: (text) => progress.notice(text),
+      });
+    }
+    try {
+      const m = await load(toLoadSource(source), {
+        signal: controller.signal,
+        memoryBudget,
+        fetch: cached ? cached.fetch : undefined,
+        onProgress: (p) => progress.load(p),
+      });
+      const id = nextModelId++;
+      models.set(id, m);
+      // info.cache: how many of the files came from the cache, were downloaded into it, or
+      // were fetched without it (null: caching off or not a URL source).
+      const info = { ...m.info, cache: cached ? { ...cached.stats } : null };
+      if (progress.noticeText) info.cacheNotice = progress.noticeText;
+      post({ rid, type: 'result', value: { id, config: { ...m.config }, info, eotId: m.eotId } });
+    } finally {
+      running.delete(rid);
+    }
+  },
+
+  tokenize({ rid, id, text, options }) {
+    post({ rid, type: 'result', value: model(id).tokenize(text, options || {}) });
+  },
+
+  detokenize({ rid, id, ids }) {
+    post({ rid, type: 'result', value: model(id).detokenize(ids) });
+  },
+
+  score({ rid, id, text, options }) {
+    post({ rid, type: 'result', value: model(id).score(text, options || {}) });
+  },
+
+  async generate({ rid, id, prompt, options }) {
+    const controller = new AbortController();
+    const gen = model(id).generate(prompt, { ...(options || {}), signal: controller.signal });
+    let cancelled = false;
+    running.set(rid, {
+      abort: () => controller.abort(),
+      cancel: () => { cancelled = true; },
+    });
+    try {
+      // Each piece is posted as soon as it is made; between tokens the generator yields to
+      // the event loop, so 'abort' and 'cancel' messages are handled promptly.
+      for await (const piece of gen) {
+        post({ rid, type: 'piece', piece });
+        if (cancelled) break;
+      }
+      const summary = await gen.summary;
+      post({ rid, type: 'done', summary });
+    } finally {
+      running.delete(rid);
+    }
+  },
+
+  abort({ rid }) {
+    const r = running.get(rid);
+    if (r) r.abort();
+  },
+
+  cancel({ rid }) {
+    const r = running.get(rid);
+    if (r && r.cancel) r.cancel();
+  },
+
+  dispose({ rid, id }) {
+    const m = models.get(id);
+    if (m) m.dispose();
+    models.delete(id);
+    post({ rid, type: 'result', value: null });
+  },
+
+  async clearCache({ rid }) {
+    post({ rid, type: 'result', value: await clearModelCache() });
+  },
+};
+
+/** The load() source from what browser.js sent (a URL string, or an object of files). */
+function toLoadSource(source) {
+  if (typeof source === 'string') return source;
+  const files = {};
+  for (const name of FILE_NAMES) {
+    const v = source[name];
+    // A Response cannot be posted: browser.js sends its body stream and size instead.
+    if (v && typeof v === 'object' && v.kind === 'response-body') {
+      const headers = v.size === undefined ? {} : { 'Content-Length': String(v.size) };
+      files[name] = new Response(v.body, { headers });
+    } else {
+      files[name] = v;
+    }
+  }
+  return files;
+}
+
+/** The checkpoint file a URL names ('.../model.safetensors' -> 'model.safetensors'). */
+function fileOf(url) {
+  const last = new URL(url).pathname.split('/').pop();
+  return FILE_NAMES.includes(last) ? last : last || url;
+}
+
+/**
+ * One progress stream from two sources: bytes downloaded into the cache (js/cache.js) and
+ * bytes read by load() (from the cache or the network). Each file counts once, as the larger
+ * of the two, so a download into the cache followed by the read from it goes 0 -> 100% once,
+ * and a load from the cache goes 0 -> 100% as load() reads it. Events keep load()'s shape
+ * { phase, file, loaded, total }, plus `notice` once the cache reported one.
+ */
+class ProgressMerger {
+  constructor(emit) {
+    this.emit = emit;
+    this.net = Object.create(null);
+    this.read = Object.create(null);
+    this.sizes = Object.create(null);
+    this.loadTotal = undefined;
+    this.lastLoaded = 0; // load()'s cumulative count at its previous event
+    this.noticeText = undefined;
+    this.sent = -1;
+  }
+
+  size(file, size) { this.sizes[file] = size; }
+
+  notice(text) {
+    if (this.noticeText === undefined) this.noticeText = text;
+  }
+
+  network(file, n) {
+    this.net[file] = n;
+    this.#send('download', file);
+  }
+
+  load(p) {
+    if (p.phase === 'ready') {
+      const loaded = this.#loaded();
+      const event = { phase: 'ready', file: null, loaded: Math.max(loaded, p.loaded), total: p.total };
+      if (this.noticeText) event.notice = this.noticeText;
+      this.emit(event);
+      return;
+    }
+    this.loadTotal = p.total;
+    this.read[p.file] = (this.read[p.file] || 0) + (p.loaded - this.lastLoaded);
+    this.lastLoaded = p.loaded;
+    this.#send('download', p.file);
+  }
+
+  #loaded() {
+    let sum = 0;
+    for (const f of FILE_NAMES) sum += Math.max(this.net[f] || 0, this.read[f] || 0);
+    return sum;
+  }
+
+  #send(phase, file) {
+    const loaded = this.#loaded();
+    if (loaded === this.sent) return; // nothing new (reading what was already counted)
+    this.sent = loaded;
+    let total = this.loadTotal;
+    if (total === undefined && FILE_NAMES.every((f) => this.sizes[f] !== undefined)) {
+      total = FILE_NAMES.reduce((a, f) => a + this.sizes[f], 0);
+    }
+    const event = { phase, file, loaded, total };
+    if (this.noticeText) event.notice = this.noticeText;
+    this.emit(event);
+  }
+}

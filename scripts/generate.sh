@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# npm run generate: builds the native CLI when needed and generates text from the embedded
+# model. Extra arguments go to `gpt2 generate`, e.g. npm run generate -- --prompt "Hello"
+set -eu
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j 2 --target gpt2 >/dev/null
+if [ "$#" -eq 0 ]; then
+  set -- --prompt "Once upon a time" --max-tokens 40 --seed 1 --stats
+fi
+exec build/gpt2 generate "$@"

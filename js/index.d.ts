@@ -170,7 +170,11 @@ export interface Piece {
    * later piece); bytes that never form valid UTF-8 become U+FFFD.
    */
   readonly text: string;
-  /** The token generated, or `null` for a final piece that only carries text held back until the end. */
+  /**
+   * The token generated, or `null` for a final piece that only carries text held back until the end.
+   * When generation stops at `<|endoftext|>`, the last piece is `{ text: '', token: eotId }` (and
+   * `summary.tokens` counts it), as in the C core.
+   */
   readonly token: number | null;
 }
 

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j 2 --target gpt2 >/dev/null
 if [ "$#" -eq 0 ]; then
-  set -- --prompt "Once upon a time" --max-tokens 40 --seed 1 --stats
+  set -- --prompt "It was a fine morning, and" --max-tokens 60 --temperature 0.8 --top-k 40 --seed 1 --stats
 fi
 exec build/gpt2 generate "$@"

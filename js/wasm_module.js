@@ -13,8 +13,13 @@ const isNode = typeof process === 'object' && typeof process.versions === 'objec
  * @returns {Promise<any>} the Emscripten module object
  */
 export async function createModule(options = {}) {
-  const moduleUrl = new URL('../dist/gpt2.mjs', import.meta.url);
-  const wasmUrl = options.wasmUrl ? new URL(options.wasmUrl, moduleUrl) : new URL('../dist/gpt2.wasm', import.meta.url);
+  // GPT2_WASM_DIST (Node only) points at another build's output folder, e.g. for a
+  // developer build in a separate directory.
+  const distDir = isNode && process.env.GPT2_WASM_DIST
+    ? (await import('node:url')).pathToFileURL(process.env.GPT2_WASM_DIST.replace(/\/?$/, '/'))
+    : new URL('../dist/', import.meta.url);
+  const moduleUrl = new URL('gpt2.mjs', distDir);
+  const wasmUrl = options.wasmUrl ? new URL(options.wasmUrl, moduleUrl) : new URL('gpt2.wasm', distDir);
   let factory;
   try {
     factory = (await import(moduleUrl.href)).default;

@@ -10,6 +10,13 @@ if ! command -v emcmake >/dev/null; then
   echo "emcmake not found: install Debian's emscripten package (apt-get install emscripten)" >&2
   exit 1
 fi
+# GPT2_WASM_BUILD / GPT2_WASM_DIST: another build folder and output folder (defaults
+# build-wasm and dist), so that several builds of work in progress do not collide;
+# the JS API reads GPT2_WASM_DIST too (on Node).
+build_dir="${GPT2_WASM_BUILD:-build-wasm}"
+dist_args=()
+if [ -n "${GPT2_WASM_DIST:-}" ]; then dist_args=(-DGPT2_DIST_DIR="$(realpath -m "$GPT2_WASM_DIST")"); fi
 # emcmake would pass node a flag Node 20 rejects; name the emulator ourselves.
-emcmake cmake -S . -B build-wasm -DCMAKE_BUILD_TYPE=Release -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" >/dev/null
-cmake --build build-wasm -j "$(nproc 2>/dev/null || echo 2)" "$@"
+emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
+cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" "$@"

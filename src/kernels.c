@@ -2,7 +2,10 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "fp16.h"
 
 #if !defined(GPT2_SCALAR_KERNELS) && (defined(__GNUC__) || defined(__clang__)) && \
     (defined(__SSE2__) || defined(__wasm_simd128__) || defined(__ARM_NEON))
@@ -61,12 +64,14 @@ static void dot_1x4(const float *x, const float *w, int k, float out[4]) {
 }
 #endif
 
-void k_matmul(float *out, const float *x, const float *w, const float *b, int n, int k, int m) {
+/* f32 weights, output rows [o0, o1). */
+static void matmul_f32_rows(float *out, const float *x, const float *w, const float *b, int n, int k, int m,
+                            int o0, int o1) {
     /* Loop order: blocks of output rows outermost, so a block of weights (4 rows) stays in
      * cache while every input row passes over it; weights are read from memory once. */
-    int o = 0;
+    int o = o0;
 #ifdef GPT2_VEC4
-    for (; o + 4 <= m; o += 4) {
+    for (; o + 4 <= o1; o += 4) {
         const float *wo = w + (long)o * k;
         for (int t = 0; t < n; t++) {
             float r[4];
@@ -76,11 +81,67 @@ void k_matmul(float *out, const float *x, const float *w, const float *b, int n,
         }
     }
 #endif
-    for (; o < m; o++) {
+    for (; o < o1; o++) {
         const float *wo = w + (long)o * k;
         for (int t = 0; t < n; t++)
             out[(long)t * m + o] = k_dot(x + (long)t * k, wo, k) + (b ? b[o] : 0.0f);
     }
+}
+
+void k_matmul(float *out, const float *x, const float *w, const float *b, int n, int k, int m) {
+    matmul_f32_rows(out, x, w, b, n, k, m, 0, m);
+}
+
+void k_matrix_row(float *out, const gpt2_matrix *w, int r) {
+    const int k = w->cols;
+    switch (w->type) {
+    case GPT2_DTYPE_F32:
+        memcpy(out, (const float *)w->data + (long)r * k, (size_t)k * sizeof(float));
+        break;
+    case GPT2_DTYPE_F16: {
+        const uint16_t *h = (const uint16_t *)w->data + (long)r * k;
+        for (int i = 0; i < k; i++) out[i] = gpt2_f16_to_f32(h[i]);
+        break;
+    }
+    case GPT2_DTYPE_Q8_0: {
+        const int8_t *q = (const int8_t *)w->data + (long)r * k;
+        const float *sc = w->scales + (long)r * (k / GPT2_Q8_BLOCK);
+        for (int i = 0; i < k; i++) out[i] = (float)q[i] * sc[i / GPT2_Q8_BLOCK];
+        break;
+    }
+    }
+}
+
+/* Scalar reference for any dtype: one output at a time, weights dequantized on the fly. */
+static void matmul_any_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0,
+                            int o1) {
+    const int k = w->cols, m = w->rows;
+    for (int o = o0; o < o1; o++) {
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (long)t * k;
+            float s = 0.0f;
+            if (w->type == GPT2_DTYPE_F16) {
+                const uint16_t *h = (const uint16_t *)w->data + (long)o * k;
+                for (int i = 0; i < k; i++) s += xt[i] * gpt2_f16_to_f32(h[i]);
+            } else { /* Q8_0: per block, sum q*x then scale */
+                const int8_t *q = (const int8_t *)w->data + (long)o * k;
+                const float *sc = w->scales + (long)o * (k / GPT2_Q8_BLOCK);
+                for (int blk = 0; blk < k / GPT2_Q8_BLOCK; blk++) {
+                    float bs = 0.0f;
+                    for (int i = blk * GPT2_Q8_BLOCK; i < (blk + 1) * GPT2_Q8_BLOCK; i++) bs += xt[i] * (float)q[i];
+                    s += bs * sc[blk];
+                }
+            }
+            out[(long)t * m + o] = s + (b ? b[o] : 0.0f);
+        }
+    }
+}
+
+void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1) {
+    if (w->type == GPT2_DTYPE_F32)
+        matmul_f32_rows(out, x, (const float *)w->data, b, n, w->cols, w->rows, o0, o1);
+    else
+        matmul_any_rows(out, x, w, b, n, o0, o1);
 }
 
 void k_layernorm(float *out, const float *x, const float *g, const float *b, int c, float eps) {

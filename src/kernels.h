@@ -8,10 +8,20 @@
 #ifndef GPT2_KERNELS_H
 #define GPT2_KERNELS_H
 
+#include "matrix.h"
+
 /* out[t*m + o] = b[o] + sum_i x[t*k + i] * w[o*k + i]   for t < n, o < m.
  * x is [n, k], w is [m, k] (one row per output), b is [m] or NULL, out is [n, m].
  * out must not alias x. n == 1 is the decode (matrix-vector) case. */
 void k_matmul(float *out, const float *x, const float *w, const float *b, int n, int k, int m);
+
+/* The same product for rows o in [o0, o1) only, with weights w of any dtype (matrix.h):
+ * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i), k = w->cols, m = w->rows. Rows outside
+ * [o0, o1) of out are not touched, so threads can split the rows between them. */
+void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1);
+
+/* out[0..cols) = row r of w as float32 (embedding lookup for any dtype). */
+void k_matrix_row(float *out, const gpt2_matrix *w, int r);
 
 /* Dot product of two length-k vectors. */
 float k_dot(const float *a, const float *b, int k);

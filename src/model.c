@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "pool.h"
 
 struct gpt2_state {
     const gpt2_weights *w;
@@ -30,6 +31,7 @@ struct gpt2_state {
     float *h;       /* [B][n_inner] MLP hidden; also [B][C] projection output */
     float *att;     /* [n_ctx] attention scores of one head */
     float *block;   /* the single allocation */
+    gpt2_pool *pool; /* not owned; NULL = compute on the calling thread */
 };
 
 /* Float counts of the state's buffers; returns 0 on overflow. */
@@ -85,6 +87,10 @@ void gpt2_state_free(gpt2_state *s) {
     free(s);
 }
 
+void gpt2_state_set_pool(gpt2_state *s, gpt2_pool *pool) {
+    if (s) s->pool = pool;
+}
+
 int gpt2_state_pos(const gpt2_state *s) { return s ? s->pos : 0; }
 
 gpt2_err gpt2_state_rewind(gpt2_state *s, int pos, gpt2_error *err) {
@@ -94,6 +100,43 @@ gpt2_err gpt2_state_rewind(gpt2_state *s, int pos, gpt2_error *err) {
                          s->pos);
     s->pos = pos; /* cache rows >= pos are overwritten by later tokens */
     return GPT2_OK;
+}
+
+/* A matrix product split by output rows over the state's thread pool. */
+typedef struct matmul_job {
+    float *out;
+    const float *x;
+    const gpt2_matrix *w;
+    const float *b;
+    int n, rows_per_task;
+} matmul_job;
+
+static void matmul_task(void *ctx, int task) {
+    const matmul_job *j = ctx;
+    int o0 = task * j->rows_per_task;
+    int o1 = o0 + j->rows_per_task < j->w->rows ? o0 + j->rows_per_task : j->w->rows;
+    k_matmul_rows(j->out, j->x, j->w, j->b, j->n, o0, o1);
+}
+
+/* out[n][w->rows] = x[n][w->cols] W^T + b */
+static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n) {
+    int threads = gpt2_pool_threads(s->pool);
+    if (threads <= 1) {
+        k_matmul_rows(out, x, w, b, n, 0, w->rows);
+        return;
+    }
+    /* a few tasks per thread, each a multiple of 16 rows, so uneven speeds even out */
+    int tasks = 4 * threads;
+    int per = (w->rows + tasks - 1) / tasks;
+    per = (per + 15) / 16 * 16;
+    matmul_job j = {out, x, w, b, n, per};
+    gpt2_pool_run(s->pool, matmul_task, &j, (w->rows + per - 1) / per);
+}
+
+/* Temporary view of a float32 weight array as a matrix. */
+static gpt2_matrix f32_matrix(const float *w, int rows, int cols) {
+    gpt2_matrix m = {GPT2_DTYPE_F32, rows, cols, w, NULL};
+    return m;
 }
 
 /* Causal multi-head attention for rows t < n at positions pos + t, reading q from qkv
@@ -134,7 +177,9 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         const gpt2_layer_weights *L = &w->layers[l];
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln1_w, L->ln1_b, C, c->ln_eps);
-        k_matmul(s->qkv, s->a, L->qkv_w, L->qkv_b, n, C, 3 * C);
+        gpt2_matrix qkv_w = f32_matrix(L->qkv_w, 3 * C, C), proj_w = f32_matrix(L->attn_proj_w, C, C),
+                    fc_w = f32_matrix(L->fc_w, F, C), mproj_w = f32_matrix(L->mlp_proj_w, C, F);
+        matmul(s, s->qkv, s->a, &qkv_w, L->qkv_b, n);
         for (int t = 0; t < n; t++) {
             const float *row = s->qkv + (size_t)t * 3 * C;
             size_t at = (size_t)l * ctx_stride + (size_t)(s->pos + t) * C;
@@ -142,15 +187,15 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
             memcpy(s->v_cache + at, row + 2 * C, (size_t)C * sizeof(float));
         }
         attention(s, l, n, s->a);
-        k_matmul(s->h, s->a, L->attn_proj_w, L->attn_proj_b, n, C, C);
+        matmul(s, s->h, s->a, &proj_w, L->attn_proj_b, n);
         k_add(s->x, s->h, n * C);
 
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln2_w, L->ln2_b, C, c->ln_eps);
-        k_matmul(s->h, s->a, L->fc_w, L->fc_b, n, C, F);
+        matmul(s, s->h, s->a, &fc_w, L->fc_b, n);
         k_gelu(s->h, n * F);
         /* s->a is free again: use it for the projection output */
-        k_matmul(s->a, s->h, L->mlp_proj_w, L->mlp_proj_b, n, F, C);
+        matmul(s, s->a, s->h, &mproj_w, L->mlp_proj_b, n);
         k_add(s->x, s->a, n * C);
     }
 
@@ -158,7 +203,8 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         int first = all_logits ? 0 : n - 1;
         for (int t = first; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, w->lnf_w, w->lnf_b, C, c->ln_eps);
-        k_matmul(logits, s->a + (size_t)first * C, w->lm_head, NULL, n - first, C, c->n_vocab);
+        gpt2_matrix head = f32_matrix(w->lm_head, c->n_vocab, C);
+        matmul(s, logits, s->a + (size_t)first * C, &head, NULL, n - first);
     }
     s->pos += n;
 }

@@ -26,6 +26,11 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
 /* Releases a state (NULL is allowed). */
 void gpt2_state_free(gpt2_state *s);
 
+/* Lets the state's matrix products run on a thread pool (pool.h; NULL = the calling thread
+ * only). The pool is not owned and must outlive its use by the state. */
+struct gpt2_pool;
+void gpt2_state_set_pool(gpt2_state *s, struct gpt2_pool *pool);
+
 /* Number of tokens in the state's cache (the position of the next token). */
 int gpt2_state_pos(const gpt2_state *s);
 

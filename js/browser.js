@@ -30,7 +30,8 @@ const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'repetitio
  *   downloaded and read (`phase: 'download'`), and once at the end (`phase: 'ready'`)
  * @property {AbortSignal} [signal] aborts the load: the worker is terminated and the promise
  *   rejects with the signal's reason or a DOMException 'AbortError'
- * @property {number} [memoryBudget] the most bytes the float32 weights may take (0: no limit)
+ * @property {number} [memoryBudget] the most bytes the model may take: weights + one KV cache (0: no limit)
+ * @property {'auto'|'f32'|'f16'|'q8_0'} [precision] how the weights are stored in memory (default 'auto': as in the file)
  * @property {boolean} [cache=true] keep files downloaded from URLs in the browser's Cache API
  *   and use them next time
  * @property {string|URL} [workerUrl] where js/worker.js is (default: next to this module)
@@ -41,6 +42,8 @@ const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'repetitio
  * @property {string} source where the model came from (folder URL, or 'objects')
  * @property {number} loadSeconds seconds the load took inside the worker
  * @property {number} weightsBytes bytes of WebAssembly memory the weights take
+ * @property {'f32'|'f16'|'q8_0'} precision the precision most weights are stored in
+ * @property {Record<string, 'f32'|'f16'|'q8_0'>} matrixPrecision per kind of weight matrix
  * @property {{ hits: number, stored: number, uncached: number } | null} cache files served from
  *   the cache, downloaded into it, and fetched without it; null when caching was off or the
  *   source was not a URL
@@ -60,7 +63,7 @@ const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'repetitio
  * @throws {DOMException} 'AbortError' when options.signal aborts
  */
 export async function loadInWorker(source, options = {}) {
-  const { onProgress, signal, memoryBudget = 0, cache = true, workerUrl } = options;
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl } = options;
   throwIfAborted(signal);
   const [message, transfer] = prepareSource(source);
   const url = workerUrl ? new URL(workerUrl, baseUrl()) : new URL('./worker.js', import.meta.url);
@@ -69,7 +72,7 @@ export async function loadInWorker(source, options = {}) {
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
     const value = await conn.request(
-      { op: 'load', source: message, memoryBudget, cache: !!cache },
+      { op: 'load', source: message, memoryBudget, precision, cache: !!cache },
       { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined },
     );
     throwIfAborted(signal);

@@ -18,7 +18,12 @@
 // Entries are complete by construction (put() commits only a fully written body), and they
 // are also checked on use: every entry stores its byte count in the X-Gpt2-Wasm-Size header
 // at write time; an entry whose body size differs (or that has no such header) is deleted
-// and the file is downloaded again.
+// and the file is downloaded again. Each file also has a checksum of its bytes, computed
+// while downloading and stored as a tiny entry of its own (the file's URL with the query
+// parameter gpt2-wasm-checksum), so the big entry is written once; a cached body is checked
+// against it
+// while load() reads it, and a mismatch (a corrupted disk copy) deletes the entry and fails
+// that load with an error saying so: the next load downloads the file again.
 //
 // A full disk (QuotaExceededError from put(), or too little room by navigator.storage
 // .estimate() before starting) falls back to a plain network fetch of that file; onNotice
@@ -29,6 +34,35 @@ export const CACHE_NAME = 'gpt2-wasm-models-v1';
 
 /** The header holding an entry's byte count, written with the entry. */
 const SIZE_HEADER = 'X-Gpt2-Wasm-Size';
+
+/** The key of the small entry holding the checksum (see checksum()) of url's entry. */
+const checksumKey = (url) => `${url}${url.includes('?') ? '&' : '?'}gpt2-wasm-checksum`;
+
+/**
+ * A running 64-bit checksum (two 32-bit FNV-1a lanes over alternating bytes, with their
+ * byte counts folded in at the end). It detects corruption of a stored copy; it is not a
+ * cryptographic hash. update() takes chunks of any size.
+ */
+export function checksum() {
+  let a = 0x811c9dc5, b = 0x01000193 ^ 0x5bd1e995, n = 0;
+  return {
+    update(bytes) {
+      let i = 0;
+      if (n & 1 && bytes.length) { b = Math.imul(b ^ bytes[0], 16777619); i = 1; }
+      const len = bytes.length;
+      for (; i + 1 < len; i += 2) {
+        a = Math.imul(a ^ bytes[i], 16777619);
+        b = Math.imul(b ^ bytes[i + 1], 16777619);
+      }
+      if (i < len) a = Math.imul(a ^ bytes[i], 16777619);
+      n += len;
+    },
+    digest() {
+      const hex = (x) => (x >>> 0).toString(16).padStart(8, '0');
+      return `${hex(Math.imul(a ^ n, 2654435761))}${hex(Math.imul(b ^ Math.floor(n / 2 ** 32), 2246822519))}`;
+    },
+  };
+}
 
 /** Whether the Cache API is usable here (it is missing in insecure contexts, e.g. plain http on a LAN address). */
 export function cacheAvailable() {
@@ -43,7 +77,7 @@ export async function clearModelCache() {
   if (!cacheAvailable()) return 0;
   if (!(await caches.has(CACHE_NAME))) return 0;
   const cache = await caches.open(CACHE_NAME);
-  const n = (await cache.keys()).length;
+  const n = (await cache.keys()).filter((r) => !r.url.endsWith('gpt2-wasm-checksum')).length;
   await caches.delete(CACHE_NAME);
   return n;
 }
@@ -105,9 +139,11 @@ export function createCachedFetch(events = {}) {
       if (hit.headers.has(SIZE_HEADER) && body.size === stored) {
         stats.hits++;
         if (events.onSize) events.onSize(url, body.size);
-        return servedResponse(body, hit);
+        const sumEntry = await cache.match(checksumKey(url));
+        const sum = sumEntry ? await sumEntry.text() : null;
+        return servedResponse(body, hit, sum, () => evict(cache, url), url);
       }
-      await cache.delete(url, { ignoreVary: true }); // partial or corrupted: download again
+      await evict(cache, url); // partial or corrupted: download again
     }
 
     // 2. Download into the cache, then serve from it.
@@ -157,8 +193,9 @@ export function createCachedFetch(events = {}) {
         headers.set(SIZE_HEADER, String(blob.size));
         await cache.put(url, new Response(blob, { headers }));
       }
+      await cache.put(checksumKey(url), new Response(counter.digest()));
     } catch (e) {
-      await cache.delete(url, { ignoreVary: true }).catch(() => {});
+      await evict(cache, url).catch(() => {});
       if (signal.aborted) throw e; // the caller turns this into the right error
       if (isQuotaError(e)) {
         notice(`The browser's storage is full: ${shortName(url)} is used without caching and will be downloaded again next time.`);
@@ -173,7 +210,7 @@ export function createCachedFetch(events = {}) {
       return uncached(url, init);
     }
     stats.stored++;
-    return servedResponse(await stored.blob(), stored);
+    return servedResponse(await stored.blob(), stored, counter.digest(), () => evict(cache, url), url);
   }
 
   return { fetch: cachedFetch, stats };
@@ -188,9 +225,35 @@ function declaredSize(r) {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-/** A Response for load() over a cached body, with its exact Content-Length. */
-function servedResponse(blob, entry) {
-  return new Response(blob, {
+/** Deletes url's entry and its checksum. */
+async function evict(cache, url) {
+  await cache.delete(url, { ignoreVary: true });
+  await cache.delete(checksumKey(url));
+}
+
+/**
+ * A Response for load() over a cached body, with its exact Content-Length. When the
+ * expected checksum is known, the body is checked while it is read; on a mismatch onBad()
+ * runs and the body fails with an error naming the file.
+ */
+function servedResponse(blob, entry, expected, onBad, url) {
+  let body = blob;
+  if (expected) {
+    const sum = checksum();
+    body = blob.stream().pipeThrough(new TransformStream({
+      transform(chunk, controller) {
+        sum.update(chunk);
+        controller.enqueue(chunk);
+      },
+      async flush() {
+        if (sum.digest() === expected) return;
+        await Promise.resolve(onBad()).catch(() => {});
+        throw new Error(`the cached copy of ${shortName(url)} is corrupted (checksum mismatch); ` +
+          'it has been removed from the cache: load again to download it');
+      },
+    }));
+  }
+  return new Response(body, {
     status: 200,
     headers: {
       'Content-Type': entry.headers.get('content-type') || 'application/octet-stream',
@@ -201,15 +264,18 @@ function servedResponse(blob, entry) {
 }
 
 /**
- * A TransformStream that passes chunks through, reporting the running byte count, and fails
+ * A TransformStream that passes chunks through, reporting the running byte count and keeping
+ * a checksum of the bytes, and fails
  * at the end when the count differs from the expected size (a truncated download must not be
  * cached).
  */
 function countingStream(expected, onCount) {
   let n = 0;
+  const sum = checksum();
   const stream = new TransformStream({
     transform(chunk, controller) {
       n += chunk.byteLength;
+      sum.update(chunk);
       if (expected !== undefined && n > expected) throw new Error(`received more than the ${expected} bytes announced`);
       controller.enqueue(chunk);
       onCount(n);
@@ -218,7 +284,7 @@ function countingStream(expected, onCount) {
       if (expected !== undefined && n !== expected) throw new Error(`download ended after ${n} of ${expected} bytes`);
     },
   });
-  return { stream, count: () => n };
+  return { stream, count: () => n, digest: () => sum.digest() };
 }
 
 async function tooLittleRoom(size) {

@@ -5,6 +5,8 @@
 //   gpt2-wasm "Once upon a time"                       generate from the embedded model
 //   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]
 //   gpt2-wasm tokenize | detokenize | logits | score | info [options]
+//   gpt2-wasm quantize IN_DIR OUT_DIR --type q8_0|f16
+//   gpt2-wasm download gpt2|gpt2-medium|gpt2-large|gpt2-xl|distilgpt2|OWNER/NAME [--dir D] [--base-url URL]
 //
 // Errors are one line on stderr ("gpt2-wasm: ...") and exit status 1 (2 for usage errors).
 // Ctrl-C stops a generation cleanly (exit status 130). No dependencies.
@@ -13,9 +15,11 @@ import { relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load, Gpt2Error } from './index.js';
 import { ProgressBar } from './progress.js';
+import { download, MODEL_REPOS, resolveRepo } from './download.js';
+import { quantizeFolder } from './quantize.js';
 
 const PROGRAM = 'gpt2-wasm';
-const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info'];
+const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize'];
 const MAX_STOP = 8;
 
 const USAGE = `usage: ${PROGRAM} [generate] [options] [PROMPT...]
@@ -28,6 +32,11 @@ commands:
   logits      print the logits of the last position, one per line
   score       print each token's log-probability and rank, and the perplexity
   info        print the model's configuration and memory use
+  download    download NAME from the Hugging Face Hub into a folder and print the
+              folder: gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or a
+              repository id OWNER/NAME; an interrupted download resumes
+  quantize    quantize IN_DIR OUT_DIR --type q8_0|f16: write a converted copy of a
+              checkpoint folder (docs/quantized-format.md)
 options:
   --model DIR|URL           checkpoint folder or http(s) URL (Hugging Face layout:
                             config.json, vocab.json, merges.txt, model.safetensors;
@@ -44,7 +53,19 @@ options:
   --seed N                  random seed (default 0)
   --stop TEXT               stop before this text (repeatable, up to ${MAX_STOP})
   --ignore-eot              keep generating after <|endoftext|>
+  --context slide|stop      a full context: keep the recent half and go on (default),
+                            or stop (reason context_full)
+  --truncate left|error     a prompt longer than the context: drop its oldest tokens
+                            with a warning (default), or fail
   --stats                   print timings to stderr (generate)
+  --precision P             weights in memory: auto (as stored, default), f32, f16, q8_0
+  --memory-budget BYTES     fail (naming a precision that fits) if the model would need
+                            more (suffixes K, M, G: powers of 1024)
+  --type T                  quantize: q8_0 or f16
+  --dir DIR                 download: the folder to fill (default: ./NAME)
+  --base-url URL            download: the Hub or a mirror of it (default:
+                            $GPT2_WASM_BASE_URL, else https://huggingface.co)
+  --revision REV            download: branch, tag or commit (default main)
   -q, --quiet               no loading progress or "loaded ..." line on stderr
   -h, --help                print this help
   --version                 print the version
@@ -69,7 +90,15 @@ const OPTIONS = {
   '--seed': ['seed', 'seed'],
   '--stop': ['stop', 'list'],
   '--ignore-eot': ['ignoreEot', 'flag'],
+  '--context': ['contextPolicy', 'string'],
+  '--truncate': ['truncatePrompt', 'string'],
   '--stats': ['stats', 'flag'],
+  '--precision': ['precision', 'string'],
+  '--memory-budget': ['memoryBudget', 'bytes'],
+  '--type': ['type', 'string'],
+  '--dir': ['dir', 'string'],
+  '--base-url': ['baseUrl', 'string'],
+  '--revision': ['revision', 'string'],
   '--quiet': ['quiet', 'flag'],
   '-q': ['quiet', 'flag'],
 };
@@ -122,6 +151,12 @@ function parseArgs(argv) {
     o[key] = convert(a, kind, value, o[key]);
   }
   if (o.stop.length > MAX_STOP) throw new UsageError(`at most ${MAX_STOP} --stop options`);
+  if (o.contextPolicy !== undefined && !['slide', 'stop'].includes(o.contextPolicy)) {
+    throw new UsageError(`--context must be slide or stop, got '${o.contextPolicy}'`);
+  }
+  if (o.truncatePrompt !== undefined && !['left', 'error'].includes(o.truncatePrompt)) {
+    throw new UsageError(`--truncate must be left or error, got '${o.truncatePrompt}'`);
+  }
   return { command, positional, o };
 }
 
@@ -137,6 +172,12 @@ function convert(name, kind, v, previous) {
       if (!Number.isSafeInteger(n) || (kind === 'int' && n > 2 ** 30)) {
         throw new UsageError(`${name} needs a whole number >= 0, got '${v}'`);
       }
+      return n;
+    }
+    case 'bytes': {
+      const m = /^(\d+)([KMG]?)$/i.exec(v);
+      const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+      if (!Number.isSafeInteger(n)) throw new UsageError(`${name} needs a size in bytes (e.g. 4G), got '${v}'`);
       return n;
     }
     case 'float': {
@@ -237,6 +278,15 @@ async function main(argv) {
     return 0;
   }
   const { command, positional, o } = parsed;
+  if (command === 'download') return cmdDownload(positional, o);
+  if (command === 'quantize') return cmdQuantize(positional, o);
+  if (o.type !== undefined) return usageError(`--type is an option of quantize, not of ${command}`);
+  if (o.precision !== undefined && !['auto', 'f32', 'f16', 'q8_0'].includes(o.precision)) {
+    return usageError(`unknown precision '${o.precision}' (choose auto, f32, f16 or q8_0)`);
+  }
+  for (const key of DOWNLOAD_KEYS) {
+    if (o[key] !== undefined) return usageError(`${optionName(key)} is an option of download, not of ${command}`);
+  }
 
   // Inputs that need no model are checked before loading it (fast usage errors).
   let ids;
@@ -293,7 +343,9 @@ function isAbort(e) {
 async function loadModel(o, signal) {
   const bar = new ProgressBar(process.stderr, { label: o.model === undefined ? 'embedded model' : displaySource(o.model) });
   try {
-    const model = await load(o.model, { signal, onProgress: o.quiet ? undefined : (p) => bar.update(p) });
+    const model = await load(o.model, {
+      signal, precision: o.precision, memoryBudget: o.memoryBudget, onProgress: o.quiet ? undefined : (p) => bar.update(p),
+    });
     bar.label = displaySource(model.info.source);
     bar.done({ quiet: !!o.quiet });
     return model;
@@ -308,6 +360,7 @@ async function cmdGenerate(model, o, text, ids, signal) {
     maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP,
     repetitionPenalty: o.repetitionPenalty, seed: o.seed, stop: o.stop, ignoreEot: !!o.ignoreEot,
     special: !!o.special, signal,
+    contextPolicy: o.contextPolicy, truncatePrompt: o.truncatePrompt,
   };
   const generation = model.generate(ids ?? text, options); // bad options throw here, before output
   const started = performance.now();
@@ -339,6 +392,9 @@ async function cmdGenerate(model, o, text, ids, signal) {
   }
   echo();
   out('\n');
+  if (!cancelled) {
+    for (const w of (await generation.summary).warnings) process.stderr.write(`warning: ${w}\n`);
+  }
   if (o.stats) {
     let s;
     if (cancelled) {
@@ -408,11 +464,82 @@ function cmdInfo(model) {
     `${pad('n_vocab')}${c.nVocab}`,
     `${pad('n_inner')}${c.nInner}`,
     `${pad('lm_head')}${c.untiedHead ? 'separate' : 'tied to wte'}`,
-    `${pad('weights')}${mib(model.info.weightsBytes)} MiB (float32, ${model.info.weightsBytes} bytes)`,
+    `${pad('precision')}${model.info.precision} (${Object.entries(model.info.matrixPrecision)
+      .filter(([k]) => k !== 'lmHead' || c.untiedHead).map(([k, v]) => `${MATRIX_NAMES[k]} ${v}`).join(', ')})`,
+    `${pad('weights')}${mib(model.info.weightsBytes)} MiB (${model.info.weightsBytes} bytes)`,
     `${pad('tokenizer')}<|endoftext|> = ${model.eotId}`,
     `${pad('load time')}${model.info.loadSeconds.toFixed(2)} s`,
   ].join('\n') + '\n');
   return 0;
+}
+
+const MATRIX_NAMES = { wte: 'wte', lmHead: 'lm_head', qkv: 'qkv', attnProj: 'attn_proj', fc: 'fc', mlpProj: 'mlp_proj' };
+
+/** `quantize IN_DIR OUT_DIR --type q8_0|f16`: a converted copy of a checkpoint folder. */
+async function cmdQuantize(positional, o) {
+  const other = Object.keys(o).find((k) => !['quiet', 'type'].includes(k) && !(k === 'stop' && o.stop.length === 0));
+  if (other) return usageError(`quantize does not take ${optionName(other)}`);
+  if (positional.length !== 2) return usageError('quantize needs IN_DIR and OUT_DIR');
+  if (o.type === undefined) return usageError('quantize needs --type q8_0 or --type f16');
+  if (!['q8_0', 'f16'].includes(o.type)) return usageError(`--type must be q8_0 or f16, got '${o.type}'`);
+  const [inDir, outDir] = positional;
+  const { bytes, summary } = await quantizeFolder(inDir, outDir, { type: o.type });
+  if (!o.quiet) process.stderr.write(`wrote ${outDir.replace(/\/?$/, '/')}model.safetensors (${bytes} bytes): ${summary}\n`);
+  return 0;
+}
+
+const DOWNLOAD_KEYS = ['dir', 'baseUrl', 'revision'];
+
+/** The option's name on the command line (the first one, for a key). */
+function optionName(key) {
+  return Object.keys(OPTIONS).find((name) => OPTIONS[name][0] === key);
+}
+
+/**
+ * `download NAME`: fetches the four files of a checkpoint into a folder, with a progress bar
+ * on a terminal, and prints the folder's path on stdout (for --model). Ctrl-C keeps the
+ * partial file for the next run (exit status 130).
+ */
+async function cmdDownload(positional, o) {
+  const other = Object.keys(o).find((k) => !['quiet', ...DOWNLOAD_KEYS].includes(k) && !(k === 'stop' && o.stop.length === 0));
+  if (other) return usageError(`download does not take ${optionName(other)}`);
+  if (positional.length !== 1) {
+    return usageError(`download needs one model name (${Object.keys(MODEL_REPOS).join(', ')}, or OWNER/NAME)`);
+  }
+  const [name] = positional;
+  try {
+    resolveRepo(name);
+  } catch (e) {
+    return usageError(e.message);
+  }
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const bar = new ProgressBar(process.stderr, { label: name, verbs: ['fetching', 'fetched'] });
+  try {
+    const dir = await download(name, {
+      dir: o.dir, baseUrl: o.baseUrl, revision: o.revision, signal: controller.signal,
+      // Bytes kept from an interrupted run count as done but not in the speed.
+      onProgress: (e) => { if (e.phase === 'download' && !o.quiet) bar.update({ ...e, skipped: e.loaded - e.transferred }); },
+    });
+    bar.label = `${name} into ${displaySource(dir)}`;
+    bar.done({ quiet: !!o.quiet });
+    out(`${dir}\n`);
+    return 0;
+  } catch (e) {
+    bar.cancel();
+    if (controller.signal.aborted && isAbort(e)) {
+      process.stderr.write(`${PROGRAM}: download interrupted; the partial file is kept, run the same command again to resume\n`);
+      return 130;
+    }
+    if (e instanceof Gpt2Error && e.code === 'arg') return usageError(e.message);
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }
 
 function usageError(message) {

@@ -6,7 +6,7 @@
 //     process.stdout.write(text);
 //
 // These declarations describe js/index.js and the modules it re-exports (load.js, model.js,
-// errors.js, sources.js); keep them in step with the code.
+// errors.js, sources.js, download.js); keep them in step with the code.
 
 /** The four files of a checkpoint in Hugging Face layout. */
 export type ModelFileName = 'config.json' | 'vocab.json' | 'merges.txt' | 'model.safetensors';
@@ -65,15 +65,35 @@ export interface LoadOptions {
   /** Aborts the load; `load()` then rejects with the signal's reason or a `DOMException` named `'AbortError'`. */
   signal?: AbortSignal | undefined;
   /**
-   * The most bytes the float32 weights may take; a larger checkpoint is rejected with
-   * {@link Gpt2Error} `'nomem'` as soon as `config.json` (or the safetensors header) is read,
-   * before the weights are downloaded. 0 or absent: no limit.
+   * The most bytes the model may take: its weights in the chosen precision plus one KV cache
+   * and scratch at full context. A larger model is rejected with {@link Gpt2Error} `'nomem'`
+   * as soon as `config.json` (or the safetensors header) is read, before the weights are
+   * downloaded; the message names a precision that would fit (e.g. "... in q8_0 it needs
+   * 2.4 GB: load with precision 'q8_0'"). 0 or absent: no limit of yours; WebAssembly's own
+   * 4 GB (minus what the module already uses) always applies.
    */
   memoryBudget?: number | undefined;
+  /**
+   * How the linear weights are stored in memory (default `'auto'`: as in the file: F32 and
+   * BF16 as f32, F16 as f16, quantized files as q8_0). `'f32'`, `'f16'`, `'q8_0'` convert while
+   * loading (q8_0: blocks of 32 with an fp16 scale; a quantized file loaded as `'f32'` gets
+   * its dequantized values exactly). f16 halves and q8_0 roughly quarters the memory of f32
+   * weights.
+   */
+  precision?: Precision | undefined;
   /** The `fetch` used for URL sources (default: `globalThis.fetch`), e.g. to add headers or a cache. */
   fetch?: typeof globalThis.fetch | undefined;
-  /** Where `gpt2.wasm` is (default: `dist/gpt2.wasm` of this package); relative to `dist/gpt2.mjs`. */
+  /** Where `gpt2.wasm` is (default: `dist/gpt2.wasm` of this package); relative to `dist/gpt2.mjs`. Implies the single-thread build. */
   wasmUrl?: string | URL | undefined;
+  /**
+   * Threads for the forward pass. `'auto'` (default): one per core (`os.availableParallelism()` /
+   * `navigator.hardwareConcurrency`) with the threaded build (`dist/gpt2-mt.*`) in Node and in
+   * cross-origin-isolated workers; 1 (the single-thread build) elsewhere, including a page's
+   * main thread, where a thread may not block. A number > 1 uses the threaded build wherever
+   * `SharedArrayBuffer` is available (else 1). `model.info.threads` and `model.info.build` say
+   * what was chosen.
+   */
+  threads?: number | 'auto' | undefined;
 }
 
 /**
@@ -91,6 +111,99 @@ export function load(source?: ModelSource | null, options?: LoadOptions): Promis
 
 /** The URL of the embedded model's folder (`models/` in the package). */
 export function defaultModelUrl(): URL;
+
+/**
+ * The published GPT-2 checkpoints {@link download} knows by name, and their Hugging Face
+ * repositories: `gpt2` → `openai-community/gpt2` (also `-medium`, `-large`, `-xl`),
+ * `distilgpt2` → `distilbert/distilgpt2`.
+ */
+export type ModelName = 'gpt2' | 'gpt2-medium' | 'gpt2-large' | 'gpt2-xl' | 'distilgpt2';
+
+/** A progress event of {@link download}: bytes on disk (`'download'`, many), then `'done'` once. */
+export type ModelDownloadProgress = ModelDownloadFileProgress | ModelDownloadDone;
+
+/** Some bytes of one file have been written (or found already on disk). */
+export interface ModelDownloadFileProgress {
+  /** Downloading. */
+  readonly phase: 'download';
+  /** The file being downloaded; in the order config, vocab, merges, weights. */
+  readonly file: ModelFileName;
+  /** Bytes of the four files on disk so far, including those kept from an earlier, interrupted run. */
+  readonly loaded: number;
+  /** Total bytes of the four files, or `undefined` when the server did not tell every size. */
+  readonly total: number | undefined;
+  /** Bytes of this file on disk so far. */
+  readonly fileLoaded: number;
+  /** This file's size, or `undefined` while unknown. */
+  readonly fileTotal: number | undefined;
+  /** Bytes received over the network by this call (`loaded` minus what was already on disk). */
+  readonly transferred: number;
+}
+
+/** All four files are in place; sent once, just before `download()` resolves. */
+export interface ModelDownloadDone {
+  /** Finished. */
+  readonly phase: 'done';
+  /** Always `null`. */
+  readonly file: null;
+  /** Bytes of the four files. */
+  readonly loaded: number;
+  /** The same as `loaded`. */
+  readonly total: number;
+  /** Bytes received over the network by this call (0 when every file was already there). */
+  readonly transferred: number;
+}
+
+/** Options of {@link download}. */
+export interface DownloadOptions {
+  /** The folder to put the files in (created if needed); default: the repository's name (`./gpt2`) in the working directory. */
+  dir?: string | undefined;
+  /**
+   * The Hugging Face Hub or a mirror of it: files are fetched from
+   * `BASE/OWNER/NAME/resolve/REVISION/FILE`. Default: the `GPT2_WASM_BASE_URL` environment
+   * variable, else `https://huggingface.co`.
+   */
+  baseUrl?: string | undefined;
+  /** Branch, tag or commit of the repository (default `'main'`). */
+  revision?: string | undefined;
+  /** Called as bytes arrive (`phase: 'download'`) and once at the end (`phase: 'done'`). */
+  onProgress?: ((progress: ModelDownloadProgress) => void) | undefined;
+  /**
+   * Stops the download; `download()` then rejects with the signal's reason or a `DOMException`
+   * `'AbortError'`. The partial file (`FILE.part`) is kept, and the next call continues it.
+   */
+  signal?: AbortSignal | undefined;
+  /** The `fetch` used (default: `globalThis.fetch`). */
+  fetch?: typeof globalThis.fetch | undefined;
+  /** Milliseconds to wait for an answer, and for each next chunk of a body (default 30000). */
+  timeout?: number | undefined;
+  /** How many times a file is continued after its connection fails mid-way or the server answers 5xx (default 3). */
+  retries?: number | undefined;
+  /** Milliseconds before the first retry; doubled for each next one, up to 8 s (default 500). */
+  retryDelay?: number | undefined;
+}
+
+/**
+ * Node only: downloads a checkpoint from the Hugging Face Hub (`config.json`, `vocab.json`,
+ * `merges.txt`, `model.safetensors`) into a folder, for {@link load}:
+ *
+ *     const model = await load(await download('distilgpt2', { dir: 'models/distilgpt2' }));
+ *
+ * Each file is written to `FILE.part` and renamed when complete, so the folder never holds a
+ * half-written file. A `.part` left by an interrupted download is continued with an HTTP
+ * Range request (a server that ignores Range sends the whole file again). Every file's size
+ * is checked (`X-Linked-Size`, `Content-Length`, `Content-Range`), and its SHA-256 when the
+ * server gives one (the Hub's `X-Linked-Etag`); a file that fails the check is deleted.
+ * Files already in the folder that match the server's are kept.
+ *
+ * @param name a {@link ModelName}, or a Hugging Face repository id `'owner/name'` (a fine-tune).
+ * @returns the folder's absolute path.
+ * @throws {Gpt2Error} `'arg'` for an unknown name or bad option; `'io'` for an unreachable
+ *   server (the message names the URL and how to use a mirror), an unknown model or missing
+ *   file, an HTTP error, or a file that fails verification; a `DOMException` `'AbortError'`
+ *   when `options.signal` aborts.
+ */
+export function download(name: ModelName | (string & {}), options?: DownloadOptions): Promise<string>;
 
 /** A model's hyper-parameters (from `config.json`). */
 export interface ModelConfig {
@@ -110,14 +223,41 @@ export interface ModelConfig {
   readonly untiedHead: boolean;
 }
 
+/** A storage precision of weights ({@link LoadOptions.precision}); `'auto'` = as stored. */
+export type Precision = 'auto' | 'f32' | 'f16' | 'q8_0';
+
+/** A precision weights are actually stored in. */
+export type StoragePrecision = 'f32' | 'f16' | 'q8_0';
+
 /** Facts about a loaded model. */
 export interface ModelInfo {
   /** Where the model came from: the folder path, the folder URL, or `'objects'`. */
   readonly source: string;
   /** Seconds from the call of `load()` to the model being ready (files read and converted). */
   readonly loadSeconds: number;
-  /** Bytes of WebAssembly memory the float32 weights take. */
+  /** Bytes of WebAssembly memory the weights take (in their storage precision). */
   readonly weightsBytes: number;
+  /** The precision most of the linear weights are stored in. */
+  readonly precision: StoragePrecision;
+  /**
+   * Per kind of weight matrix (`lmHead` is `wte`'s when the head is tied). Under `'q8_0'`, a
+   * matrix whose input width is not a multiple of 32 is stored in f16.
+   */
+  readonly matrixPrecision: {
+    readonly wte: StoragePrecision;
+    readonly lmHead: StoragePrecision;
+    readonly qkv: StoragePrecision;
+    readonly attnProj: StoragePrecision;
+    readonly fc: StoragePrecision;
+    readonly mlpProj: StoragePrecision;
+  };
+  /** Threads the forward pass runs on (1 in the single-thread build). */
+  readonly threads: number;
+  /**
+   * The WebAssembly build in use: `'wasm-simd'` (single thread, runs everywhere) or
+   * `'wasm-simd-threads'` (Emscripten pthreads: Node, or a cross-origin-isolated worker).
+   */
+  readonly build: 'wasm-simd' | 'wasm-simd-threads';
 }
 
 /** Token ids: a plain array or an integer typed array. */
@@ -155,6 +295,37 @@ export interface GenerateOptions {
   ignoreEot?: boolean | undefined;
   /** Treat `'<|endoftext|>'` in a string prompt as the special token (default `false`). */
   special?: boolean | undefined;
+  /**
+   * Added to the logits of these token ids before sampling (before the repetition penalty,
+   * temperature, top-k and top-p), e.g. `{ [model.tokenize(' the')[0]]: -5 }`. `-Infinity`
+   * bans a token; a large value (e.g. `1e9`) forces it. Values must be finite or `-Infinity`
+   * ({@link Gpt2Error} `'arg'`); ids outside the vocabulary: `'range'`. A `Map` works too.
+   */
+  logitBias?: { readonly [tokenId: number]: number } | ReadonlyMap<number, number> | undefined;
+  /**
+   * Words never to produce. Rule (on the bytes of the text, src/generate.h): a token is banned
+   * when it would complete an occurrence of a banned word that starts at a word start (the
+   * start of the text, or after a byte that is not an ASCII letter/digit or part of a
+   * non-ASCII character). So both `" word"` and `"word"` are banned however they would be
+   * tokenized, a word already begun (in the prompt or session) is not completed, words that
+   * begin with it (`"cats"` for `"cat"`) are banned too, and words that only contain it
+   * later (`"concat"`) are not. Case-sensitive: ban `"Cat"` separately.
+   */
+  bannedWords?: string | readonly string[] | undefined;
+  /**
+   * What happens when the context (`config.nCtx` tokens) is full. `'slide'` (default): keep the
+   * most recent `slideKeep` tokens, recompute their cache at positions 0.., and go on, so a
+   * generation can be longer than the context. `'stop'`: end with stopReason `'context_full'`.
+   */
+  contextPolicy?: 'slide' | 'stop' | undefined;
+  /** Tokens a slide keeps, 1 .. nCtx - 1; 0 or absent: half the context. */
+  slideKeep?: number | undefined;
+  /**
+   * A prompt longer than the context: `'left'` (default) drops its oldest tokens, keeping the last
+   * `max(nCtx - maxTokens, nCtx / 2)`, and says so in `summary.warnings`; `'error'` throws
+   * a {@link Gpt2Error} `'range'` instead.
+   */
+  truncatePrompt?: 'left' | 'error' | undefined;
   /**
    * Stops the generation before the next token: the iterator then throws the signal's reason (or
    * a `DOMException` `'AbortError'`) and `summary` rejects with it. (Leaving a `for await` loop
@@ -207,6 +378,12 @@ export interface GenerationSummary {
   readonly tokens: number;
   /** Tokens in the prompt (an empty prompt counts as one end-of-text token). */
   readonly promptTokens: number;
+  /** Prompt tokens dropped because the prompt was longer than the context (see `truncatePrompt`). */
+  readonly truncatedTokens: number;
+  /** How many times the context was full and slid (see `contextPolicy`). */
+  readonly slides: number;
+  /** Things the caller should know, e.g. that the prompt was truncated. */
+  readonly warnings: readonly string[];
   /** Why it ended. */
   readonly stopReason: StopReason;
   /** All the text generated (the pieces' text joined; without the prompt). */
@@ -234,16 +411,102 @@ export interface Generation extends AsyncIterableIterator<Piece> {
   [Symbol.asyncIterator](): Generation;
 }
 
+/** One of the most likely tokens at a position ({@link ScoredToken.alternatives}). */
+export interface Alternative {
+  /** The token id. */
+  readonly id: number;
+  /** The token's own text (`detokenize([id])`: U+FFFD for a part of a multi-byte character). */
+  readonly text: string;
+  /** Natural log of its probability at that position. */
+  readonly logprob: number;
+}
+
 /** One token of a scored text. */
 export interface ScoredToken {
   /** The token id. */
   readonly id: number;
-  /** Its text (U+FFFD for bytes that are not complete UTF-8 on their own). */
+  /**
+   * The part of the input this token completes: decoding the tokens in order, each character
+   * belongs to the token holding its last byte (the rule of generation's pieces), so a token
+   * that holds only the first bytes of a character has `''`. The tokens' texts joined give back
+   * the input (for token ids: `detokenize(ids)`).
+   */
   readonly text: string;
   /** Natural log of its probability given the tokens before it; `null` for the first token. */
   readonly logprob: number | null;
   /** How many tokens the model found more likely at that position (0 = the top choice); `null` for the first token. */
   readonly rank: number | null;
+  /**
+   * The `topK` most likely tokens at that position, most likely first (equal logits: lower id
+   * first); `[]` for the first token.
+   */
+  readonly alternatives: Alternative[];
+}
+
+/** Options of {@link Gpt2Model.score}. */
+export interface ScoreOptions extends TokenizeOptions {
+  /** How many alternatives to list per token; a whole number from 0 to `config.nVocab` (default 5). */
+  topK?: number | undefined;
+}
+
+/** Options of {@link Gpt2Model.rank}. */
+export interface RankOptions extends TokenizeOptions {
+  /** Sort by the mean log-probability per token (`'mean'`, default) or by the total (`'sum'`). */
+  by?: 'mean' | 'sum' | undefined;
+}
+
+/** One choice ranked by {@link Gpt2Model.rank}. */
+export interface RankResult {
+  /** The choice's text. */
+  readonly choice: string;
+  /** Its index in the `choices` given. */
+  readonly index: number;
+  /** Sum of the log-probabilities of its tokens after the prompt. */
+  readonly logprob: number;
+  /** `logprob / tokens`. */
+  readonly meanLogprob: number;
+  /** How many tokens were scored. */
+  readonly tokens: number;
+}
+
+/**
+ * A token sequence with its own KV cache, made by {@link Gpt2Model.session}: each call
+ * computes only the tokens it adds, so its cost does not grow with the history (beyond
+ * attention over it). Disposed with its model. While a generation runs in it, other calls
+ * throw {@link Gpt2Error} `'arg'`.
+ */
+export interface Session {
+  /** Number of tokens in the session (the position of the next token). */
+  readonly position: number;
+  /** A copy of the session's token ids. */
+  readonly tokens: number[];
+  /** The session's text (`detokenize(tokens)`). */
+  readonly text: string;
+  /** Tokens this session has run through the model since it was made (a fork starts at 0); for measurements. */
+  readonly computedTokens: number;
+  /** `true` after {@link dispose} (or the model's). */
+  readonly disposed: boolean;
+  /**
+   * Appends text (tokenized on its own, not merged with the tokens before it) or token ids and
+   * runs them through the model. Returns the ids appended.
+   * @throws {Gpt2Error} `'range'` for a bad id or when the context would overflow (nothing is appended).
+   */
+  append(input: string | TokenIds, options?: TokenizeOptions): number[];
+  /**
+   * Generates from the end of the session (an empty session starts from `<|endoftext|>`),
+   * appending the generated tokens to it (also those of a cancelled generation).
+   * `summary.promptTokens` is the session's length at the start.
+   */
+  generate(options?: GenerateOptions): Generation;
+  /** A new session with the same tokens and a copy of the KV cache; nothing is recomputed. */
+  fork(): Session;
+  /**
+   * Keeps the first `position` tokens and forgets the rest; the next call recomputes one token.
+   * @throws {Gpt2Error} `'range'` unless `0 <= position <= this.position`.
+   */
+  rewind(position: number): void;
+  /** Frees the session's memory (cancels a generation running in it). Safe to call twice. */
+  dispose(): void;
 }
 
 /** The result of {@link Gpt2Model.score}. */
@@ -291,7 +554,26 @@ export class Gpt2Model {
    * @param text a string (tokenized first) or token ids; at most `config.nCtx` tokens.
    * @throws {Gpt2Error} `'arg'` for an empty text, `'range'` for a bad id or too many tokens.
    */
-  score(text: string | TokenIds, options?: TokenizeOptions): ScoreResult;
+  score(text: string | TokenIds, options?: ScoreOptions): ScoreResult;
+  /**
+   * Zero-shot ranking (the GPT-2 paper's method): scores each choice as a continuation of the
+   * prompt and returns them best first (ties: lower index first). A choice is scored on the
+   * tokens of `prompt + choice` after the longest run of tokens they share with the prompt's
+   * own tokens (a word merged across the boundary is scored whole); with none shared (an
+   * empty prompt) it is conditioned on `<|endoftext|>`.
+   *
+   *     model.rank('Review: a wonderful film. Sentiment:', [' positive', ' negative'])[0].choice
+   *
+   * @throws {Gpt2Error} `'arg'` for no choices, a choice that adds no tokens or a bad `by`.
+   */
+  rank(prompt: string, choices: readonly string[], options?: RankOptions): RankResult[];
+  /** A new, empty {@link Session} (its own KV cache in this model's memory). */
+  session(): Session;
+  /**
+   * The text each token completes when `ids` are decoded in order (the rule of
+   * {@link ScoredToken.text}); joined, they equal `detokenize(ids)`.
+   */
+  tokenTexts(ids: TokenIds): string[];
   /**
    * Generates a continuation of a prompt, token by token:
    *
@@ -305,7 +587,7 @@ export class Gpt2Model {
    *   (too long for the context: `'range'`) come from the first `next()`.
    */
   generate(prompt: string | TokenIds, options?: GenerateOptions): Generation;
-  /** Frees the model's WebAssembly memory; the model cannot be used afterwards. Safe to call twice. */
+  /** Frees the model's WebAssembly memory (and its sessions'); the model cannot be used afterwards. Safe to call twice. */
   dispose(): void;
 }
 

@@ -8,6 +8,8 @@ import { openSource, readAll } from './sources.js';
 import { createModule } from './wasm_module.js';
 
 const STAGING_BYTES = 1 << 20; // chunks are copied through this buffer in WASM memory
+const PRECISIONS = ['auto', 'f32', 'f16', 'q8_0']; // gpt2_precision's order (loader.h)
+const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
 
 /**
  * Loads a GPT-2 checkpoint (Hugging Face layout) into a new WebAssembly instance.
@@ -17,11 +19,15 @@ const STAGING_BYTES = 1 << 20; // chunks are copied through this buffer in WASM 
  * @returns {Promise<Gpt2Model>}
  */
 export async function load(source, options = {}) {
-  const { onProgress, signal, memoryBudget = 0 } = options;
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto' } = options;
+  const precisionCode = PRECISIONS.indexOf(precision);
+  if (precisionCode < 0) {
+    throw new Gpt2Error(`precision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, 'arg');
+  }
   throwIfAborted(signal);
   const [{ label, files }, mod] = await Promise.all([
     openSource(source, { signal, fetch: options.fetch }),
-    createModule({ wasmUrl: options.wasmUrl }),
+    createModule({ wasmUrl: options.wasmUrl, threads: options.threads ?? 'auto' }),
   ]);
   const core = new Core(mod);
   const started = Date.now();
@@ -35,7 +41,7 @@ export async function load(source, options = {}) {
     if (onProgress) onProgress({ phase: 'download', file, loaded, total });
   };
 
-  let tokenizer = 0, loader = 0, weights = 0, staging = 0;
+  let tokenizer = 0, loader = 0, weights = 0, staging = 0, pool = 0;
   try {
     const config = await readAll(files['config.json'], (n) => report('config.json', n));
     throwIfAborted(signal);
@@ -45,33 +51,59 @@ export async function load(source, options = {}) {
     throwIfAborted(signal);
 
     tokenizer = createTokenizer(core, vocab, merges);
-    loader = createLoader(core, config, memoryBudget);
+    loader = createLoader(core, config, memoryBudget, precisionCode);
     const st = files['model.safetensors'];
     if (st.size !== undefined) core.check(mod._wasm_loader_set_file_size(loader, st.size, core.err));
 
     staging = core.malloc(STAGING_BYTES);
-    for await (const chunk of st.stream()) {
-      throwIfAborted(signal);
-      for (let at = 0; at < chunk.byteLength; at += STAGING_BYTES) {
-        const part = chunk.subarray(at, Math.min(chunk.byteLength, at + STAGING_BYTES));
-        core.heap.set(part, staging); // the view is re-read: memory may have grown
-        core.check(mod._gpt2_loader_feed(loader, staging, part.byteLength, core.err));
+    try {
+      for await (const chunk of st.stream()) {
+        throwIfAborted(signal);
+        for (let at = 0; at < chunk.byteLength; at += STAGING_BYTES) {
+          const part = chunk.subarray(at, Math.min(chunk.byteLength, at + STAGING_BYTES));
+          core.heap.set(part, staging); // the view is re-read: memory may have grown
+          core.check(mod._gpt2_loader_feed(loader, staging, part.byteLength, core.err));
+        }
+        report('model.safetensors', chunk.byteLength);
       }
-      report('model.safetensors', chunk.byteLength);
+      throwIfAborted(signal);
+      weights = core.checkPtr(mod._wasm_loader_finish(loader, core.err));
+    } catch (e) {
+      // A size mismatch may be the server's fault rather than the file's: say where the size came from.
+      if (e instanceof Gpt2Error && e.code === 'format' && st.sizeFrom && st.size !== undefined) {
+        throw new Gpt2Error(`${e.message} (the size ${st.size} was announced by ${st.sizeFrom})`, e.code);
+      }
+      throw e;
     }
-    throwIfAborted(signal);
-    weights = core.checkPtr(mod._wasm_loader_finish(loader, core.err));
     mod._gpt2_loader_free(loader);
     loader = 0;
     core.free(staging);
     staging = 0;
+    // Threads: a pool of mod.gpt2Threads threads (1 in the single-thread build) that every
+    // forward pass on these weights uses; freed, with the workers, on dispose.
+    pool = core.checkPtr(mod._wasm_pool_create(mod.gpt2Threads, core.err));
+    mod._wasm_weights_set_pool(weights, pool);
     if (onProgress) onProgress({ phase: 'ready', file: null, loaded, total: total ?? loaded });
-    return new Gpt2Model(core, weights, tokenizer, { source: label, loadSeconds: (Date.now() - started) / 1000 });
+    const model = new Gpt2Model(core, weights, tokenizer, {
+      source: label, loadSeconds: (Date.now() - started) / 1000, ...weightsPrecision(core, weights),
+      threads: mod._wasm_pool_threads(pool), build: mod.gpt2Build,
+    });
+    const disposeModel = model.dispose.bind(model);
+    const threadPool = pool;
+    model.dispose = () => {
+      if (model.disposed) return;
+      disposeModel();
+      mod._gpt2_pool_free(threadPool);
+      mod.gpt2Terminate?.();
+    };
+    return model;
   } catch (e) {
     // Leave nothing allocated: free what exists; the instance itself is then unreachable.
     if (loader) mod._gpt2_loader_free(loader);
     if (weights) mod._gpt2_weights_free(weights);
     if (tokenizer) mod._gpt2_tokenizer_free(tokenizer);
+    if (pool) mod._gpt2_pool_free(pool);
+    mod.gpt2Terminate?.();
     core.free(staging);
     for (const f of Object.values(files)) f.cancel?.(); // downloads not (fully) read
     if (signal && signal.aborted) throw abortError(signal);
@@ -92,10 +124,29 @@ function createTokenizer(core, vocab, merges) {
   }
 }
 
-function createLoader(core, config, memoryBudget) {
+/** What the weights are stored in: `precision` (the dtype of most linear parameters) and
+ * `matrixPrecision` (per kind of matrix). */
+function weightsPrecision(core, weights) {
+  const p = core.malloc(7 * 4);
+  try {
+    core.m._wasm_weights_precision(weights, p);
+    const v = Array.from(new Int32Array(core.heap.buffer, p, 7));
+    const name = (d) => DTYPES[d];
+    return {
+      precision: name(v[0]),
+      matrixPrecision: Object.freeze({
+        wte: name(v[1]), lmHead: name(v[2]), qkv: name(v[3]), attnProj: name(v[4]), fc: name(v[5]), mlpProj: name(v[6]),
+      }),
+    };
+  } finally {
+    core.free(p);
+  }
+}
+
+function createLoader(core, config, memoryBudget, precisionCode) {
   const [c, cn] = core.copyIn(config);
   try {
-    return core.checkPtr(core.m._wasm_loader_create(c, cn, memoryBudget, core.err));
+    return core.checkPtr(core.m._wasm_loader_create(c, cn, memoryBudget, precisionCode, core.err));
   } finally {
     core.free(c);
   }

@@ -1,5 +1,7 @@
-// model.js - a loaded model: tokenize, detokenize, generate (async iterator), score, logits.
+// model.js - a loaded model: tokenize, detokenize, generate (async iterator), score, rank,
+// sessions, logits.
 import { abortError, Gpt2Error } from './errors.js';
+import { Session } from './session.js';
 
 const STOP_REASONS = ['none', 'max_tokens', 'eot', 'stop_sequence', 'context_full'];
 const MAX_STOP_SEQUENCES = 8;
@@ -33,6 +35,8 @@ export class Gpt2Model {
     this.eotId = core.m._gpt2_tokenizer_eot_id(tokenizer);
     this.info = Object.freeze({ ...info, weightsBytes: core.m._wasm_weights_bytes(weights) });
     this.disposed = false;
+    /** Live sessions, disposed with the model. @type {Set<Session>} */
+    this.sessions = new Set();
   }
 
   #live() {
@@ -118,34 +122,147 @@ export class Gpt2Model {
   }
 
   /**
-   * Per-token log-probabilities and ranks of a text under the model.
+   * Per-token log-probabilities, ranks and the most likely alternatives of a text under the model.
+   *
+   * Token texts: each token gets the characters it completes when the tokens are decoded in
+   * order (the streaming rule of `generate`): a character split over several tokens belongs
+   * to the token holding its last byte, the earlier ones get `''`. So the tokens' texts
+   * joined give back the input exactly (for token ids: `detokenize(ids)`).
    * @param {string|number[]} text a string, or token ids
-   * @param {{ special?: boolean }} [options]
+   * @param {{ special?: boolean, topK?: number }} [options] topK: alternatives per token (default 5)
    * @returns {import('./index.js').ScoreResult}
    */
   score(text, options = {}) {
     const core = this.#live();
+    const topK = options.topK ?? 5;
+    if (!Number.isInteger(topK) || topK < 0 || topK > this.config.nVocab) {
+      throw new Gpt2Error(`topK must be a whole number from 0 to ${this.config.nVocab}, got ${topK}`, 'arg');
+    }
     const ids = typeof text === 'string' ? this.tokenize(text, options) : Array.from(text);
     if (ids.length === 0) throw new Gpt2Error('nothing to score: the text has no tokens', 'arg');
     const [p, n] = this.#ids(ids);
     const lp = core.malloc(4 * n);
     const rk = core.malloc(4 * n);
+    const k = topK;
+    const topIds = core.malloc(4 * Math.max(1, (n - 1) * k));
+    const topLp = core.malloc(4 * Math.max(1, (n - 1) * k));
     try {
-      core.check(core.m._gpt2_score(this.weights, p, n, lp, rk, core.err));
+      core.check(core.m._gpt2_score_topk(this.weights, p, n, k, lp, rk, topIds, topLp, core.err));
+      const texts = this.tokenTexts(ids);
+      const altText = new Map();
+      const textOf = (id) => {
+        if (!altText.has(id)) altText.set(id, this.detokenize([id]));
+        return altText.get(id);
+      };
       const tokens = [];
       let total = 0;
       for (let t = 0; t < n; t++) {
         const logprob = t === 0 ? null : core.m.HEAPF32[(lp >>> 2) + t - 1];
         const rank = t === 0 ? null : core.m.HEAP32[(rk >>> 2) + t - 1];
         if (logprob !== null) total += logprob;
-        tokens.push({ id: ids[t], text: this.detokenize([ids[t]]), logprob, rank });
+        const alternatives = [];
+        if (t > 0) {
+          for (let j = 0; j < k; j++) {
+            const at = (t - 1) * k + j;
+            const id = core.m.HEAP32[(topIds >>> 2) + at];
+            alternatives.push({ id, text: textOf(id), logprob: core.m.HEAPF32[(topLp >>> 2) + at] });
+          }
+        }
+        tokens.push({ id: ids[t], text: texts[t], logprob, rank, alternatives });
       }
       return { tokens, totalLogprob: total, perplexity: n > 1 ? Math.exp(-total / (n - 1)) : null };
     } finally {
       core.free(p);
       core.free(lp);
       core.free(rk);
+      core.free(topIds);
+      core.free(topLp);
     }
+  }
+
+  /**
+   * The text each token completes when ids are decoded in order (see `score`): joined, they
+   * equal `detokenize(ids)`. An incomplete character at the very end becomes U+FFFD on the
+   * last token.
+   * @param {number[]} ids
+   * @returns {string[]}
+   */
+  tokenTexts(ids) {
+    const core = this.#live();
+    const [p, n] = this.#ids(ids);
+    const cap = core.m._gpt2_decoder_max_output(this.tokenizer) >>> 0;
+    const dec = core.malloc(8);
+    const out = core.malloc(cap);
+    const nOut = core.malloc(4);
+    try {
+      core.m._gpt2_decoder_init(dec);
+      const texts = [];
+      for (let t = 0; t < n; t++) {
+        core.check(core.m._gpt2_decoder_push(dec, this.tokenizer, core.m.HEAP32[(p >>> 2) + t], out, cap, nOut, core.err));
+        texts.push(core.text(out, core.u32(nOut)));
+      }
+      core.check(core.m._gpt2_decoder_finish(dec, out, cap, nOut, core.err));
+      if (n > 0) texts[n - 1] += core.text(out, core.u32(nOut));
+      return texts;
+    } finally {
+      core.free(p);
+      core.free(dec);
+      core.free(out);
+      core.free(nOut);
+    }
+  }
+
+  /**
+   * Zero-shot ranking (the GPT-2 paper's method): how likely each choice is as the
+   * continuation of prompt. Each choice is scored on the tokens of `prompt + choice` after
+   * the longest run of tokens it shares with `prompt`'s own tokens (so a word merged across
+   * the boundary is scored whole); with nothing shared (e.g. an empty prompt) the choice is
+   * conditioned on `<|endoftext|>`. The prompt is computed once (a session, rewound per choice).
+   * @param {string} prompt
+   * @param {string[]} choices at least one; each must add at least one token
+   * @param {{ by?: 'mean'|'sum', special?: boolean }} [options] by: sort by the mean
+   *   log-probability per token (default) or the total
+   * @returns {import('./index.js').RankResult[]} best first (equal scores: lower index first)
+   */
+  rank(prompt, choices, options = {}) {
+    this.#live();
+    const by = options.by ?? 'mean';
+    if (by !== 'mean' && by !== 'sum') throw new Gpt2Error(`by must be 'mean' or 'sum', got ${JSON.stringify(by)}`, 'arg');
+    if (typeof prompt !== 'string') throw new Gpt2Error('rank: prompt must be a string', 'arg');
+    if (!Array.isArray(choices) || choices.length === 0) throw new Gpt2Error('rank: choices must be a non-empty array of strings', 'arg');
+    for (const c of choices) if (typeof c !== 'string') throw new Gpt2Error('rank: choices must be strings', 'arg');
+    const special = { special: !!options.special };
+    const base = this.tokenize(prompt, special);
+    const session = this.session();
+    try {
+      const results = choices.map((choice, index) => {
+        const full = this.tokenize(prompt + choice, special);
+        let c = 0;
+        while (c < base.length && c < full.length && base[c] === full[c]) c++;
+        const scored = full.slice(c);
+        if (scored.length === 0) throw new Gpt2Error(`rank: choice ${index} (${JSON.stringify(choice)}) adds no tokens`, 'arg');
+        const context = c > 0 ? full.slice(0, c) : [this.eotId];
+        const logprobs = session.scoreContinuation(context, scored);
+        const logprob = logprobs.reduce((a, b) => a + b, 0);
+        return { choice, index, logprob, meanLogprob: logprob / scored.length, tokens: scored.length };
+      });
+      const key = by === 'mean' ? 'meanLogprob' : 'logprob';
+      return results.sort((a, b) => b[key] - a[key] || a.index - b.index);
+    } finally {
+      session.dispose();
+    }
+  }
+
+  /**
+   * A session: a token sequence with its own KV cache, extended call by call (see Session).
+   * @returns {Session}
+   */
+  session() {
+    const core = this.#live();
+    const ptr = core.checkPtr(core.m._wasm_session_create(this.weights, 64, core.err));
+    const s = new Session(this, ptr);
+    this.sessions.add(s);
+    return s;
   }
 
   /**
@@ -156,12 +273,13 @@ export class Gpt2Model {
    */
   generate(prompt, options = {}) {
     this.#live();
-    return new Generation(this, prompt, options);
+    return new Generation(this, prompt, options, null);
   }
 
-  /** Frees the model's memory; the model cannot be used afterwards. Safe to call twice. */
+  /** Frees the model's memory (and its sessions'); the model cannot be used afterwards. Safe to call twice. */
   dispose() {
     if (this.disposed) return;
+    for (const s of [...this.sessions]) s.dispose();
     this.disposed = true;
     this.core.m._gpt2_weights_free(this.weights);
     this.core.m._gpt2_tokenizer_free(this.tokenizer);
@@ -171,7 +289,7 @@ export class Gpt2Model {
 }
 
 /** Copies token ids into new WASM memory after checking each; returns [ptr, count]. */
-function copyIds(core, ids, nVocab) {
+export function copyIds(core, ids, nVocab) {
   if (!Array.isArray(ids) && !ArrayBuffer.isView(ids)) throw new Gpt2Error('token ids must be an array of numbers', 'arg');
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
@@ -184,7 +302,7 @@ function copyIds(core, ids, nVocab) {
   return [p, ids.length];
 }
 
-function validateOptions(o, nCtx) {
+function validateOptions(o, nCtx, nVocab) {
   const num = (name, def, ok, msg) => {
     const v = o[name] ?? def;
     if (typeof v !== 'number') throw new Gpt2Error(`${name} must be a number, got ${typeof v} ${JSON.stringify(v)}`, 'arg');
@@ -194,7 +312,37 @@ function validateOptions(o, nCtx) {
   const stop = o.stop === undefined ? [] : Array.isArray(o.stop) ? o.stop : [o.stop];
   if (stop.length > MAX_STOP_SEQUENCES) throw new Gpt2Error(`at most ${MAX_STOP_SEQUENCES} stop sequences`, 'arg');
   for (const s of stop) if (typeof s !== 'string' || s === '') throw new Gpt2Error('stop sequences must be non-empty strings', 'arg');
+  const bias = [];
+  if (o.logitBias !== undefined && o.logitBias !== null) {
+    if (typeof o.logitBias !== 'object' || Array.isArray(o.logitBias)) {
+      throw new Gpt2Error('logitBias must be an object { tokenId: bias }', 'arg');
+    }
+    const entries = o.logitBias instanceof Map ? [...o.logitBias] : Object.entries(o.logitBias);
+    for (const [key, value] of entries) {
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || id >= nVocab) {
+        throw new Gpt2Error(`logitBias: token id ${key} is outside the vocabulary [0, ${nVocab})`, 'range');
+      }
+      if (typeof value !== 'number' || Number.isNaN(value) || value === Infinity) {
+        throw new Gpt2Error(`logitBias of token ${id} must be a finite number or -Infinity, got ${value}`, 'arg');
+      }
+      bias.push([id, value]);
+    }
+  }
+  const banned = o.bannedWords === undefined || o.bannedWords === null ? [] : Array.isArray(o.bannedWords) ? o.bannedWords : [o.bannedWords];
+  for (const w of banned) if (typeof w !== 'string' || w === '') throw new Gpt2Error('bannedWords must be non-empty strings', 'arg');
+  const contextPolicy = o.contextPolicy ?? 'slide';
+  if (contextPolicy !== 'slide' && contextPolicy !== 'stop') {
+    throw new Gpt2Error(`contextPolicy must be 'slide' or 'stop', got ${JSON.stringify(contextPolicy)}`, 'arg');
+  }
+  const truncatePrompt = o.truncatePrompt ?? 'left';
+  if (truncatePrompt !== 'left' && truncatePrompt !== 'error') {
+    throw new Gpt2Error(`truncatePrompt must be 'left' or 'error', got ${JSON.stringify(truncatePrompt)}`, 'arg');
+  }
   return {
+    contextPolicy,
+    truncatePrompt,
+    slideKeep: num('slideKeep', 0, (v) => Number.isInteger(v) && v >= 0 && v < nCtx, `must be a whole number from 0 (half the context) to ${nCtx - 1}`),
     maxTokens: num('maxTokens', 64, (v) => Number.isInteger(v) && v >= 0, 'must be a whole number >= 0'),
     temperature: num('temperature', 1, (v) => v >= 0 && Number.isFinite(v), 'must be a number >= 0'),
     topK: num('topK', 0, (v) => Number.isInteger(v) && v >= 0, 'must be a whole number >= 0'),
@@ -204,6 +352,8 @@ function validateOptions(o, nCtx) {
     ignoreEot: !!o.ignoreEot,
     special: !!o.special,
     stop,
+    bias,
+    banned,
     nCtx,
   };
 }
@@ -211,12 +361,14 @@ function validateOptions(o, nCtx) {
 /**
  * One generation: an async iterator of pieces { text, token }, plus `summary`, a promise of
  * { tokens, promptTokens, stopReason, text, timings } that settles when the iteration ends.
+ * With a session, it continues the session's tokens and appends the generated ones to it.
  */
-class Generation {
-  constructor(model, prompt, options) {
+export class Generation {
+  constructor(model, prompt, options, session) {
     this.model = model;
+    this.session = session;
     this.signal = options.signal;
-    this.opts = validateOptions(options, model.config.nCtx);
+    this.opts = validateOptions(options, model.config.nCtx, model.config.nVocab);
     this.prompt = prompt;
     this.text = '';
     this.done = false;
@@ -233,20 +385,36 @@ class Generation {
   #start() {
     const m = this.model;
     const core = m.core;
-    const ids = typeof this.prompt === 'string' ? m.tokenize(this.prompt, { special: this.opts.special }) : Array.from(this.prompt);
-    const [idPtr] = copyIds(core, ids, m.config.nVocab);
-    const stops = this.opts.stop.map((s) => core.string(s)[0]);
-    const stopArr = core.malloc(4 * Math.max(1, stops.length));
-    stops.forEach((s, i) => { core.m.HEAPU32[(stopArr >>> 2) + i] = s; });
+    const session = this.session;
+    if (session) session.checkUsable();
+    const ids = session ? [] : typeof this.prompt === 'string' ? m.tokenize(this.prompt, { special: this.opts.special }) : Array.from(this.prompt);
+    const o = this.opts;
+    const allocs = [];
+    const alloc = (n) => { const p = core.malloc(n); allocs.push(p); return p; };
+    const strings = (list) => {
+      const arr = alloc(4 * Math.max(1, list.length));
+      list.forEach((str, i) => { const [p] = core.string(str); allocs.push(p); core.m.HEAPU32[(arr >>> 2) + i] = p; });
+      return arr;
+    };
     try {
-      const o = this.opts;
+      const [idPtr] = copyIds(core, ids, m.config.nVocab);
+      allocs.push(idPtr);
+      const stopArr = strings(o.stop);
+      const bannedArr = strings(o.banned);
+      const biasIds = alloc(4 * Math.max(1, o.bias.length));
+      const biasValues = alloc(4 * Math.max(1, o.bias.length));
+      o.bias.forEach(([id, v], i) => {
+        core.m.HEAP32[(biasIds >>> 2) + i] = id;
+        core.m.HEAPF32[(biasValues >>> 2) + i] = v;
+      });
       this.g = core.checkPtr(core.m._wasm_generator_create(m.weights, m.tokenizer, idPtr, ids.length, o.maxTokens,
-        o.temperature, o.topK, o.topP, o.repetitionPenalty, o.seed, o.ignoreEot ? 1 : 0, stopArr, stops.length, core.err));
+        o.temperature, o.topK, o.topP, o.repetitionPenalty, o.seed, o.ignoreEot ? 1 : 0, stopArr, o.stop.length,
+        biasIds, biasValues, o.bias.length, bannedArr, o.banned.length, session ? session.ptr : 0,
+        o.contextPolicy === 'slide' ? 1 : 0, o.slideKeep, o.truncatePrompt === 'left' ? 1 : 0, core.err));
     } finally {
-      core.free(idPtr);
-      stops.forEach((s) => core.free(s));
-      core.free(stopArr);
+      allocs.forEach((p) => core.free(p));
     }
+    if (session) session.generation = this;
     this.piece = core.malloc(16);
     this.t0 = now();
   }
@@ -255,23 +423,33 @@ class Generation {
   #finish(error, stopReason) {
     const core = this.model.core;
     const t = now();
-    let tokens = 0, promptTokens = 0;
+    let tokens = 0, promptTokens = 0, truncatedTokens = 0, slides = 0;
     if (core && this.g) {
       tokens = core.m._gpt2_generator_count(this.g);
       promptTokens = core.m._gpt2_generator_prompt_tokens(this.g);
+      truncatedTokens = core.m._gpt2_generator_truncated(this.g);
+      slides = core.m._gpt2_generator_slides(this.g);
       core.m._gpt2_generator_free(this.g);
       core.free(this.piece);
     }
     this.g = 0;
     this.done = true;
+    if (this.session && this.session.generation === this) this.session.generation = null;
     if (error) {
       this.settle.reject(error);
       return;
     }
     const first = this.tFirst ?? t;
+    const warnings = [];
+    if (truncatedTokens) {
+      warnings.push(`the prompt was longer than the context: its first ${truncatedTokens} tokens were dropped`);
+    }
     this.settle.resolve({
       tokens,
       promptTokens,
+      truncatedTokens,
+      slides,
+      warnings,
       stopReason,
       text: this.text,
       timings: {
@@ -288,6 +466,7 @@ class Generation {
       await yieldToEventLoop();
       if (this.signal && this.signal.aborted) throw abortError(this.signal);
       if (this.model.disposed) throw new Gpt2Error('the model has been disposed', 'arg');
+      if (this.session && this.session.disposed) throw new Gpt2Error('the session has been disposed', 'arg');
       if (!this.g) this.#start();
       const core = this.model.core;
       core.check(core.m._gpt2_generator_next(this.g, this.piece, core.err));
@@ -310,7 +489,12 @@ class Generation {
 
   /** Stops early (called by `break` in for-await); frees the generator. */
   async return() {
-    if (!this.done) this.#finish(null, 'cancelled');
+    this.cancel();
     return { done: true, value: undefined };
+  }
+
+  /** Ends the generation now (synchronously) with stopReason 'cancelled', if still running. */
+  cancel() {
+    if (!this.done) this.#finish(null, 'cancelled');
   }
 }

@@ -36,12 +36,14 @@ export function formatDuration(s) {
 export class ProgressBar {
   /**
    * @param {{ write(s: string): any, isTTY?: boolean, columns?: number }} stream
-   * @param {{ label?: string, live?: boolean, intervalMs?: number, now?: () => number }} [options]
-   *   live: redraw in place (default: stream.isTTY); intervalMs: minimum time between redraws
+   * @param {{ label?: string, live?: boolean, intervalMs?: number, now?: () => number, verbs?: [string, string] }} [options]
+   *   live: redraw in place (default: stream.isTTY); intervalMs: minimum time between redraws;
+   *   verbs: the words before the label while running and in the summary (default ['loading', 'loaded'])
    */
   constructor(stream, options = {}) {
     this.stream = stream;
     this.label = options.label ?? 'model';
+    this.verbs = options.verbs ?? ['loading', 'loaded'];
     this.live = options.live ?? !!stream.isTTY;
     this.intervalMs = options.intervalMs ?? 100;
     this.now = options.now ?? (() => performance.now());
@@ -53,11 +55,15 @@ export class ProgressBar {
     this.finished = false;
   }
 
-  /** Takes one progress event { loaded, total } (total may be undefined). */
+  /**
+   * Takes one progress event { loaded, total, skipped? } (total may be undefined; skipped:
+   * bytes of loaded that were already there, e.g. a resumed download, left out of the speed).
+   */
   update(event) {
     if (this.finished) return;
     this.loaded = event.loaded;
     this.total = event.total;
+    this.skipped = event.skipped ?? 0;
     if (!this.live) return;
     const t = this.now();
     const complete = this.total !== undefined && this.loaded >= this.total;
@@ -69,7 +75,7 @@ export class ProgressBar {
   /** The status line for the current state (without cursor control), at most columns - 1 wide. */
   render(t = this.now()) {
     const elapsed = Math.max(1e-3, (t - this.started) / 1000);
-    const speed = this.loaded / elapsed;
+    const speed = Math.max(0, this.loaded - (this.skipped ?? 0)) / elapsed;
     const speedText = elapsed >= 0.2 ? `${formatBytes(speed)}/s` : '';
     const width = Math.max(40, Math.min(this.stream.columns || 80, 120)) - 1;
     let tail, fraction;
@@ -85,7 +91,8 @@ export class ProgressBar {
     // The bar's width depends on the terminal's only (no jumping as numbers change); the label
     // gives way to the numbers, and the least important numbers go last on narrow terminals.
     const MAX_TAIL = 47, MIN_LABEL = 12;
-    let barWidth = fraction === undefined ? 0 : Math.min(30, width - 'loading '.length - MIN_LABEL - MAX_TAIL - 3);
+    const verb = `${this.verbs[0]} `;
+    let barWidth = fraction === undefined ? 0 : Math.min(30, width - verb.length - MIN_LABEL - MAX_TAIL - 3);
     if (barWidth < 8) barWidth = 0;
     const full = Math.round((fraction ?? 0) * barWidth);
     const bar = barWidth ? ` [${'#'.repeat(full)}${'.'.repeat(barWidth - full)}]` : '';
@@ -93,8 +100,8 @@ export class ProgressBar {
     let line;
     for (let n = parts.length; n >= 1; n--) {
       const t = parts.slice(0, n).join('  ');
-      const room = width - 'loading '.length - bar.length - 2 - t.length;
-      line = `loading ${shorten(this.label, Math.max(MIN_LABEL, room))}${bar}  ${t}`;
+      const room = width - verb.length - bar.length - 2 - t.length;
+      line = `${verb}${shorten(this.label, Math.max(MIN_LABEL, room))}${bar}  ${t}`;
       if (line.length <= width) break;
     }
     return fit(line, width);
@@ -102,7 +109,7 @@ export class ProgressBar {
 
   /** The closing summary, e.g. "loaded models/ (4.8 MB) in 0.2 s". */
   summary(t = this.now()) {
-    return `loaded ${this.label} (${formatBytes(this.loaded)}) in ${formatDuration((t - this.started) / 1000)}`;
+    return `${this.verbs[1]} ${this.label} (${formatBytes(this.loaded)}) in ${formatDuration((t - this.started) / 1000)}`;
   }
 
   /** Ends the display: replaces the bar (or, off a terminal, prints) the summary line. */

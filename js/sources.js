@@ -12,6 +12,8 @@ const isNode = typeof process === 'object' && typeof process.versions === 'objec
  * @typedef {object} FileSource
  * @property {string} name         the file's name (e.g. 'model.safetensors')
  * @property {number|undefined} size  its size in bytes when known in advance
+ * @property {string} [sizeFrom]  where size came from when it was announced rather than
+ *   measured (named in errors: a server may announce a wrong size)
  * @property {() => AsyncIterable<Uint8Array>} stream  its bytes, in order, once
  * @property {() => void} [cancel]  stops a download that will not be read (after a failure)
  */
@@ -138,6 +140,7 @@ function fromResponse(name, r, label, signal) {
   return {
     name,
     size: responseSize(r),
+    sizeFrom: 'the server\'s Content-Length',
     cancel: () => cancelBody(r),
     async *stream() {
       if (!r.body) {

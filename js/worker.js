@@ -3,7 +3,7 @@
 // It holds loaded models by id and answers messages from the main thread.
 //
 // Requests (main -> worker), each with a request id `rid`:
-//   { op: 'load', rid, source, memoryBudget, cache }     -> progress*, result { id, config, info, eotId }
+//   { op: 'load', rid, source, memoryBudget, precision, cache } -> progress*, result { id, config, info, eotId }
 //   { op: 'tokenize', rid, id, text, options }           -> result number[]
 //   { op: 'detokenize', rid, id, ids }                   -> result string
 //   { op: 'score', rid, id, text, options }              -> result ScoreResult
@@ -58,7 +58,7 @@ function model(id) {
 }
 
 const handlers = {
-  async load({ rid, source, memoryBudget, cache = true }) {
+  async load({ rid, source, memoryBudget, precision, cache = true }) {
     const controller = new AbortController();
     running.set(rid, { abort: () => controller.abort() });
     if (source === undefined || source === null) source = defaultModelUrl().href; // the embedded model
@@ -76,6 +76,7 @@ const handlers = {
       const m = await load(toLoadSource(source), {
         signal: controller.signal,
         memoryBudget,
+        precision,
         fetch: cached ? cached.fetch : undefined,
         onProgress: (p) => progress.load(p),
       });

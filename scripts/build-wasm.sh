@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run build: the WebAssembly module (dist/gpt2.mjs + dist/gpt2.wasm) and the C unit
+# npm run build: the WebAssembly modules (dist/gpt2.mjs + .wasm; threaded: dist/gpt2-mt.*) and the C unit
 # tests compiled to WebAssembly (build-wasm/test_*.cjs), with Debian's Emscripten 3.1.6.
 # Skips work that is up to date (make decides).
 set -eu
@@ -20,3 +20,9 @@ if [ -n "${GPT2_WASM_DIST:-}" ]; then dist_args=(-DGPT2_DIST_DIR="$(realpath -m 
 emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" "$@"
+# The threaded build (Emscripten pthreads; every object compiled with -pthread, so its own
+# build folder "<build>-mt"): dist/gpt2-mt.mjs + .wasm + .worker.js, and the C tests that
+# exercise threads (build-wasm-mt/test_pool.cjs, test_kernels.cjs).
+emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON \
+  -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
+cmake --build "$build_dir-mt" -j "$(nproc 2>/dev/null || echo 2)" --target gpt2_wasm test_pool test_kernels

@@ -6,6 +6,8 @@
  *   gpt2 logits     [--model DIR] (--ids "1 2 3" | --prompt TEXT)      last position's logits
  *   gpt2 score      [--model DIR] [--prompt TEXT] (or text on stdin)   per-token log-probabilities
  *   gpt2 info       [--model DIR]                                       config, sizes, memory
+ *   gpt2 quantize   IN OUT --type q8_0|f16                              convert a checkpoint
+ *   gpt2 bench      [--model DIR] [--quick]                             speed table (cli_bench.c)
  *
  * Errors are one line on stderr ("gpt2: ...") and exit status 1 (2 for usage errors).
  */
@@ -17,9 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+
 #include "generate.h"
 #include "loader.h"
+#include "quantize.h"
 #include "model.h"
+#include "pool.h"
 #include "sampler.h"
 #include "score.h"
 #include "tokenizer.h"
@@ -36,7 +42,13 @@ typedef struct options {
     const char *ids;
     int special;
     int stats;
+    int threads; /* --threads: 0 = one per core */
+    gpt2_loader_options load;
     gpt2_generate_params gen;
+    int alternatives;               /* score --alternatives K */
+    const char *banned[64];         /* generate --ban WORD */
+    int32_t bias_ids[64];           /* generate --bias ID=V */
+    float bias[64];
 } options;
 
 static void usage(FILE *f) {
@@ -48,6 +60,9 @@ static void usage(FILE *f) {
           "  logits      print the logits of the last position, one per line\n"
           "  score       print each token's log-probability and rank, and the perplexity\n"
           "  info        print the model's configuration and memory use\n"
+          "  quantize    gpt2 quantize IN OUT --type q8_0|f16: convert a checkpoint (IN and OUT are\n"
+          "              model folders, or model.safetensors files)\n"
+          "  bench       speed benchmark (native rows; see gpt2 bench --help and BENCHMARKS.md)\n"
           "options:\n"
           "  --model DIR               checkpoint folder (default: " GPT2_DEFAULT_MODEL_DIR ")\n"
           "  --prompt TEXT             prompt text (generate, logits, score; default: stdin for score)\n"
@@ -60,8 +75,20 @@ static void usage(FILE *f) {
           "  --repetition-penalty R    penalise tokens already present (1 = off)\n"
           "  --seed N                  random seed (default 0)\n"
           "  --stop TEXT               stop before this text (repeatable, up to 8)\n"
+          "  --ban WORD                never generate this word (repeatable, up to 64; rule: src/generate.h)\n"
+          "  --bias ID=V               add V to token ID's logit before sampling (repeatable, up to 64;\n"
+          "                            V = -inf bans the token)\n"
+          "  --alternatives K          score: also print the K most likely tokens at each position\n"
           "  --ignore-eot              keep generating after <|endoftext|>\n"
-          "  --stats                   print timings to stderr (generate)\n",
+          "  --context slide|stop      a full context: keep the recent half and go on (default),\n"
+          "                            or stop (reason context_full)\n"
+          "  --truncate left|error     a prompt longer than the context: drop its oldest tokens\n"
+          "                            with a warning (default), or fail\n"
+          "  --stats                   print timings to stderr (generate)\n"
+          "  --threads N               threads for the forward pass (default: one per core)\n"
+          "  --precision P             weights in memory: auto (as stored, default), f32, f16, q8_0\n"
+          "  --memory-budget BYTES     fail (naming a precision that fits) if the model would need more\n"
+          "                            (suffixes K, M, G: powers of 1024)\n",
           f);
 }
 
@@ -95,9 +122,27 @@ static int parse_float(const char *s, float *out) {
     return 1;
 }
 
+/* "4294967296", "512M", "4G" (powers of 1024). */
+static int parse_bytes(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (s[0] == '-') return 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return 0;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    if (*end || v > (UINT64_MAX >> shift)) return 0;
+    *out = (uint64_t)v << shift;
+    return 1;
+}
+
 static int takes_value(const char *opt) {
     static const char *const names[] = {"--model", "--prompt", "--ids", "--max-tokens", "--top-k", "--seed",
-                                        "--temperature", "--top-p", "--repetition-penalty", "--stop"};
+                                        "--temperature", "--top-p", "--repetition-penalty", "--stop",
+                                        "--precision", "--memory-budget", "--ban", "--bias", "--alternatives",
+                                        "--threads", "--context", "--truncate"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(opt, names[i])) return 1;
     return 0;
@@ -108,6 +153,8 @@ static int parse_args(int argc, char **argv, options *o) {
     memset(o, 0, sizeof *o);
     o->model_dir = GPT2_DEFAULT_MODEL_DIR;
     gpt2_generate_params_default(&o->gen);
+    o->gen.context_policy = GPT2_CONTEXT_SLIDE;
+    o->gen.truncate_prompt = 1;
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -150,6 +197,47 @@ static int parse_args(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--repetition-penalty")) {
             if (!parse_float(v, &o->gen.sampler.repetition_penalty))
                 return usage_error("--repetition-penalty needs a number, got '%s'", v);
+        } else if (!strcmp(a, "--context")) {
+            if (!strcmp(v, "slide")) o->gen.context_policy = GPT2_CONTEXT_SLIDE;
+            else if (!strcmp(v, "stop")) o->gen.context_policy = GPT2_CONTEXT_STOP;
+            else return usage_error("--context must be slide or stop, got '%s'", v);
+        } else if (!strcmp(a, "--truncate")) {
+            if (!strcmp(v, "left")) o->gen.truncate_prompt = 1;
+            else if (!strcmp(v, "error")) o->gen.truncate_prompt = 0;
+            else return usage_error("--truncate must be left or error, got '%s'", v);
+        } else if (!strcmp(a, "--threads")) {
+            long n;
+            if (!parse_int(v, 1, 256, &n)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", v);
+            o->threads = (int)n;
+        } else if (!strcmp(a, "--precision")) {
+            gpt2_error e;
+            if (gpt2_precision_parse(v, &o->load.precision, &e) != GPT2_OK) return usage_error("%s", e.message);
+        } else if (!strcmp(a, "--memory-budget")) {
+            if (!parse_bytes(v, &o->load.memory_budget_bytes))
+                return usage_error("--memory-budget needs a size in bytes (e.g. 4G), got '%s'", v);
+        } else if (!strcmp(a, "--ban")) {
+            if (o->gen.n_banned >= 64) return usage_error("at most 64 --ban options%s", "");
+            if (!v[0]) return usage_error("--ban needs a non-empty word%s", "");
+            o->banned[o->gen.n_banned++] = v;
+            o->gen.banned_words = o->banned;
+        } else if (!strcmp(a, "--bias")) {
+            const char *eq = strchr(v, '=');
+            char idtext[32];
+            int k = o->gen.sampler.n_bias;
+            if (k >= 64) return usage_error("at most 64 --bias options%s", "");
+            if (!eq || (size_t)(eq - v) >= sizeof idtext) return usage_error("--bias needs ID=VALUE, got '%s'", v);
+            memcpy(idtext, v, (size_t)(eq - v));
+            idtext[eq - v] = '\0';
+            if (!parse_int(idtext, 0, 1 << 30, &n)) return usage_error("--bias needs ID=VALUE, got '%s'", v);
+            o->bias_ids[k] = (int32_t)n;
+            if (!strcmp(eq + 1, "-inf")) o->bias[k] = -INFINITY;
+            else if (!parse_float(eq + 1, &o->bias[k])) return usage_error("--bias needs ID=VALUE, got '%s'", v);
+            o->gen.sampler.bias_ids = o->bias_ids;
+            o->gen.sampler.bias = o->bias;
+            o->gen.sampler.n_bias = k + 1;
+        } else if (!strcmp(a, "--alternatives")) {
+            if (!parse_int(v, 0, 1 << 20, &n)) return usage_error("--alternatives needs a whole number >= 0, got '%s'", v);
+            o->alternatives = (int)n;
         } else if (!strcmp(a, "--stop")) {
             if (o->gen.n_stop >= GPT2_MAX_STOP_SEQUENCES) return usage_error("at most 8 --stop options%s", "");
             o->gen.stop[o->gen.n_stop++] = v;
@@ -254,6 +342,9 @@ static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_toke
         free(ids);
         return fail(NULL, &err);
     }
+    if (gpt2_generator_truncated(g))
+        fprintf(stderr, "warning: the prompt was longer than the context: its first %d tokens were dropped\n",
+                gpt2_generator_truncated(g));
     fputs(prompt, stdout);
     fflush(stdout);
     double t_first = 0;
@@ -375,17 +466,24 @@ static void print_escaped(const uint8_t *b, size_t n) {
 
 static int cmd_score(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
     gpt2_error err;
-    int32_t *ids = NULL, *ranks = NULL;
+    int32_t *ids = NULL, *ranks = NULL, *top_ids = NULL;
+    float *top_lp = NULL;
     size_t n = 0;
     if (input_ids(o, tok, &ids, &n, &err) != GPT2_OK) return fail(NULL, &err);
+    int k = o->alternatives < w->config.n_vocab ? o->alternatives : w->config.n_vocab;
     float *lp = malloc((n ? n : 1) * sizeof(float));
     ranks = malloc((n ? n : 1) * sizeof(int32_t));
+    if (k > 0) {
+        top_ids = malloc((n ? n : 1) * (size_t)k * sizeof(int32_t));
+        top_lp = malloc((n ? n : 1) * (size_t)k * sizeof(float));
+    }
     int status = 0;
-    if (!lp || !ranks) status = fail("out of memory", NULL);
-    else if (gpt2_score(w, ids, n, lp, ranks, &err) != GPT2_OK) status = fail(NULL, &err);
+    if (!lp || !ranks || (k > 0 && (!top_ids || !top_lp))) status = fail("out of memory", NULL);
+    else if (gpt2_score_topk(w, ids, n, k, lp, ranks, top_ids, top_lp, &err) != GPT2_OK) status = fail(NULL, &err);
     else {
         double total = 0;
-        printf("index\tid\tlogprob\trank\ttoken\n");
+        /* With --alternatives K a sixth column lists ID(LOGPROB) of the K most likely tokens. */
+        printf("index\tid\tlogprob\trank\ttoken%s\n", k > 0 ? "\talternatives" : "");
         for (size_t t = 0; t < n; t++) {
             const uint8_t *b;
             size_t len;
@@ -396,6 +494,12 @@ static int cmd_score(const options *o, const gpt2_weights *w, const gpt2_tokeniz
                 total += lp[t - 1];
             }
             print_escaped(b, len);
+            if (k > 0) {
+                printf("\t");
+                for (int j = 0; t > 0 && j < k; j++)
+                    printf("%s%d(%.6f)", j ? " " : "", (int)top_ids[(t - 1) * (size_t)k + j],
+                           top_lp[(t - 1) * (size_t)k + j]);
+            }
             printf("\n");
         }
         if (n > 1)
@@ -403,27 +507,104 @@ static int cmd_score(const options *o, const gpt2_weights *w, const gpt2_tokeniz
     }
     free(lp);
     free(ranks);
+    free(top_ids);
+    free(top_lp);
     free(ids);
     return status;
 }
 
 static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
     const gpt2_config *c = &w->config;
-    size_t params = w->arena_floats;
+    unsigned long long params = (unsigned long long)w->n_params;
     printf("model        %s\n", o->model_dir);
     printf("n_layer      %d\nn_head       %d\nn_embd       %d\nn_ctx        %d\nn_vocab      %d\nn_inner      %d\n",
            c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->n_vocab, c->n_inner);
     printf("ln_eps       %g\n", (double)c->ln_eps);
-    printf("lm_head      %s\n", w->lm_head == w->wte ? "tied to wte" : "separate");
-    printf("parameters   %zu\n", params);
-    printf("weights      %.1f MiB (float32)\n", (double)gpt2_weights_bytes(c, w->lm_head != w->wte) / 1048576.0);
+    printf("lm_head      %s\n", w->tied_head ? "tied to wte" : "separate");
+    printf("parameters   %llu\n", params);
+    printf("precision    %s (", gpt2_dtype_name(gpt2_weights_main_dtype(w)));
+    for (int k = 0; k < GPT2_MAT_KINDS; k++) {
+        if (k == GPT2_MAT_LM_HEAD && w->tied_head) continue;
+        printf("%s%s %s", k ? ", " : "", gpt2_matrix_kind_name((gpt2_matrix_kind)k), gpt2_dtype_name(w->plan.dtype[k]));
+    }
+    printf(")\n");
+    printf("weights      %.1f MiB (%llu bytes)\n", (double)gpt2_weights_plan_bytes(c, &w->plan) / 1048576.0,
+           (unsigned long long)gpt2_weights_plan_bytes(c, &w->plan));
     printf("kv cache     %.1f MiB (+ scratch, full context)\n", (double)gpt2_state_bytes(c, 1) / 1048576.0);
     printf("tokenizer    %zu tokens, <|endoftext|> = %d\n", gpt2_tokenizer_vocab_size(tok), (int)gpt2_tokenizer_eot_id(tok));
     return 0;
 }
 
+/* Copies a small file (config.json, vocab.json, merges.txt) byte for byte. */
+static int copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int ok = a && b;
+    while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
+    if (a && ferror(a)) ok = 0;
+    if (a) fclose(a);
+    if (b && fclose(b)) ok = 0;
+    return ok;
+}
+
+/* gpt2 quantize IN OUT --type q8_0|f16 */
+static int cmd_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *type = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--type")) {
+            if (i + 1 >= argc) return usage_error("option %s needs a value", "--type");
+            type = argv[++i];
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("unknown option '%s'", argv[i]);
+        } else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (!in || !out) return usage_error("quantize needs IN and OUT%s", "");
+    if (!type) return usage_error("quantize needs --type q8_0 or --type f16%s", "");
+    gpt2_dtype t;
+    if (!strcmp(type, "q8_0")) t = GPT2_DTYPE_Q8_0;
+    else if (!strcmp(type, "f16")) t = GPT2_DTYPE_F16;
+    else return usage_error("--type must be q8_0 or f16, got '%s'", type);
+    struct stat st;
+    int dir = stat(in, &st) == 0 && S_ISDIR(st.st_mode);
+    char in_path[4096], out_path[4096], summary[256];
+    gpt2_error err;
+    if (dir) {
+        static const char *const small[] = {"config.json", "vocab.json", "merges.txt"};
+        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "gpt2: cannot create %s: %s\n", out, strerror(errno));
+            return 1;
+        }
+        for (int k = 0; k < 3; k++) {
+            snprintf(in_path, sizeof in_path, "%s/%s", in, small[k]);
+            snprintf(out_path, sizeof out_path, "%s/%s", out, small[k]);
+            if (!copy_file(in_path, out_path)) {
+                fprintf(stderr, "gpt2: cannot copy %s to %s\n", in_path, out_path);
+                return 1;
+            }
+        }
+        snprintf(in_path, sizeof in_path, "%s/model.safetensors", in);
+        snprintf(out_path, sizeof out_path, "%s/model.safetensors", out);
+    } else {
+        snprintf(in_path, sizeof in_path, "%s", in);
+        snprintf(out_path, sizeof out_path, "%s", out);
+    }
+    if (gpt2_quantize_file(in_path, out_path, t, summary, sizeof summary, &err) != GPT2_OK) return fail(NULL, &err);
+    fprintf(stderr, "wrote %s: %s\n", out_path, summary);
+    return 0;
+}
+
+int gpt2_cli_bench(int argc, char **argv); /* cli_bench.c */
+
 int main(int argc, char **argv) {
     options o;
+    if (argc >= 2 && !strcmp(argv[1], "quantize")) return cmd_quantize(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "bench")) return gpt2_cli_bench(argc, argv);
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
     const char *known[] = {"generate", "tokenize", "detokenize", "logits", "score", "info"};
@@ -440,15 +621,23 @@ int main(int argc, char **argv) {
         return rc;
     }
     gpt2_weights *w = NULL;
-    if (gpt2_load_dir(o.model_dir, NULL, &w, &err) != GPT2_OK) {
+    if (gpt2_load_dir(o.model_dir, &o.load, &w, &err) != GPT2_OK) {
         gpt2_tokenizer_free(tok);
         return fail(NULL, &err);
     }
+    gpt2_pool *pool = NULL; /* every forward pass on w uses it */
+    if (gpt2_pool_create(o.threads, &pool, &err) != GPT2_OK) {
+        gpt2_weights_free(w);
+        gpt2_tokenizer_free(tok);
+        return fail(NULL, &err);
+    }
+    w->pool = pool;
     if (!strcmp(o.command, "generate")) rc = cmd_generate(&o, w, tok);
     else if (!strcmp(o.command, "logits")) rc = cmd_logits(&o, w, tok);
     else if (!strcmp(o.command, "score")) rc = cmd_score(&o, w, tok);
     else rc = cmd_info(&o, w, tok);
     gpt2_weights_free(w);
+    gpt2_pool_free(pool);
     gpt2_tokenizer_free(tok);
     return rc;
 }

@@ -5,10 +5,32 @@
  * Policies:
  *  - An empty prompt is conditioned on <|endoftext|> (GPT-2's unconditional start);
  *    a vocabulary without it makes an empty prompt an error.
- *  - A prompt longer than the context (n_ctx tokens) is an error naming both lengths.
+ *  - A prompt longer than the context (n_ctx tokens) is an error naming both lengths, or,
+ *    with truncate_prompt, loses its oldest tokens: the last max(n_ctx - max_new_tokens,
+ *    n_ctx / 2) tokens are kept (gpt2_generator_truncated says how many were dropped).
+ *  - When the context fills up: with GPT2_CONTEXT_STOP generation ends (reason
+ *    context_full); with GPT2_CONTEXT_SLIDE the session keeps its most recent
+ *    slide_keep tokens (default n_ctx / 2), recomputes their cache at positions
+ *    0..slide_keep-1, and generation goes on (gpt2_generator_slides counts the slides).
  *  - Generation ends at max_new_tokens, at <|endoftext|> (unless ignore_eot), at a stop
  *    sequence (the text before it is emitted, the stop sequence itself is not), or when
  *    the context is full (GPT2_STOP_CONTEXT_FULL).
+ *  - Logit bias (params.sampler.bias_ids/bias): added to the logits before sampling
+ *    (-INFINITY bans a token); see sampler.h.
+ *  - Banned words (params.banned_words): the text never gains an occurrence of a banned
+ *    word that starts at a word start. Rule, on raw token bytes: let T be the bytes of
+ *    every token so far (prompt or session history included) and W a banned word. A
+ *    position p of T+B is a word start when p = 0, or the byte before it is not a word
+ *    byte (ASCII letter or digit, or any byte >= 0x80), or W itself begins with a non-word
+ *    byte. Token t (bytes B) is banned at this step when W occurs in T+B at a word start
+ *    and ends inside B. Consequences: W is banned in both its " W" and "W" forms whatever
+ *    tokens would spell it (one token, several, or a tail of a longer token); when the
+ *    text so far ends with a prefix of W at a word start (e.g. " Eliz" for "Elizabeth"),
+ *    every token that would complete it is banned, while tokens that only extend the
+ *    prefix or leave it are allowed; words that begin with W ("cats" for "cat") are
+ *    banned too (the tokens cannot know how the word would end), words that contain W
+ *    later ("concat") are not. Matching is byte-exact (case-sensitive). Checking costs
+ *    O(n_vocab) per step per word and prefix state, on top of a once-per-generation scan.
  */
 #ifndef GPT2_GENERATE_H
 #define GPT2_GENERATE_H
@@ -18,6 +40,7 @@
 
 #include "model.h"
 #include "sampler.h"
+#include "session.h"
 #include "status.h"
 #include "tokenizer.h"
 #include "weights.h"
@@ -32,12 +55,22 @@ typedef enum gpt2_stop_reason {
     GPT2_STOP_CONTEXT_FULL  /* no room left in the context window */
 } gpt2_stop_reason;
 
+typedef enum gpt2_context_policy {
+    GPT2_CONTEXT_STOP = 0,  /* a full context ends generation (GPT2_STOP_CONTEXT_FULL) */
+    GPT2_CONTEXT_SLIDE      /* keep the most recent tokens and go on */
+} gpt2_context_policy;
+
 typedef struct gpt2_generate_params {
     gpt2_sampler_params sampler;
     int max_new_tokens;                          /* >= 0; default 64 */
     int ignore_eot;                              /* non-zero: keep going past <|endoftext|> */
     int n_stop;                                  /* number of stop sequences used */
     const char *stop[GPT2_MAX_STOP_SEQUENCES];   /* NUL-terminated UTF-8, non-empty; copied */
+    int n_banned;                                /* number of banned words */
+    const char *const *banned_words;             /* [n_banned] NUL-terminated, non-empty; copied */
+    gpt2_context_policy context_policy;          /* default GPT2_CONTEXT_STOP */
+    int slide_keep;                              /* tokens kept by a slide; 0 = n_ctx / 2 */
+    int truncate_prompt;                         /* non-zero: drop a long prompt's oldest tokens */
 } gpt2_generate_params;
 
 /* One step's output. text points into the generator and is valid until the next call. */
@@ -63,9 +96,23 @@ gpt2_err gpt2_generator_create(const gpt2_weights *w, const gpt2_tokenizer *tok,
                                const gpt2_generate_params *params, const int32_t *prompt,
                                size_t n_prompt, gpt2_generator **out, gpt2_error *err);
 
+/* Prepares generation that continues session s: the session's tokens are the prompt (an
+ * empty session starts from <|endoftext|>, which is appended to it), and every generated
+ * token is appended to the session (the last one as a pending token, computed by the
+ * session's next call). Only uncomputed tokens run: the cost does not depend on the
+ * history. s must outlive the generator and must not be used while it runs;
+ * gpt2_generator_prompt_tokens is the session's length at the start. */
+gpt2_err gpt2_generator_create_in_session(gpt2_session *s, const gpt2_tokenizer *tok,
+                                          const gpt2_generate_params *params, gpt2_generator **out,
+                                          gpt2_error *err);
+
 /* Produces the next token (the first call also runs the prompt). After a piece with
  * stop != GPT2_STOP_NONE, further calls return an empty piece with the same reason. */
 gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *err);
+
+/* Prompt tokens dropped by truncate_prompt, and context slides so far. */
+int gpt2_generator_truncated(const gpt2_generator *g);
+int gpt2_generator_slides(const gpt2_generator *g);
 
 /* Number of tokens generated so far, and number of prompt tokens actually run. */
 int gpt2_generator_count(const gpt2_generator *g);

@@ -1,9 +1,9 @@
-/* kernels.h - the numeric kernels of the forward pass, float32.
+/* kernels.h - the numeric kernels of the forward pass.
  *
- * One portable source: a 4-lane vector path written with GCC/Clang vector extensions
- * (x86 SSE natively, WASM SIMD128 under -msimd128) and a scalar fallback, chosen at
- * compile time (GPT2_SCALAR_KERNELS forces the fallback). Sums are accumulated in a
- * fixed order, so a given build is deterministic.
+ * One portable source (kernels.c): WASM SIMD128 intrinsics, x86 SSE4.1/F16C natively,
+ * and a scalar fallback (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three
+ * compute the same 4-lane sums in the same order, so results are bit-identical across
+ * builds and do not depend on tiling or on how rows are split between threads.
  */
 #ifndef GPT2_KERNELS_H
 #define GPT2_KERNELS_H
@@ -19,6 +19,18 @@ void k_matmul(float *out, const float *x, const float *w, const float *b, int n,
  * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i), k = w->cols, m = w->rows. Rows outside
  * [o0, o1) of out are not touched, so threads can split the rows between them. */
 void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1);
+
+/* q8_0 activations: for an input x [n, k] (k a multiple of 32), k_q8_quantize_act writes the
+ * per-32-block int8 quantization used by q8_0 products (see kernels.c) into act, which must
+ * hold k_q8_act_bytes(n, k) bytes, 4-byte aligned (0 for invalid sizes). */
+size_t k_q8_act_bytes(int n, int k);
+void k_q8_quantize_act(void *act, const float *x, int n, int k);
+
+/* k_matmul_rows with, for q8_0 weights, the activations already quantized (act from
+ * k_q8_quantize_act of the same x, n, k; or NULL: quantized here, per call, on the stack).
+ * act is ignored for other dtypes. Quantizing once lets threads share the work. */
+void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n,
+                       int o0, int o1);
 
 /* out[0..cols) = row r of w as float32 (embedding lookup for any dtype). */
 void k_matrix_row(float *out, const gpt2_matrix *w, int r);
@@ -41,5 +53,17 @@ void k_add(float *y, const float *x, int n);
 
 /* y[i] += a * x[i]. */
 void k_axpy(float *y, float a, const float *x, int n);
+
+/* Attention over a KV cache, one head: att[j] = dot(q, K_j) * scale for j < n (each dot as
+ * k_dot), with K_j = k + j*stride (d floats). */
+void k_attn_scores(float *att, const float *q, const float *k, long stride, int n, int d, float scale);
+
+/* y[0..d) = sum_{j < n} att[j] * V_j, V_j = v + j*stride, summed in order of j (exactly as
+ * zeroing y and calling k_axpy(y, att[j], V_j, d) for each j). y must not alias v. */
+void k_attn_values(float *y, const float *att, const float *v, long stride, int n, int d);
+
+/* Reads n bytes at p once (16-byte loads) and returns the XOR of their 32-bit words: times
+ * the memory-bandwidth roofline (streaming all weight bytes once). */
+uint32_t k_read_bytes(const void *p, size_t n);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "quantize.h"
 #include "safetensors.h"
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
@@ -42,13 +43,41 @@ static const char *const layer_names[LAYER_SLOTS] = {
 #define CLASS_IGNORED (-1)
 #define CLASS_ERROR (-2)
 
+/* How a tensor provides its slot: the plain tensor, or one half of a quantized pair. */
+enum { VAR_PLAIN, VAR_Q8, VAR_SCALE };
+
+/* What a segment's bytes become. */
+enum seg_kind {
+    SEG_SKIP,   /* ignored tensor */
+    SEG_FLOAT,  /* float32 destination dst (vectors, and f32 matrices, maybe transposed) */
+    SEG_BAND,   /* an f16 or q8_0 matrix converted from floats through the staging band */
+    SEG_Q8,     /* NAME.q8: int8 bytes copied into m's data */
+    SEG_SCALE,  /* NAME.scale: F16 scales widened into m's scales */
+    SEG_Q8_UP,  /* NAME.q8 into an f32/f16 matrix (forced precision): dequantized (see up_state) */
+    SEG_SCALE_UP /* NAME.scale for such a matrix: kept in up_state until both halves are in */
+};
+
+/* A quantized weight loaded into an f32 or f16 matrix. Scales first: each q8 value is
+ * dequantized as it arrives. q8 first: the int8 values wait in the first bytes of the
+ * matrix's own storage and are widened in place, last element first, when the scales are in
+ * (element k's destination starts at byte 2k or 4k >= k, so nothing unread is overwritten). */
+typedef struct up_state {
+    float *scales;         /* [rows * cols / 32] */
+    int q8_done, scales_done;
+} up_state;
+
 /* One tensor of the data section, in file order. The segments tile [0, data_size). */
 typedef struct segment {
     uint64_t begin, end; /* byte range in the data section */
-    float *dst;          /* destination; NULL = skip these bytes */
+    enum seg_kind kind;
+    float *dst;          /* SEG_FLOAT destination */
+    gpt2_matrix *m;      /* SEG_BAND / SEG_Q8* / SEG_SCALE* destination */
+    up_state *up;        /* SEG_Q8_UP / SEG_SCALE_UP */
     gpt2_st_dtype dtype;
-    unsigned es;         /* source bytes per element (1..4 when dst != NULL) */
-    size_t rows, cols;   /* transposed: source [rows, cols] -> dst [cols, rows]; rows == 0: copy */
+    unsigned es;         /* source bytes per element (1..4 unless SEG_SKIP) */
+    size_t rows, cols;   /* SEG_FLOAT transposed: source [rows, cols] -> dst [cols, rows]; rows == 0: copy.
+                          * SEG_BAND: the source shape ([in, out] if transposed, else [out, in]) */
+    int transposed;      /* SEG_BAND: the source is a Conv1D [in, out] tensor */
     size_t tensor;       /* index into hdr->tensors, for messages */
 } segment;
 
@@ -64,6 +93,7 @@ struct gpt2_loader {
     uint64_t header_len; /* N, valid once 8 bytes arrived */
     char *header;        /* N bytes being buffered (S_HEADER only) */
     uint64_t header_have;
+    size_t header_cap;   /* bytes allocated for header: grows with what arrives, up to N */
     uint64_t expected;   /* 8 + N + data_size once the header is validated, else 0 */
     gpt2_st_header *hdr;
     segment *segs;
@@ -71,7 +101,18 @@ struct gpt2_loader {
     uint64_t pos;        /* bytes of the data section consumed */
     uint8_t carry[4];    /* the partial element straddling a chunk boundary */
     gpt2_weights *w;
+    gpt2_precision precision;
+    float *stage;        /* SEG_BAND staging: one row, or 32 rows of a Conv1D source */
+    up_state *ups;       /* per slot, for quantized weights loaded as f32/f16 (else NULL) */
+    size_t nups;
 };
+
+static void free_ups(gpt2_loader *ld) {
+    for (size_t i = 0; ld->ups && i < ld->nups; i++) free(ld->ups[i].scales);
+    free(ld->ups);
+    ld->ups = NULL;
+    ld->nups = 0;
+}
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -89,6 +130,9 @@ static gpt2_err fail_sticky(gpt2_loader *ld, gpt2_error *err) {
     ld->w = NULL;
     free(ld->header);
     ld->header = NULL;
+    free(ld->stage);
+    ld->stage = NULL;
+    free_ups(ld);
     return replay(ld, err);
 }
 
@@ -119,13 +163,16 @@ gpt2_err gpt2_loader_create(const char *config_json, size_t len, const gpt2_load
     gpt2_err rc = gpt2_config_parse(config_json, len, &cfg, err);
     if (rc) return rc;
     uint64_t budget = opt ? opt->memory_budget_bytes : 0;
-    uint64_t need = gpt2_weights_bytes_u64(&cfg, 0);
-    if (need == UINT64_MAX)
+    gpt2_precision prec = opt ? opt->precision : GPT2_PRECISION_AUTO;
+    if ((unsigned)prec > GPT2_PRECISION_Q8_0)
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_loader_create: bad precision %d", (int)prec);
+    /* the least this model can take: its forced precision, or q8_0 when stored as is */
+    gpt2_weights_plan least = gpt2_weights_plan_uniform(
+        &cfg, 0, prec == GPT2_PRECISION_F32 ? GPT2_DTYPE_F32 : prec == GPT2_PRECISION_F16 ? GPT2_DTYPE_F16 : GPT2_DTYPE_Q8_0);
+    if (gpt2_model_bytes(&cfg, &least) == UINT64_MAX)
         return gpt2_fail(err, GPT2_ERR_NOMEM, "config.json: the model is too large to address");
-    if (budget && need > budget)
-        return gpt2_fail(err, GPT2_ERR_NOMEM,
-                         "the model needs %llu bytes for its weights but the memory budget is %llu bytes",
-                         (unsigned long long)need, (unsigned long long)budget);
+    gpt2_err brc = gpt2_check_budget(&cfg, &least, budget, err);
+    if (brc) return brc;
 
     gpt2_loader *ld = calloc(1, sizeof *ld);
     const char *src = opt && opt->source_name ? opt->source_name : DEFAULT_SOURCE;
@@ -138,6 +185,7 @@ gpt2_err gpt2_loader_create(const char *config_json, size_t len, const gpt2_load
     memcpy(ld->source, src, slen + 1);
     ld->cfg = cfg;
     ld->budget = budget;
+    ld->precision = prec;
     ld->state = S_LEN;
     *out = ld;
     return GPT2_OK;
@@ -150,6 +198,8 @@ void gpt2_loader_free(gpt2_loader *ld) {
     free(ld->segs);
     free(ld->header);
     free(ld->source);
+    free(ld->stage);
+    free_ups(ld);
     free(ld);
 }
 
@@ -197,11 +247,37 @@ gpt2_err gpt2_loader_set_file_size(gpt2_loader *ld, uint64_t file_size, gpt2_err
 
 /* ---- header validation ----------------------------------------------------------------- */
 
-/* Maps a tensor name to its weight slot, CLASS_IGNORED, or CLASS_ERROR (layer >= n_layer). */
-static int classify(gpt2_loader *ld, const gpt2_st_tensor *t) {
+/* The matrix kind of a slot, or -1 for a float32 vector/table slot. */
+static int slot_matrix_kind(int slot) {
+    if (slot == SLOT_WTE) return GPT2_MAT_WTE;
+    if (slot == SLOT_LM_HEAD) return GPT2_MAT_LM_HEAD;
+    if (slot < GLOBAL_SLOTS) return -1;
+    switch ((slot - GLOBAL_SLOTS) % LAYER_SLOTS) {
+    case 2: return GPT2_MAT_QKV;
+    case 4: return GPT2_MAT_ATTN_PROJ;
+    case 8: return GPT2_MAT_FC;
+    case 10: return GPT2_MAT_MLP_PROJ;
+    default: return -1;
+    }
+}
+
+static int classify_base(gpt2_loader *ld, const gpt2_st_tensor *t, const char *s, size_t n);
+
+/* Maps a tensor name to its weight slot, CLASS_IGNORED, or CLASS_ERROR (layer >= n_layer);
+ * *variant says whether it is the plain tensor or the .q8 / .scale half of a quantized one. */
+static int classify(gpt2_loader *ld, const gpt2_st_tensor *t, int *variant) {
     const char *s = t->name;
     size_t n = t->name_len;
     if (n > 12 && memcmp(s, "transformer.", 12) == 0) s += 12, n -= 12;
+    *variant = VAR_PLAIN;
+    if (n > 3 && memcmp(s + n - 3, ".q8", 3) == 0) *variant = VAR_Q8, n -= 3;
+    else if (n > 6 && memcmp(s + n - 6, ".scale", 6) == 0) *variant = VAR_SCALE, n -= 6;
+    int slot = classify_base(ld, t, s, n);
+    if (*variant != VAR_PLAIN && slot >= 0 && slot_matrix_kind(slot) < 0) return CLASS_IGNORED;
+    return slot;
+}
+
+static int classify_base(gpt2_loader *ld, const gpt2_st_tensor *t, const char *s, size_t n) {
     for (int i = 0; i < GLOBAL_SLOTS; i++)
         if (strlen(global_names[i]) == n && memcmp(global_names[i], s, n) == 0) return i;
     if (n < 3 || s[0] != 'h' || s[1] != '.') return CLASS_IGNORED;
@@ -249,20 +325,35 @@ static int expected_shape(const gpt2_config *c, int slot, uint64_t shape[2], int
     }
 }
 
+/* The float32 destination of a vector/table slot (NULL for a matrix slot). */
 static float *slot_dst(const gpt2_weights *w, int slot) {
     switch (slot) {
-    case SLOT_WTE: return w->wte;
     case SLOT_WPE: return w->wpe;
     case SLOT_LNF_W: return w->lnf_w;
     case SLOT_LNF_B: return w->lnf_b;
-    case SLOT_LM_HEAD: return w->lm_head;
+    case SLOT_WTE: case SLOT_LM_HEAD: return NULL;
     default: break;
     }
     const gpt2_layer_weights *L = &w->layers[(slot - GLOBAL_SLOTS) / LAYER_SLOTS];
-    float *const p[LAYER_SLOTS] = {L->ln1_w, L->ln1_b, L->qkv_w,  L->qkv_b, L->attn_proj_w,
-                                   L->attn_proj_b, L->ln2_w, L->ln2_b, L->fc_w, L->fc_b,
-                                   L->mlp_proj_w, L->mlp_proj_b};
+    float *const p[LAYER_SLOTS] = {L->ln1_w, L->ln1_b, NULL,  L->qkv_b, NULL,
+                                   L->attn_proj_b, L->ln2_w, L->ln2_b, NULL, L->fc_b,
+                                   NULL, L->mlp_proj_b};
     return p[(slot - GLOBAL_SLOTS) % LAYER_SLOTS];
+}
+
+/* The matrix of a matrix slot (NULL otherwise). */
+static gpt2_matrix *slot_matrix(gpt2_weights *w, int slot) {
+    if (slot == SLOT_WTE) return &w->wte;
+    if (slot == SLOT_LM_HEAD) return &w->lm_head;
+    if (slot < GLOBAL_SLOTS) return NULL;
+    gpt2_layer_weights *L = &w->layers[(slot - GLOBAL_SLOTS) / LAYER_SLOTS];
+    switch ((slot - GLOBAL_SLOTS) % LAYER_SLOTS) {
+    case 2: return &L->qkv_w;
+    case 4: return &L->attn_proj_w;
+    case 8: return &L->fc_w;
+    case 10: return &L->mlp_proj_w;
+    default: return NULL;
+    }
 }
 
 /* "[768, 3072]" */
@@ -281,18 +372,9 @@ static void slot_name(int slot, char *out, size_t cap) {
                  layer_names[(slot - GLOBAL_SLOTS) % LAYER_SLOTS]);
 }
 
-/* Checks one needed tensor's dtype and shape against its slot. */
-static gpt2_err check_tensor(gpt2_loader *ld, const gpt2_st_tensor *t, int slot, gpt2_error *err) {
+static gpt2_err check_shape(gpt2_loader *ld, const gpt2_st_tensor *t, const uint64_t *want, int nd,
+                            gpt2_error *err) {
     char nm[96];
-    if (t->dtype == GPT2_ST_OTHER) {
-        char dt[96];
-        return fail(ld, err, GPT2_ERR_UNSUPPORTED,
-                    "%s: unsupported dtype %s for tensor '%s' (supported: F32, F16, BF16)", ld->source,
-                    gpt2_st_printable(t->dtype_name, strlen(t->dtype_name), dt), tensor_name(t, nm));
-    }
-    uint64_t want[2];
-    int transposed;
-    int nd = expected_shape(&ld->cfg, slot, want, &transposed);
     if (t->ndim != nd || t->shape[0] != want[0] || (nd == 2 && t->shape[1] != want[1])) {
         char got_s[128], want_s[64];
         format_shape(t->shape, t->ndim, got_s, sizeof got_s);
@@ -303,9 +385,66 @@ static gpt2_err check_tensor(gpt2_loader *ld, const gpt2_st_tensor *t, int slot,
     return GPT2_OK;
 }
 
+/* Checks one half of a quantized weight: NAME.q8 I8 [out, in], NAME.scale F16 [out, in/32]. */
+static gpt2_err check_quantized(gpt2_loader *ld, const gpt2_st_tensor *t, int slot, int variant, gpt2_error *err) {
+    char nm[96], dt[96];
+    int rows, cols;
+    gpt2_matrix_kind_shape(&ld->cfg, (gpt2_matrix_kind)slot_matrix_kind(slot), &rows, &cols);
+    const char *want_dt = variant == VAR_Q8 ? "I8" : "F16";
+    if (strcmp(t->dtype_name, want_dt) != 0)
+        return fail(ld, err, GPT2_ERR_SHAPE, "%s: quantized tensor '%s' has dtype %s, expected %s", ld->source,
+                    tensor_name(t, nm), gpt2_st_printable(t->dtype_name, strlen(t->dtype_name), dt), want_dt);
+    if (cols % GPT2_Q8_BLOCK)
+        return fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s': a q8_0 weight needs in %% 32 == 0, but in is %d",
+                    ld->source, tensor_name(t, nm), cols);
+    uint64_t want[2] = {(uint64_t)rows, variant == VAR_Q8 ? (uint64_t)cols : (uint64_t)cols / GPT2_Q8_BLOCK};
+    return check_shape(ld, t, want, 2, err);
+}
+
+/* Checks one needed tensor's dtype and shape against its slot. */
+static gpt2_err check_tensor(gpt2_loader *ld, const gpt2_st_tensor *t, int slot, int variant, gpt2_error *err) {
+    char nm[96];
+    if (variant != VAR_PLAIN) return check_quantized(ld, t, slot, variant, err);
+    if (t->dtype == GPT2_ST_OTHER) {
+        char dt[96];
+        return fail(ld, err, GPT2_ERR_UNSUPPORTED,
+                    "%s: unsupported dtype %s for tensor '%s' (supported: F32, F16, BF16)", ld->source,
+                    gpt2_st_printable(t->dtype_name, strlen(t->dtype_name), dt), tensor_name(t, nm));
+    }
+    uint64_t want[2];
+    int transposed;
+    int nd = expected_shape(&ld->cfg, slot, want, &transposed);
+    return check_shape(ld, t, want, nd, err);
+}
+
+/* Dequantized value k of a quantized weight going to an f32/f16 matrix. */
+static void put_up(gpt2_matrix *m, size_t k, int8_t q, const float *scales) {
+    float v = (float)q * scales[k / GPT2_Q8_BLOCK]; /* exact: 8 x 11 significant bits */
+    if (m->type == GPT2_DTYPE_F32) ((float *)m->data)[k] = v;
+    else ((uint16_t *)m->data)[k] = gpt2_f32_to_f16(v);
+}
+
+/* A segment is complete: a quantized weight whose two halves are both in is finished. */
+static void segment_done(const segment *s) {
+    if (s->kind != SEG_Q8_UP && s->kind != SEG_SCALE_UP) return;
+    up_state *u = s->up;
+    int was_waiting = s->kind == SEG_SCALE_UP && u->q8_done; /* q8 arrived first: widen in place */
+    if (s->kind == SEG_Q8_UP) u->q8_done = 1;
+    else u->scales_done = 1;
+    if (was_waiting) {
+        size_t n = (size_t)s->m->rows * (size_t)s->m->cols;
+        const int8_t *q = s->m->data;
+        for (size_t k = n; k-- > 0;) put_up(s->m, k, q[k], u->scales);
+    }
+    if (u->q8_done && u->scales_done) {
+        free(u->scales);
+        u->scales = NULL;
+    }
+}
+
 /* Moves past zero-length segments and segments fully consumed; S_DONE at the end. */
 static void skip_finished_segments(gpt2_loader *ld) {
-    while (ld->cur < ld->nsegs && ld->pos == ld->segs[ld->cur].end) ld->cur++;
+    while (ld->cur < ld->nsegs && ld->pos == ld->segs[ld->cur].end) segment_done(&ld->segs[ld->cur++]);
     if (ld->cur == ld->nsegs) ld->state = S_DONE;
 }
 
@@ -322,61 +461,101 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
     ld->expected = 8 + ld->header_len + h->data_size;
     if ((rc = check_file_size(ld, err))) return rc;
 
-    /* Which tensor (if any) fills each slot; the per-tensor slot for planning. */
+    /* Which tensor (if any) fills each slot, per variant (plain, .q8, .scale). */
     size_t nslots = GLOBAL_SLOTS + (size_t)ld->cfg.n_layer * LAYER_SLOTS;
-    size_t *by_slot = malloc(nslots * sizeof *by_slot);
-    int *slot_of = malloc((h->count ? h->count : 1) * sizeof *slot_of);
+    size_t *by_slot = malloc(3 * nslots * sizeof *by_slot);
+    int *slot_of = malloc((h->count ? h->count : 1) * 2 * sizeof *slot_of);
     if (!by_slot || !slot_of) {
         free(by_slot);
         free(slot_of);
         return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory reading the header", ld->source);
     }
-    for (size_t s = 0; s < nslots; s++) by_slot[s] = NO_TENSOR;
+    int *var_of = slot_of + (h->count ? h->count : 1);
+    for (size_t s = 0; s < 3 * nslots; s++) by_slot[s] = NO_TENSOR;
     for (size_t i = 0; i < h->count && !rc; i++) {
         const gpt2_st_tensor *t = &h->tensors[i];
-        int slot = classify(ld, t);
+        int var;
+        int slot = classify(ld, t, &var);
         slot_of[i] = slot;
+        var_of[i] = var;
         if (slot == CLASS_ERROR) rc = fail_sticky(ld, err);
         if (slot < 0) continue;
-        if (by_slot[slot] != NO_TENSOR) {
+        size_t *cell = &by_slot[(size_t)var * nslots + (size_t)slot];
+        size_t other = *cell;
+        if (other == NO_TENSOR && var == VAR_PLAIN) {
+            other = by_slot[VAR_Q8 * nslots + (size_t)slot];
+            if (other == NO_TENSOR) other = by_slot[VAR_SCALE * nslots + (size_t)slot];
+        } else if (other == NO_TENSOR) {
+            other = by_slot[VAR_PLAIN * nslots + (size_t)slot];
+        }
+        if (other != NO_TENSOR) {
             char a[96], b[96], what[64];
             slot_name(slot, what, sizeof what);
             rc = fail(ld, err, GPT2_ERR_FORMAT, "%s: tensors '%s' and '%s' both provide %s", ld->source,
-                      tensor_name(&h->tensors[by_slot[slot]], a), tensor_name(t, b), what);
+                      tensor_name(&h->tensors[other], a), tensor_name(t, b), what);
             break;
         }
-        by_slot[slot] = i;
-        rc = check_tensor(ld, t, slot, err);
+        *cell = i;
+        rc = check_tensor(ld, t, slot, var, err);
     }
     for (size_t s = 0; s < nslots && !rc; s++) {
-        if (by_slot[s] == NO_TENSOR && s != SLOT_LM_HEAD) {
-            char what[64];
-            slot_name((int)s, what, sizeof what);
+        size_t plain = by_slot[s], q8 = by_slot[nslots + s], sc = by_slot[2 * nslots + s];
+        char what[64];
+        slot_name((int)s, what, sizeof what);
+        if (q8 != NO_TENSOR && sc == NO_TENSOR)
+            rc = fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s.scale' is missing (the scales of the quantized '%s.q8')",
+                      ld->source, what, what);
+        else if (sc != NO_TENSOR && q8 == NO_TENSOR)
+            rc = fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s.q8' is missing (only its scales '%s.scale' are present)",
+                      ld->source, what, what);
+        else if (plain == NO_TENSOR && q8 == NO_TENSOR && s != SLOT_LM_HEAD)
             rc = fail(ld, err, GPT2_ERR_SHAPE, "%s: tensor '%s' is missing", ld->source, what);
+    }
+    int untied = !rc && (by_slot[SLOT_LM_HEAD] != NO_TENSOR || by_slot[nslots + SLOT_LM_HEAD] != NO_TENSOR);
+
+    /* The storage plan: per matrix kind, from the sources (AUTO) or the forced precision. */
+    gpt2_weights_plan plan = gpt2_weights_plan_uniform(
+        &ld->cfg, untied, ld->precision == GPT2_PRECISION_F16 ? GPT2_DTYPE_F16
+                          : ld->precision == GPT2_PRECISION_Q8_0 ? GPT2_DTYPE_Q8_0 : GPT2_DTYPE_F32);
+    for (int k = 0; k < GPT2_MAT_KINDS && !rc; k++) {
+        size_t n_q8 = 0, n_f16 = 0, n_f32 = 0;
+        for (size_t s = 0; s < nslots; s++) {
+            if (slot_matrix_kind((int)s) != k) continue;
+            if (by_slot[nslots + s] != NO_TENSOR) n_q8++;
+            else if (by_slot[s] != NO_TENSOR) {
+                if (h->tensors[by_slot[s]].dtype == GPT2_ST_F16) n_f16++;
+                else n_f32++;
+            }
+        }
+        if (n_q8 && (n_f16 || n_f32)) {
+            rc = fail(ld, err, GPT2_ERR_UNSUPPORTED, "%s: the %s weights are partly quantized and partly not",
+                      ld->source, gpt2_matrix_kind_name((gpt2_matrix_kind)k));
+        } else if (ld->precision == GPT2_PRECISION_AUTO) {
+            plan.dtype[k] = n_q8 ? GPT2_DTYPE_Q8_0 : n_f32 ? GPT2_DTYPE_F32 : n_f16 ? GPT2_DTYPE_F16 : GPT2_DTYPE_F32;
         }
     }
-    int untied = !rc && by_slot[SLOT_LM_HEAD] != NO_TENSOR;
     free(by_slot);
     if (rc) {
         free(slot_of);
         return rc;
     }
 
-    uint64_t need = gpt2_weights_bytes_u64(&ld->cfg, untied);
-    if (ld->budget && need > ld->budget) {
+    if ((rc = gpt2_check_budget(&ld->cfg, &plan, ld->budget, &ld->failure))) {
         free(slot_of);
-        return fail(ld, err, GPT2_ERR_NOMEM,
-                    "the model needs %llu bytes for its weights%s but the memory budget is %llu bytes",
-                    (unsigned long long)need, untied ? " (with a separate lm_head)" : "",
-                    (unsigned long long)ld->budget);
+        if (untied) {
+            size_t l = strlen(ld->failure.message);
+            snprintf(ld->failure.message + l, sizeof ld->failure.message - l, " (with a separate lm_head)");
+        }
+        return fail_sticky(ld, err);
     }
-    rc = gpt2_weights_create(&ld->cfg, untied, &ld->w, &ld->failure);
+    rc = gpt2_weights_create_plan(&ld->cfg, &plan, &ld->w, &ld->failure);
     ld->segs = rc ? NULL : malloc((h->count ? h->count : 1) * sizeof *ld->segs);
     if (rc || !ld->segs) {
         free(slot_of);
         if (!rc) return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
         return fail_sticky(ld, err);
     }
+    size_t stage_floats = 0;
     for (size_t i = 0; i < h->count; i++) {
         const gpt2_st_tensor *t = &h->tensors[i];
         segment *s = &ld->segs[i];
@@ -384,20 +563,62 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         s->begin = t->begin;
         s->end = t->end;
         s->tensor = i;
+        s->kind = SEG_SKIP;
         if (slot_of[i] < 0) continue;
         uint64_t shape[2];
         int transposed;
         expected_shape(&ld->cfg, slot_of[i], shape, &transposed);
-        s->dst = slot_dst(ld->w, slot_of[i]);
         s->dtype = t->dtype;
         s->es = t->elem_size;
-        if (transposed) {
-            /* fits size_t: the destination of rows * cols floats was allocated */
+        gpt2_matrix *m = slot_matrix(ld->w, slot_of[i]);
+        if (!m) {
+            s->kind = SEG_FLOAT;
+            s->dst = slot_dst(ld->w, slot_of[i]);
+        } else if (var_of[i] != VAR_PLAIN && m->type != GPT2_DTYPE_Q8_0) {
+            /* a quantized weight into an f32/f16 matrix (forced precision) */
+            if (!ld->ups) {
+                ld->nups = GLOBAL_SLOTS + (size_t)ld->cfg.n_layer * LAYER_SLOTS;
+                ld->ups = calloc(ld->nups, sizeof *ld->ups);
+                if (!ld->ups) {
+                    free(slot_of);
+                    return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
+                }
+            }
+            up_state *u = &ld->ups[slot_of[i]];
+            if (!u->scales && !(u->scales = malloc((size_t)m->rows * (size_t)m->cols / GPT2_Q8_BLOCK * sizeof(float) + 1))) {
+                free(slot_of);
+                return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
+            }
+            s->kind = var_of[i] == VAR_Q8 ? SEG_Q8_UP : SEG_SCALE_UP;
+            s->m = m;
+            s->up = u;
+        } else if (var_of[i] == VAR_Q8) {
+            s->kind = SEG_Q8;
+            s->m = m;
+        } else if (var_of[i] == VAR_SCALE) {
+            s->kind = SEG_SCALE;
+            s->m = m;
+        } else if (m->type == GPT2_DTYPE_F32) {
+            s->kind = SEG_FLOAT;
+            s->dst = (float *)m->data;
+            if (transposed) {
+                /* fits size_t: the destination of rows * cols floats was allocated */
+                s->rows = (size_t)shape[0];
+                s->cols = (size_t)shape[1];
+            }
+        } else {
+            s->kind = SEG_BAND;
+            s->m = m;
+            s->transposed = transposed;
             s->rows = (size_t)shape[0];
             s->cols = (size_t)shape[1];
+            size_t need = transposed ? GPT2_Q8_BLOCK * s->cols : s->cols;
+            if (need > stage_floats) stage_floats = need;
         }
     }
     free(slot_of);
+    if (stage_floats && !(ld->stage = malloc(stage_floats * sizeof(float))))
+        return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
     ld->nsegs = h->count;
     ld->cur = 0;
     ld->pos = 0;
@@ -461,8 +682,66 @@ static void transpose_rows(gpt2_st_dtype dtype, const uint8_t *src, size_t nrows
     }
 }
 
+/* Writes v[0..nb) as columns i0 .. i0+nb-1 of row o of an f16 or q8_0 matrix (for q8_0, i0
+ * and nb are multiples of 32: whole blocks). */
+static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t nb) {
+    size_t K = (size_t)m->cols;
+    if (m->type == GPT2_DTYPE_F16) {
+        uint16_t *d = (uint16_t *)m->data + o * K + i0;
+        for (size_t r = 0; r < nb; r++) d[r] = gpt2_f32_to_f16(v[r]);
+    } else {
+        int8_t *q = (int8_t *)m->data + o * K + i0;
+        float *sc = (float *)m->scales + o * (K / GPT2_Q8_BLOCK) + i0 / GPT2_Q8_BLOCK;
+        for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++)
+            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q + b * GPT2_Q8_BLOCK, NULL, sc + b);
+    }
+}
+
+/* SEG_BAND: source elements e0 .. e0+cnt-1 go through the staging band. A source [out, in]
+ * (wte, lm_head) is staged one row at a time; a Conv1D source [in, out] 32 rows at a time,
+ * after which each output row's block of 32 inputs is complete. */
+static void emit_band(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+    size_t rows = s->rows, cols = s->cols, r = e0 / cols, c = e0 % cols;
+    while (cnt) {
+        size_t run = cols - c < cnt ? cols - c : cnt;
+        size_t band_row = s->transposed ? r % GPT2_Q8_BLOCK : 0;
+        convert(s->dtype, src, run, stage + band_row * cols + c, 1);
+        src += run * s->es;
+        cnt -= run;
+        c += run;
+        if (c < cols) break;
+        if (!s->transposed) {
+            put_row(s->m, stage, r, 0, cols);
+        } else if (band_row == GPT2_Q8_BLOCK - 1 || r == rows - 1) {
+            float v[GPT2_Q8_BLOCK];
+            size_t nb = band_row + 1, i0 = r - band_row;
+            for (size_t o = 0; o < cols; o++) {
+                for (size_t k = 0; k < nb; k++) v[k] = stage[k * cols + o];
+                put_row(s->m, v, o, i0, nb);
+            }
+        }
+        r++;
+        c = 0;
+    }
+}
+
 /* Writes source elements e0 .. e0+cnt-1 of segment s. */
-static void emit(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+    switch (s->kind) {
+    case SEG_SKIP: return;
+    case SEG_BAND: emit_band(stage, s, e0, src, cnt); return;
+    case SEG_Q8: memcpy((int8_t *)s->m->data + e0, src, cnt); return;
+    case SEG_SCALE: convert(GPT2_ST_F16, src, cnt, (float *)s->m->scales + e0, 1); return;
+    case SEG_SCALE_UP: convert(GPT2_ST_F16, src, cnt, s->up->scales + e0, 1); return;
+    case SEG_Q8_UP:
+        if (s->up->scales_done) {
+            for (size_t k = 0; k < cnt; k++) put_up(s->m, e0 + k, (int8_t)src[k], s->up->scales);
+        } else {
+            memcpy((int8_t *)s->m->data + e0, src, cnt); /* widened when the scales are in */
+        }
+        return;
+    case SEG_FLOAT: break;
+    }
     if (!s->rows) {
         convert(s->dtype, src, cnt, s->dst + e0, 1);
         return;
@@ -493,7 +772,7 @@ static void emit(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
 static void consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
     const segment *s = &ld->segs[ld->cur];
     ld->pos += n;
-    if (!s->dst) return;
+    if (s->kind == SEG_SKIP) return;
     /* off: bytes of this segment consumed before this call (fits size_t: the segment's
      * elements fit in the allocated arena and es <= 4) */
     size_t off = (size_t)(ld->pos - n - s->begin), es = s->es;
@@ -505,11 +784,11 @@ static void consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
         n -= c;
         off += c;
         if (off % es) return;
-        emit(s, off / es - 1, ld->carry, 1);
+        emit(ld->stage, s, off / es - 1, ld->carry, 1);
     }
     size_t full = n / es;
     if (full) {
-        emit(s, off / es, p, full);
+        emit(ld->stage, s, off / es, p, full);
         p += full * es;
         n -= full * es;
     }
@@ -536,14 +815,23 @@ gpt2_err gpt2_loader_feed(gpt2_loader *ld, const uint8_t *bytes, size_t n, gpt2_
                 ld->state = S_HEADER;
                 rc = gpt2_st_check_header_len(ld->header_len, ld->file_size, ld->source, &ld->failure);
                 if (rc) return fail_sticky(ld, err);
-                ld->header = malloc((size_t)ld->header_len);
-                if (!ld->header)
-                    return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory for a %llu-byte header",
-                                ld->source, (unsigned long long)ld->header_len);
             }
             break;
         case S_HEADER:
             take = ld->header_len - ld->header_have < n ? (size_t)(ld->header_len - ld->header_have) : n;
+            /* The buffer grows with the bytes that actually arrive (doubling, from 64 KiB), so a
+             * stream that merely claims a huge header cannot make us allocate it up front. */
+            if (ld->header_have + take > ld->header_cap) {
+                size_t want = ld->header_cap ? ld->header_cap : 65536;
+                while (want < ld->header_have + take) want *= 2;
+                if (want > ld->header_len) want = (size_t)ld->header_len;
+                char *grown = realloc(ld->header, want);
+                if (!grown)
+                    return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory for a %llu-byte header",
+                                ld->source, (unsigned long long)ld->header_len);
+                ld->header = grown;
+                ld->header_cap = want;
+            }
             memcpy(ld->header + ld->header_have, bytes, take);
             ld->header_have += take;
             ld->received += take;
@@ -658,7 +946,7 @@ gpt2_err gpt2_load_dir(const char *dir, const gpt2_loader_options *opt, gpt2_wei
         goto done;
     }
     if ((rc = read_small_file(cfg_path, &cfg, &cfg_len, err))) goto done;
-    gpt2_loader_options o = {0, NULL};
+    gpt2_loader_options o = {0, NULL, GPT2_PRECISION_AUTO};
     if (opt) o = *opt;
     o.source_name = st_path;
     if ((rc = gpt2_loader_create(cfg, cfg_len, &o, &ld, err))) goto done;
@@ -699,4 +987,70 @@ done:
     free(cfg_path);
     free(st_path);
     return rc;
+}
+
+/* ---- precision and memory budget ------------------------------------------------------- */
+
+static const char *const precision_names[] = {"auto", "f32", "f16", "q8_0"};
+
+const char *gpt2_precision_name(gpt2_precision p) {
+    return (unsigned)p <= GPT2_PRECISION_Q8_0 ? precision_names[p] : "?";
+}
+
+gpt2_err gpt2_precision_parse(const char *name, gpt2_precision *out, gpt2_error *err) {
+    if (!name || !out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_precision_parse: NULL argument");
+    for (int i = 0; i <= GPT2_PRECISION_Q8_0; i++)
+        if (!strcmp(name, precision_names[i])) {
+            *out = (gpt2_precision)i;
+            return GPT2_OK;
+        }
+    char shown[96];
+    return gpt2_fail(err, GPT2_ERR_ARG, "unknown precision '%s' (choose auto, f32, f16 or q8_0)",
+                     gpt2_st_printable(name, strlen(name), shown));
+}
+
+/* "6.6 GB", "135.2 MB", "3012 bytes" */
+static void format_bytes(uint64_t n, char *out, size_t cap) {
+    if (n >= 1000000000u) snprintf(out, cap, "%.1f GB", (double)n / 1e9);
+    else if (n >= 1000000u) snprintf(out, cap, "%.1f MB", (double)n / 1e6);
+    else snprintf(out, cap, "%llu bytes", (unsigned long long)n);
+}
+
+gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,
+                           gpt2_error *err) {
+    if (!config || !plan) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_check_budget: NULL argument");
+    uint64_t need = gpt2_model_bytes(config, plan);
+    if (need == UINT64_MAX)
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "the model is too large to address");
+    if (!budget || need <= budget) return GPT2_OK;
+    /* the plan's main precision: the dtype holding most linear parameters */
+    gpt2_weights tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.config = *config;
+    tmp.plan = *plan;
+    gpt2_dtype main = gpt2_weights_main_dtype(&tmp);
+    char need_s[32], budget_s[32], alt_s[32];
+    format_bytes(need, need_s, sizeof need_s);
+    format_bytes(budget, budget_s, sizeof budget_s);
+    /* the most precise smaller precision that fits */
+    static const gpt2_dtype order[] = {GPT2_DTYPE_F32, GPT2_DTYPE_F16, GPT2_DTYPE_Q8_0};
+    static const char *const opt_name[] = {"f32", "f16", "q8_0"};
+    for (int i = 0; i < 3; i++) {
+        if (order[i] <= main) continue; /* not smaller than what was asked */
+        gpt2_weights_plan p = gpt2_weights_plan_uniform(config, plan->untied_head, order[i]);
+        uint64_t alt = gpt2_model_bytes(config, &p);
+        if (alt <= budget) {
+            format_bytes(alt, alt_s, sizeof alt_s);
+            return gpt2_fail(err, GPT2_ERR_NOMEM,
+                             "the model needs %s in %s (weights + KV cache) but the memory budget is %s; "
+                             "in %s it needs %s: load with precision '%s'",
+                             need_s, gpt2_dtype_name(main), budget_s, opt_name[i], alt_s, opt_name[i]);
+        }
+    }
+    gpt2_weights_plan q = gpt2_weights_plan_uniform(config, plan->untied_head, GPT2_DTYPE_Q8_0);
+    format_bytes(gpt2_model_bytes(config, &q), alt_s, sizeof alt_s);
+    return gpt2_fail(err, GPT2_ERR_NOMEM,
+                     "the model needs %s in %s (weights + KV cache) but the memory budget is %s; "
+                     "no precision fits (even q8_0 needs %s)",
+                     need_s, gpt2_dtype_name(main), budget_s, alt_s);
 }

@@ -5,9 +5,10 @@
  * straight into WASM memory. It buffers only the 8-byte length and the JSON header. Once the
  * header is complete it validates every tensor against the config, checks the memory budget,
  * allocates the weights (gpt2_weights_create) and from then on converts each incoming data
- * byte straight into its destination: F32/F16/BF16 -> float32, Conv1D [in, out] -> [out, in]
- * transposed by scattering. At most one partial element is carried across chunk boundaries;
- * there is never a second copy of the data.
+ * byte straight into its destination (F32/F16/BF16 -> the matrix dtype, Conv1D [in, out] ->
+ * [out, in] transposed). At most one partial element is carried across chunk boundaries, and a
+ * matrix converted to f16 or q8_0 stages at most one band (one row, or 32 source rows of a
+ * Conv1D tensor); there is never a second copy of the data.
  *
  * Checkpoint rules:
  *  - Tensor names as in Hugging Face's GPT-2 (wte.weight, h.0.attn.c_attn.weight, ...), each
@@ -15,6 +16,9 @@
  *  - h.{i}.attn.bias / h.{i}.attn.masked_bias (mask buffers) and any tensor with an unknown
  *    name are skipped without being stored, whatever their dtype. A needed tensor that is
  *    missing, has the wrong shape or a dtype other than F32/F16/BF16 is an error naming it,
+ *    A linear weight may instead come quantized as NAME.q8 (I8, [out, in]) + NAME.scale
+ *    (F16, [out, in/32]) (docs/quantized-format.md); a missing half, a wrong shape or dtype
+ *    is an error naming the tensor.
  *    as is any h.{i}.* with i >= n_layer, or two tensors for the same weight (e.g. with and
  *    without the prefix).
  *  - The data section must be tiled exactly by the tensors (no holes, no overlap). Bytes past
@@ -32,10 +36,40 @@
 #include "status.h"
 #include "weights.h"
 
+/* How linear weights are stored in memory (weights.h).
+ *  AUTO ("as stored"): F32 and BF16 tensors -> f32, F16 -> f16 (the same values, exactly),
+ *       quantized tensors (NAME.q8 + NAME.scale, docs/quantized-format.md) -> q8_0.
+ *  F32 / F16 / Q8_0: converted while streaming (F16 rounds to nearest even; Q8_0 follows the
+ *       rule in quantize.h, bit-identical to a file written by `gpt2 quantize`). Under Q8_0 a
+ *       matrix kind whose cols is not a multiple of 32 is stored f16 instead (weights.h).
+ *       A quantized file loaded as F32 gets the dequantized values q * scale exactly (as F16:
+ *       those rounded to fp16). */
+typedef enum gpt2_precision {
+    GPT2_PRECISION_AUTO = 0,
+    GPT2_PRECISION_F32,
+    GPT2_PRECISION_F16,
+    GPT2_PRECISION_Q8_0,
+} gpt2_precision;
+
 typedef struct gpt2_loader_options {
-    uint64_t memory_budget_bytes; /* 0 = unlimited; else the weights must fit (checked early) */
+    /* 0 = unlimited; else the model (weights in the chosen precision + one state's KV cache and
+     * scratch at full context, gpt2_model_bytes) must fit: checked from config.json at create
+     * (with the smallest possible precision when AUTO) and exactly once the header is known,
+     * before any large allocation. The GPT2_ERR_NOMEM message names a precision that fits. */
+    uint64_t memory_budget_bytes;
     const char *source_name;      /* names the file in messages; NULL = "model.safetensors" */
+    gpt2_precision precision;     /* AUTO by default */
 } gpt2_loader_options;
+
+/* "auto", "f32", "f16", "q8_0" -> *out; GPT2_ERR_ARG naming the choices otherwise. */
+gpt2_err gpt2_precision_parse(const char *name, gpt2_precision *out, gpt2_error *err);
+const char *gpt2_precision_name(gpt2_precision p);
+
+/* Checks that the model described by config/plan fits budget (0 = unlimited); on failure
+ * GPT2_ERR_NOMEM with a message such as "the model needs 6.6 GB in f32 (weights + KV cache)
+ * but the memory budget is 4.0 GB; in q8_0 it needs 1.9 GB: load with precision 'q8_0'". */
+gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,
+                           gpt2_error *err);
 
 typedef struct gpt2_loader gpt2_loader;
 

@@ -102,10 +102,12 @@ gpt2_err gpt2_state_rewind(gpt2_state *s, int pos, gpt2_error *err) {
     return GPT2_OK;
 }
 
-/* A matrix product split by output rows over the state's thread pool. */
+/* A matrix product split by output rows over the thread pool (the state's, else the
+ * weights'). For q8_0 weights the activations are quantized once, here, and shared. */
 typedef struct matmul_job {
     float *out;
     const float *x;
+    const void *act; /* q8_0: x quantized by k_q8_quantize_act, or NULL */
     const gpt2_matrix *w;
     const float *b;
     int n, rows_per_task;
@@ -115,49 +117,76 @@ static void matmul_task(void *ctx, int task) {
     const matmul_job *j = ctx;
     int o0 = task * j->rows_per_task;
     int o1 = o0 + j->rows_per_task < j->w->rows ? o0 + j->rows_per_task : j->w->rows;
-    k_matmul_rows(j->out, j->x, j->w, j->b, j->n, o0, o1);
+    k_matmul_rows_act(j->out, j->x, j->act, j->w, j->b, j->n, o0, o1);
 }
 
 /* out[n][w->rows] = x[n][w->cols] W^T + b */
 static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n) {
-    int threads = gpt2_pool_threads(s->pool);
-    if (threads <= 1) {
-        k_matmul_rows(out, x, w, b, n, 0, w->rows);
-        return;
+    gpt2_pool *pool = s->pool ? s->pool : s->w->pool;
+    int threads = gpt2_pool_threads(pool);
+    void *act = NULL;
+    if (w->type == GPT2_DTYPE_Q8_0 && (n > 1 || threads > 1)) {
+        /* quantized once for all rows and threads (on failure each call quantizes its own) */
+        size_t bytes = k_q8_act_bytes(n, w->cols);
+        act = bytes ? malloc(bytes) : NULL;
+        if (act) k_q8_quantize_act(act, x, n, w->cols);
     }
-    /* a few tasks per thread, each a multiple of 16 rows, so uneven speeds even out */
-    int tasks = 4 * threads;
-    int per = (w->rows + tasks - 1) / tasks;
-    per = (per + 15) / 16 * 16;
-    matmul_job j = {out, x, w, b, n, per};
-    gpt2_pool_run(s->pool, matmul_task, &j, (w->rows + per - 1) / per);
-}
-
-/* Temporary view of a float32 weight array as a matrix. */
-static gpt2_matrix f32_matrix(const float *w, int rows, int cols) {
-    gpt2_matrix m = {GPT2_DTYPE_F32, rows, cols, w, NULL};
-    return m;
+    if (threads <= 1) {
+        k_matmul_rows_act(out, x, act, w, b, n, 0, w->rows);
+    } else {
+        /* a few tasks per thread, each a multiple of 16 rows, so uneven speeds even out */
+        int tasks = 4 * threads;
+        int per = (w->rows + tasks - 1) / tasks;
+        per = (per + 15) / 16 * 16;
+        matmul_job j = {out, x, act, w, b, n, per};
+        gpt2_pool_run(pool, matmul_task, &j, (w->rows + per - 1) / per);
+    }
+    free(act);
 }
 
 /* Causal multi-head attention for rows t < n at positions pos + t, reading q from qkv
- * and keys/values from layer l's cache (already holding rows 0..pos+n-1). Writes [n][C]. */
-static void attention(gpt2_state *s, int l, int n, float *out) {
+ * and keys/values from layer l's cache (already holding rows 0..pos+n-1). Writes [n][C].
+ * Heads are independent: one pool task per head, each with its own scores buffer on the
+ * stack (or s->att, on the calling thread, when the context is longer than that buffer).
+ * Per head the tokens run innermost, so the head's cache rows stay in cache between them. */
+enum { ATT_STACK_FLOATS = 2048 };
+
+typedef struct attn_job {
+    gpt2_state *s;
+    int l, n;
+    float *out;
+} attn_job;
+
+static void attention_head(const attn_job *job, int h, float *att) {
+    const gpt2_state *s = job->s;
     const gpt2_config *c = &s->w->config;
     const int C = c->n_embd, H = c->n_head, D = C / H;
     const float scale = 1.0f / sqrtf((float)D);
-    const float *kc = s->k_cache + (size_t)l * c->n_ctx * C;
-    const float *vc = s->v_cache + (size_t)l * c->n_ctx * C;
-    for (int t = 0; t < n; t++) {
+    const float *kc = s->k_cache + (size_t)job->l * c->n_ctx * C + (size_t)h * D;
+    const float *vc = s->v_cache + (size_t)job->l * c->n_ctx * C + (size_t)h * D;
+    for (int t = 0; t < job->n; t++) {
         int p = s->pos + t; /* attends to cache rows 0..p */
-        for (int h = 0; h < H; h++) {
-            const float *q = s->qkv + (size_t)t * 3 * C + (size_t)h * D;
-            for (int j = 0; j <= p; j++) s->att[j] = k_dot(q, kc + (size_t)j * C + (size_t)h * D, D) * scale;
-            k_softmax(s->att, p + 1);
-            float *y = out + (size_t)t * C + (size_t)h * D;
-            memset(y, 0, (size_t)D * sizeof(float));
-            for (int j = 0; j <= p; j++) k_axpy(y, s->att[j], vc + (size_t)j * C + (size_t)h * D, D);
-        }
+        const float *q = s->qkv + (size_t)t * 3 * C + (size_t)h * D;
+        k_attn_scores(att, q, kc, C, p + 1, D, scale);
+        k_softmax(att, p + 1);
+        k_attn_values(job->out + (size_t)t * C + (size_t)h * D, att, vc, C, p + 1, D);
     }
+}
+
+static void attention_task(void *ctx, int h) {
+    float att[ATT_STACK_FLOATS];
+    attention_head(ctx, h, att);
+}
+
+static void attention(gpt2_state *s, int l, int n, float *out) {
+    const gpt2_config *c = &s->w->config;
+    gpt2_pool *pool = s->pool ? s->pool : s->w->pool;
+    attn_job job = {s, l, n, out};
+    if (gpt2_pool_threads(pool) > 1 && c->n_ctx <= ATT_STACK_FLOATS) {
+        gpt2_pool_run(pool, attention_task, &job, c->n_head);
+        return;
+    }
+    for (int h = 0; h < c->n_head; h++) attention_head(&job, h, s->att);
 }
 
 /* One step of at most max_batch tokens; logits as in gpt2_forward for these rows. */
@@ -169,17 +198,16 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
 
     for (int t = 0; t < n; t++) {
         float *x = s->x + (size_t)t * C;
-        const float *te = w->wte + (size_t)tokens[t] * C, *pe = w->wpe + (size_t)(s->pos + t) * C;
-        for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
+        const float *pe = w->wpe + (size_t)(s->pos + t) * C;
+        k_matrix_row(x, &w->wte, tokens[t]);
+        for (int i = 0; i < C; i++) x[i] += pe[i];
     }
 
     for (int l = 0; l < c->n_layer; l++) {
         const gpt2_layer_weights *L = &w->layers[l];
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln1_w, L->ln1_b, C, c->ln_eps);
-        gpt2_matrix qkv_w = f32_matrix(L->qkv_w, 3 * C, C), proj_w = f32_matrix(L->attn_proj_w, C, C),
-                    fc_w = f32_matrix(L->fc_w, F, C), mproj_w = f32_matrix(L->mlp_proj_w, C, F);
-        matmul(s, s->qkv, s->a, &qkv_w, L->qkv_b, n);
+        matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n);
         for (int t = 0; t < n; t++) {
             const float *row = s->qkv + (size_t)t * 3 * C;
             size_t at = (size_t)l * ctx_stride + (size_t)(s->pos + t) * C;
@@ -187,15 +215,15 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
             memcpy(s->v_cache + at, row + 2 * C, (size_t)C * sizeof(float));
         }
         attention(s, l, n, s->a);
-        matmul(s, s->h, s->a, &proj_w, L->attn_proj_b, n);
+        matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n);
         k_add(s->x, s->h, n * C);
 
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln2_w, L->ln2_b, C, c->ln_eps);
-        matmul(s, s->h, s->a, &fc_w, L->fc_b, n);
+        matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n);
         k_gelu(s->h, n * F);
         /* s->a is free again: use it for the projection output */
-        matmul(s, s->a, s->h, &mproj_w, L->mlp_proj_b, n);
+        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n);
         k_add(s->x, s->a, n * C);
     }
 
@@ -203,8 +231,7 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         int first = all_logits ? 0 : n - 1;
         for (int t = first; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, w->lnf_w, w->lnf_b, C, c->ln_eps);
-        gpt2_matrix head = f32_matrix(w->lm_head, c->n_vocab, C);
-        matmul(s, logits, s->a + (size_t)first * C, &head, NULL, n - first);
+        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first);
     }
     s->pos += n;
 }
@@ -230,5 +257,25 @@ gpt2_err gpt2_forward(gpt2_state *s, const int32_t *tokens, int n, float *logits
         forward_step(s, tokens + done, step, out, all_logits);
         done += step;
     }
+    return GPT2_OK;
+}
+
+/* ---- gpt2_state_clone (sessions: fork a KV cache) ---- */
+
+gpt2_err gpt2_state_clone(const gpt2_state *src, gpt2_state **out, gpt2_error *err) {
+    if (!src || !out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_state_clone: NULL argument");
+    *out = NULL;
+    gpt2_state *s = NULL;
+    gpt2_err rc = gpt2_state_create(src->w, src->max_batch, &s, err);
+    if (rc != GPT2_OK) return rc;
+    const gpt2_config *c = &src->w->config;
+    size_t C = (size_t)c->n_embd, rows = (size_t)src->pos * C, layer = (size_t)c->n_ctx * C;
+    for (int l = 0; l < c->n_layer; l++) { /* only the rows in use, layer by layer */
+        memcpy(s->k_cache + (size_t)l * layer, src->k_cache + (size_t)l * layer, rows * sizeof(float));
+        memcpy(s->v_cache + (size_t)l * layer, src->v_cache + (size_t)l * layer, rows * sizeof(float));
+    }
+    s->pos = src->pos;
+    s->pool = src->pool;
+    *out = s;
     return GPT2_OK;
 }

@@ -44,4 +44,9 @@ gpt2_err gpt2_state_rewind(gpt2_state *s, int pos, gpt2_error *err);
 gpt2_err gpt2_forward(gpt2_state *s, const int32_t *tokens, int n, float *logits, int all_logits,
                       gpt2_error *err);
 
+/* Allocates a new state for the same weights and max_batch holding a copy of src's KV cache
+ * (its first gpt2_state_pos(src) positions); the two then evolve independently. The copy
+ * uses the same thread pool as src, if any. */
+gpt2_err gpt2_state_clone(const gpt2_state *src, gpt2_state **out, gpt2_error *err);
+
 #endif

@@ -22,6 +22,8 @@ struct gpt2_sampler {
     double *w;           /* [n_vocab] unnormalised probabilities exp((l - lmax) / T) */
     uint64_t *keys;      /* [n_vocab] rank keys (see rank_key) partitioned by top-k / top-p */
     unsigned char *seen; /* [n_vocab] repetition-penalty marks; all 0 between calls */
+    int32_t *bias_ids;   /* [n_bias] owned copy of params.bias_ids */
+    float *bias;         /* [n_bias] owned copy of params.bias */
 };
 
 /* ---------------------------------------------------------------- PCG32 */
@@ -157,6 +159,9 @@ void gpt2_sampler_params_default(gpt2_sampler_params *p) {
     p->top_p = 1.0f;
     p->repetition_penalty = 1.0f;
     p->seed = 0;
+    p->bias_ids = NULL;
+    p->bias = NULL;
+    p->n_bias = 0;
 }
 
 static gpt2_err check_params(const gpt2_sampler_params *p, gpt2_error *err) {
@@ -171,6 +176,13 @@ static gpt2_err check_params(const gpt2_sampler_params *p, gpt2_error *err) {
         return gpt2_fail(err, GPT2_ERR_ARG,
                          "repetition_penalty must be a finite number > 0 (1 = off), got %g",
                          (double)p->repetition_penalty);
+    if (p->n_bias < 0 || (p->n_bias > 0 && (!p->bias_ids || !p->bias)))
+        return gpt2_fail(err, GPT2_ERR_ARG, "logit bias: %d entries but no ids or values", p->n_bias);
+    for (int i = 0; i < p->n_bias; i++)
+        if (isnan(p->bias[i]) || p->bias[i] == INFINITY)
+            return gpt2_fail(err, GPT2_ERR_ARG,
+                             "logit bias of token %d must be a finite number or -Infinity, got %g",
+                             (int)p->bias_ids[i], (double)p->bias[i]);
     return GPT2_OK;
 }
 
@@ -184,10 +196,43 @@ gpt2_err gpt2_sampler_create(const gpt2_sampler_params *p, int n_vocab, gpt2_sam
     gpt2_err rc = check_params(p, err);
     if (rc != GPT2_OK) return rc;
 
+    for (int i = 0; i < p->n_bias; i++)
+        if (p->bias_ids[i] < 0 || p->bias_ids[i] >= n_vocab)
+            return gpt2_fail(err, GPT2_ERR_RANGE, "logit bias: token id %d is outside the vocabulary [0, %d)",
+                             (int)p->bias_ids[i], n_vocab);
+
     gpt2_sampler *s = calloc(1, sizeof *s);
     if (!s) return gpt2_fail(err, GPT2_ERR_NOMEM, "sampler: out of memory");
     s->params = *p;
     s->n_vocab = n_vocab;
+    if (p->n_bias > 0) {
+        s->bias_ids = malloc((size_t)p->n_bias * sizeof *s->bias_ids);
+        s->bias = malloc((size_t)p->n_bias * sizeof *s->bias);
+        int *slot = malloc((size_t)n_vocab * sizeof *slot); /* id -> entry, or -1 */
+        if (!s->bias_ids || !s->bias || !slot) {
+            free(slot);
+            gpt2_sampler_free(s);
+            return gpt2_fail(err, GPT2_ERR_NOMEM, "sampler: out of memory for the logit bias");
+        }
+        for (int i = 0; i < n_vocab; i++) slot[i] = -1;
+        /* One entry per id, in first-seen order, holding the sum of its values (the
+         * float sum in the order given, as adding them one by one would give). */
+        int m = 0;
+        for (int i = 0; i < p->n_bias; i++) {
+            int j = slot[p->bias_ids[i]];
+            if (j < 0) {
+                slot[p->bias_ids[i]] = m;
+                s->bias_ids[m] = p->bias_ids[i];
+                s->bias[m++] = p->bias[i];
+            } else {
+                s->bias[j] += p->bias[i];
+            }
+        }
+        free(slot);
+        s->params.n_bias = m;
+    }
+    s->params.bias_ids = s->bias_ids;
+    s->params.bias = s->bias;
     s->w = malloc((size_t)n_vocab * sizeof *s->w);
     s->keys = malloc((size_t)n_vocab * sizeof *s->keys);
     s->seen = calloc((size_t)n_vocab, 1);
@@ -206,6 +251,8 @@ void gpt2_sampler_free(gpt2_sampler *s) {
     free(s->w);
     free(s->keys);
     free(s->seen);
+    free(s->bias_ids);
+    free(s->bias);
     free(s);
 }
 
@@ -400,6 +447,17 @@ gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *hist
             best = i;
             bv = v;
         }
+    }
+
+    /* Logit bias. Checked first (a sum that overflows to +inf is an error, logits untouched),
+     * then applied. */
+    if (p->n_bias > 0) {
+        for (int i = 0; i < p->n_bias; i++) /* ids are distinct (merged at creation) */
+            if (l[p->bias_ids[i]] + p->bias[i] == INFINITY)
+                return gpt2_fail(err, GPT2_ERR_RANGE, "logit of token %d overflows to +inf with its bias",
+                                 (int)p->bias_ids[i]);
+        for (int i = 0; i < p->n_bias; i++) l[p->bias_ids[i]] += p->bias[i];
+        best = gpt2_argmax(l, n); /* >= 0: no NaN (-inf + -inf = -inf, finite + -inf = -inf) */
     }
 
     /* Repetition penalty, once per distinct token of history. Pass 1 marks the tokens and

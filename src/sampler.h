@@ -1,7 +1,8 @@
 /* sampler.h - picks the next token from GPT-2's logits.
  *
  * Pipeline (the order of Hugging Face's generate()):
- *   repetition penalty -> temperature -> top-k -> top-p -> draw from the renormalised rest.
+ *   logit bias -> repetition penalty -> temperature -> top-k -> top-p -> draw from the
+ *   renormalised rest.
  *
  * Reproducibility: the same seed gives the same tokens on every platform (x86-64 with gcc or
  * clang, WebAssembly via Emscripten). The random numbers come from PCG32 (O'Neill's
@@ -24,6 +25,13 @@ typedef struct gpt2_sampler_params {
     float repetition_penalty; /* > 0; 1.0 = off; on tokens seen in history (CTRL/HF rule):
                                  logit > 0 ? logit / p : logit * p; default 1.0 */
     uint64_t seed;            /* PCG32 initstate; default 0 */
+    /* Logit bias: bias[i] is added to the logit of token bias_ids[i] before anything else
+     * (a repeated id gets the sum). Values are finite or -INFINITY (the token is never
+     * picked); a large finite value (e.g. 1e9) makes the token win. Copied by
+     * gpt2_sampler_create; default none (n_bias 0, NULL pointers). */
+    const int32_t *bias_ids;
+    const float *bias;
+    int n_bias;
 } gpt2_sampler_params;
 
 typedef struct gpt2_sampler gpt2_sampler;
@@ -31,18 +39,19 @@ typedef struct gpt2_sampler gpt2_sampler;
 /* Fills p with the defaults: temperature 1, top_k 0, top_p 1, repetition_penalty 1, seed 0. */
 void gpt2_sampler_params_default(gpt2_sampler_params *p);
 
-/* Validates p (GPT2_ERR_ARG with the offending value) and allocates a sampler for a
- * vocabulary of n_vocab tokens, its PRNG seeded with p->seed. Free with gpt2_sampler_free.
- * *out is NULL on failure. */
+/* Validates p (GPT2_ERR_ARG with the offending value; GPT2_ERR_RANGE for a bias id outside
+ * [0, n_vocab)) and allocates a sampler for a vocabulary of n_vocab tokens, its PRNG seeded
+ * with p->seed. Free with gpt2_sampler_free. *out is NULL on failure. */
 gpt2_err gpt2_sampler_create(const gpt2_sampler_params *p, int n_vocab, gpt2_sampler **out,
                              gpt2_error *err);
 
 /* Picks the next token from logits[n_vocab] into *out_id. history = every token so far
  * (prompt + generated; may be NULL when n_history is 0), used by the repetition penalty.
- * logits is scratch: on success it holds the repetition-penalised logits.
+ * logits is scratch: on success it holds the biased, repetition-penalised logits.
  * Errors: GPT2_ERR_ARG (NULL pointers), GPT2_ERR_RANGE (a history id outside [0, n_vocab),
- * a NaN or +inf logit, a logit the penalty would overflow to +inf, or every logit -inf);
- * logits is left untouched on all of them except a penalty that drives all logits to -inf.
+ * a NaN or +inf logit, a logit the bias or the penalty would overflow to +inf, or every
+ * logit -inf); logits is left untouched on all of them except a bias or penalty that
+ * drives all logits to -inf.
  * Temperature 0 is greedy and draws no random number. Otherwise one uniform u per call
  * (gpt2_pcg32_double) picks the first surviving id, in ascending id order, whose running
  * sum of exp((logit - max) / T) exceeds u times the survivors' total. Top-k/top-p ties are

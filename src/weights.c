@@ -5,63 +5,96 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALIGN_FLOATS 16u /* every tensor starts at a multiple of 64 bytes into the arena */
+#include "model.h"
 
-/* Walks the arena layout in order, counting floats in *cursor. When w is non-NULL, also
- * points each tensor of w at w->arena + its offset. Returns 0 on uint64 overflow. */
+#define ALIGN_BYTES 64u /* every tensor starts at a multiple of 64 bytes into the arena */
+
+/* Walks the arena layout in order, counting bytes in cursor. When w is non-NULL, also
+ * points each tensor of w into w->arena. */
 typedef struct layout_walk {
-    uint64_t cursor; /* floats used so far */
+    uint64_t cursor; /* bytes used so far */
     int overflow;
     gpt2_weights *w; /* NULL: count only */
 } layout_walk;
 
-static float *take(layout_walk *lw, uint64_t a, uint64_t b) {
+static uint8_t *take_bytes(layout_walk *lw, uint64_t n) {
     if (lw->overflow) return NULL;
-    if (b != 0 && a > UINT64_MAX / b) { lw->overflow = 1; return NULL; }
-    uint64_t n = a * b;
     uint64_t start = lw->cursor;
-    if (n > UINT64_MAX - start - ALIGN_FLOATS) { lw->overflow = 1; return NULL; }
+    if (n == UINT64_MAX || n > UINT64_MAX - start - ALIGN_BYTES) {
+        lw->overflow = 1;
+        return NULL;
+    }
     uint64_t end = start + n;
-    end = (end + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+    end = (end + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
     lw->cursor = end;
-    return lw->w ? lw->w->arena + start : NULL;
+    return lw->w ? (uint8_t *)lw->w->arena + start : NULL;
 }
 
-static void walk_layout(layout_walk *lw, const gpt2_config *c, int untied) {
+static float *take_floats(layout_walk *lw, uint64_t a, uint64_t b) {
+    if (b != 0 && a > UINT64_MAX / 4 / b) {
+        lw->overflow = 1;
+        return NULL;
+    }
+    return (float *)(void *)take_bytes(lw, a * b * 4);
+}
+
+static void take_matrix(layout_walk *lw, gpt2_matrix *m, gpt2_dtype t, uint64_t rows, uint64_t cols) {
+    if (lw->overflow) return;
+    if (rows > INT32_MAX || cols > INT32_MAX || (cols && rows > UINT64_MAX / 8 / cols)) {
+        lw->overflow = 1;
+        return;
+    }
+    uint64_t n = rows * cols, data_bytes = t == GPT2_DTYPE_F32 ? 4 * n : t == GPT2_DTYPE_F16 ? 2 * n : n;
+    if (t == GPT2_DTYPE_Q8_0 && cols % GPT2_Q8_BLOCK) {
+        lw->overflow = 1;
+        return;
+    }
+    uint8_t *data = take_bytes(lw, data_bytes);
+    float *scales = t == GPT2_DTYPE_Q8_0 ? (float *)(void *)take_bytes(lw, n / GPT2_Q8_BLOCK * 4) : NULL;
+    if (m) {
+        m->type = t;
+        m->rows = (int)rows;
+        m->cols = (int)cols;
+        m->data = data;
+        m->scales = scales;
+    }
+}
+
+static void walk_layout(layout_walk *lw, const gpt2_config *c, const gpt2_weights_plan *p) {
     uint64_t C = (uint64_t)c->n_embd, V = (uint64_t)c->n_vocab, T = (uint64_t)c->n_ctx;
     uint64_t I = (uint64_t)c->n_inner;
     gpt2_weights *w = lw->w;
-    float *p;
-    p = take(lw, V, C); if (w) w->wte = p;
-    p = take(lw, T, C); if (w) w->wpe = p;
+    float *f;
+    take_matrix(lw, w ? &w->wte : NULL, p->dtype[GPT2_MAT_WTE], V, C);
+    f = take_floats(lw, T, C); if (w) w->wpe = f;
     /* Counting only: every layer has the same aligned size, so measure one and multiply
      * (no loop over a possibly absurd n_layer). */
     int layers_to_walk = w ? c->n_layer : 1;
     uint64_t layer_start = lw->cursor;
     for (int l = 0; l < layers_to_walk && !lw->overflow; l++) {
         gpt2_layer_weights *L = w ? &w->layers[l] : NULL;
-        p = take(lw, 1, C); if (L) L->ln1_w = p;
-        p = take(lw, 1, C); if (L) L->ln1_b = p;
-        p = take(lw, 3 * C, C); if (L) L->qkv_w = p;
-        p = take(lw, 1, 3 * C); if (L) L->qkv_b = p;
-        p = take(lw, C, C); if (L) L->attn_proj_w = p;
-        p = take(lw, 1, C); if (L) L->attn_proj_b = p;
-        p = take(lw, 1, C); if (L) L->ln2_w = p;
-        p = take(lw, 1, C); if (L) L->ln2_b = p;
-        p = take(lw, I, C); if (L) L->fc_w = p;
-        p = take(lw, 1, I); if (L) L->fc_b = p;
-        p = take(lw, C, I); if (L) L->mlp_proj_w = p;
-        p = take(lw, 1, C); if (L) L->mlp_proj_b = p;
+        f = take_floats(lw, 1, C); if (L) L->ln1_w = f;
+        f = take_floats(lw, 1, C); if (L) L->ln1_b = f;
+        take_matrix(lw, L ? &L->qkv_w : NULL, p->dtype[GPT2_MAT_QKV], 3 * C, C);
+        f = take_floats(lw, 1, 3 * C); if (L) L->qkv_b = f;
+        take_matrix(lw, L ? &L->attn_proj_w : NULL, p->dtype[GPT2_MAT_ATTN_PROJ], C, C);
+        f = take_floats(lw, 1, C); if (L) L->attn_proj_b = f;
+        f = take_floats(lw, 1, C); if (L) L->ln2_w = f;
+        f = take_floats(lw, 1, C); if (L) L->ln2_b = f;
+        take_matrix(lw, L ? &L->fc_w : NULL, p->dtype[GPT2_MAT_FC], I, C);
+        f = take_floats(lw, 1, I); if (L) L->fc_b = f;
+        take_matrix(lw, L ? &L->mlp_proj_w : NULL, p->dtype[GPT2_MAT_MLP_PROJ], C, I);
+        f = take_floats(lw, 1, C); if (L) L->mlp_proj_b = f;
     }
     if (!w && !lw->overflow) {
         uint64_t per_layer = lw->cursor - layer_start, more = (uint64_t)c->n_layer - 1;
         if (per_layer != 0 && more > (UINT64_MAX - lw->cursor) / per_layer) lw->overflow = 1;
         else lw->cursor += per_layer * more;
     }
-    p = take(lw, 1, C); if (w) w->lnf_w = p;
-    p = take(lw, 1, C); if (w) w->lnf_b = p;
-    if (untied) {
-        p = take(lw, V, C); if (w) w->lm_head = p;
+    f = take_floats(lw, 1, C); if (w) w->lnf_w = f;
+    f = take_floats(lw, 1, C); if (w) w->lnf_b = f;
+    if (p->untied_head) {
+        take_matrix(lw, w ? &w->lm_head : NULL, p->dtype[GPT2_MAT_LM_HEAD], V, C);
     } else if (w) {
         w->lm_head = w->wte;
     }
@@ -72,19 +105,71 @@ static int config_sizes_ok(const gpt2_config *c) {
            c->n_inner > 0 && c->n_head > 0;
 }
 
-/* Total floats of the arena; 0 on overflow or invalid config. */
-static uint64_t arena_floats(const gpt2_config *c, int untied) {
-    if (!config_sizes_ok(c)) return 0;
+void gpt2_matrix_kind_shape(const gpt2_config *c, gpt2_matrix_kind k, int *rows, int *cols) {
+    int C = c->n_embd, I = c->n_inner;
+    switch (k) {
+    case GPT2_MAT_WTE: case GPT2_MAT_LM_HEAD: *rows = c->n_vocab; *cols = C; return;
+    case GPT2_MAT_QKV: *rows = C <= INT32_MAX / 3 ? 3 * C : INT32_MAX; *cols = C; return;
+    case GPT2_MAT_ATTN_PROJ: *rows = C; *cols = C; return;
+    case GPT2_MAT_FC: *rows = I; *cols = C; return;
+    case GPT2_MAT_MLP_PROJ: *rows = C; *cols = I; return;
+    case GPT2_MAT_KINDS: break;
+    }
+    *rows = *cols = 0;
+}
+
+const char *gpt2_matrix_kind_name(gpt2_matrix_kind k) {
+    static const char *const names[GPT2_MAT_KINDS] = {"wte", "lm_head", "qkv", "attn_proj", "fc", "mlp_proj"};
+    return (unsigned)k < GPT2_MAT_KINDS ? names[k] : "?";
+}
+
+gpt2_weights_plan gpt2_weights_plan_uniform(const gpt2_config *config, int untied_head, gpt2_dtype t) {
+    gpt2_weights_plan p;
+    p.untied_head = untied_head;
+    for (int k = 0; k < GPT2_MAT_KINDS; k++) {
+        p.dtype[k] = t;
+        if (t == GPT2_DTYPE_Q8_0 && config) {
+            int rows, cols;
+            gpt2_matrix_kind_shape(config, (gpt2_matrix_kind)k, &rows, &cols);
+            if (cols % GPT2_Q8_BLOCK) p.dtype[k] = GPT2_DTYPE_F16;
+        }
+    }
+    return p;
+}
+
+static int plan_ok(const gpt2_config *c, const gpt2_weights_plan *p) {
+    for (int k = 0; k < GPT2_MAT_KINDS; k++) {
+        if (p->dtype[k] != GPT2_DTYPE_F32 && p->dtype[k] != GPT2_DTYPE_F16 && p->dtype[k] != GPT2_DTYPE_Q8_0)
+            return 0;
+        int rows, cols;
+        gpt2_matrix_kind_shape(c, (gpt2_matrix_kind)k, &rows, &cols);
+        if (p->dtype[k] == GPT2_DTYPE_Q8_0 && cols % GPT2_Q8_BLOCK) return 0;
+    }
+    return 1;
+}
+
+/* Total bytes of the arena; 0 on overflow or invalid config/plan. */
+static uint64_t arena_bytes(const gpt2_config *c, const gpt2_weights_plan *p) {
+    if (!config_sizes_ok(c) || !p || !plan_ok(c, p)) return 0;
     layout_walk lw = {0, 0, NULL};
-    walk_layout(&lw, c, untied);
+    walk_layout(&lw, c, p);
     return lw.overflow ? 0 : lw.cursor;
 }
 
-uint64_t gpt2_weights_bytes_u64(const gpt2_config *config, int untied_head) {
-    uint64_t floats = arena_floats(config, untied_head);
-    if (floats == 0 || floats > (UINT64_MAX - 4096) / sizeof(float)) return UINT64_MAX;
+uint64_t gpt2_weights_plan_bytes(const gpt2_config *config, const gpt2_weights_plan *plan) {
+    uint64_t bytes = arena_bytes(config, plan);
+    if (bytes == 0 || bytes > UINT64_MAX / 2) return UINT64_MAX;
     uint64_t layers = (uint64_t)config->n_layer * sizeof(gpt2_layer_weights);
-    return floats * sizeof(float) + layers + sizeof(gpt2_weights);
+    return bytes + layers + sizeof(gpt2_weights);
+}
+
+uint64_t gpt2_weights_bytes_dtype(const gpt2_config *config, int untied_head, gpt2_dtype t) {
+    gpt2_weights_plan p = gpt2_weights_plan_uniform(config, untied_head, t);
+    return gpt2_weights_plan_bytes(config, &p);
+}
+
+uint64_t gpt2_weights_bytes_u64(const gpt2_config *config, int untied_head) {
+    return gpt2_weights_bytes_dtype(config, untied_head, GPT2_DTYPE_F32);
 }
 
 size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head) {
@@ -92,34 +177,79 @@ size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head) {
     return b > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)b;
 }
 
-gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,
-                             gpt2_error *err) {
+uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *plan) {
+    uint64_t w = gpt2_weights_plan_bytes(config, plan);
+    if (w == UINT64_MAX) return UINT64_MAX;
+    /* the state in 64 bits (model.c's formula: K and V caches, scratch rows, one score row) */
+    uint64_t C = (uint64_t)config->n_embd, T = (uint64_t)config->n_ctx, L = (uint64_t)config->n_layer;
+    uint64_t I = (uint64_t)config->n_inner, B = GPT2_ESTIMATE_BATCH;
+    uint64_t wide = I > C ? I : C;
+    if (C > (1u << 30) || T > (1u << 30) || L > (1u << 30) || wide > (1u << 30)) return UINT64_MAX;
+    uint64_t cache = L * T; /* < 2^60 */
+    if (cache > UINT64_MAX / 16 / C) return UINT64_MAX;
+    uint64_t floats = 2 * cache * C + B * (5 * C + wide) + T;
+    if (floats > UINT64_MAX / 8 || w > UINT64_MAX - floats * 4) return UINT64_MAX;
+    return w + floats * 4;
+}
+
+gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                  gpt2_weights **out, gpt2_error *err) {
     if (!out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: out is NULL");
     *out = NULL;
     if (!config_sizes_ok(config))
         return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: config has a non-positive size");
-    uint64_t floats = arena_floats(config, untied_head);
-    uint64_t total = gpt2_weights_bytes_u64(config, untied_head);
-    if (floats == 0 || total == UINT64_MAX || total > (uint64_t)SIZE_MAX)
+    if (!plan || !plan_ok(config, plan))
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: bad storage plan (q8_0 needs cols %% 32 == 0)");
+    uint64_t bytes = arena_bytes(config, plan);
+    uint64_t total = gpt2_weights_plan_bytes(config, plan);
+    if (bytes == 0 || total == UINT64_MAX || total > (uint64_t)SIZE_MAX)
         return gpt2_fail(err, GPT2_ERR_NOMEM,
                          "the model's weights (%llu bytes) do not fit in this platform's memory",
                          (unsigned long long)total);
     gpt2_weights *w = calloc(1, sizeof *w);
     if (!w) goto nomem;
     w->config = *config;
+    w->plan = *plan;
+    w->tied_head = !plan->untied_head;
     w->layers = calloc((size_t)config->n_layer, sizeof *w->layers);
     /* calloc: the pages of a fresh large block are zero without being touched */
-    w->arena = calloc((size_t)floats, sizeof(float));
+    w->arena = calloc((size_t)bytes, 1);
     if (!w->layers || !w->arena) goto nomem;
-    w->arena_floats = (size_t)floats;
+    w->arena_bytes = (size_t)bytes;
     layout_walk lw = {0, 0, w};
-    walk_layout(&lw, config, untied_head);
+    walk_layout(&lw, config, plan);
+    uint64_t C = (uint64_t)config->n_embd, V = (uint64_t)config->n_vocab, I = (uint64_t)config->n_inner;
+    uint64_t per_layer = 4 * C + 3 * C * C + 3 * C + C * C + C + I * C + I + C * I + C;
+    w->n_params = V * C * (plan->untied_head ? 2 : 1) + (uint64_t)config->n_ctx * C +
+                  (uint64_t)config->n_layer * per_layer + 2 * C;
     *out = w;
     return GPT2_OK;
 nomem:
     gpt2_weights_free(w);
     return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory allocating %llu bytes of weights",
                      (unsigned long long)total);
+}
+
+gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,
+                             gpt2_error *err) {
+    gpt2_weights_plan p = gpt2_weights_plan_uniform(config, untied_head, GPT2_DTYPE_F32);
+    return gpt2_weights_create_plan(config, &p, out, err);
+}
+
+gpt2_dtype gpt2_weights_main_dtype(const gpt2_weights *w) {
+    uint64_t per[3] = {0, 0, 0};
+    for (int k = 0; k < GPT2_MAT_KINDS; k++) {
+        if (k == GPT2_MAT_LM_HEAD && !w->plan.untied_head) continue;
+        int rows, cols;
+        gpt2_matrix_kind_shape(&w->config, (gpt2_matrix_kind)k, &rows, &cols);
+        uint64_t n = (uint64_t)rows * (uint64_t)cols;
+        if (k != GPT2_MAT_WTE && k != GPT2_MAT_LM_HEAD) n *= (uint64_t)w->config.n_layer;
+        per[w->plan.dtype[k]] += n;
+    }
+    int best = 0;
+    for (int t = 1; t < 3; t++)
+        if (per[t] > per[best]) best = t;
+    return (gpt2_dtype)best;
 }
 
 void gpt2_weights_free(gpt2_weights *w) {

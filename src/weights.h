@@ -1,8 +1,10 @@
 /* weights.h - the model's parameters in the layout the kernels want, in one allocation.
  *
- * All tensors are float32, row-major. Linear layers are stored [out, in] (each output's
+ * Every linear weight (qkv, attention projection, MLP fc and projection, the token
+ * embedding wte and the LM head) is a gpt2_matrix (matrix.h) stored [out, in] (each output's
  * weights contiguous), i.e. transposed from Hugging Face's Conv1D [in, out] layout, so that
- * y[o] = b[o] + sum_i W[o*in + i] * x[i].
+ * y[o] = b[o] + sum_i W(o, i) * x[i]; its dtype is f32, f16 or q8_0 (see gpt2_weights_plan).
+ * Biases, layer norms and the position embedding wpe are always float32.
  */
 #ifndef GPT2_WEIGHTS_H
 #define GPT2_WEIGHTS_H
@@ -11,43 +13,95 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "matrix.h"
 #include "status.h"
 
 typedef struct gpt2_layer_weights {
     float *ln1_w, *ln1_b;     /* [C] */
-    float *qkv_w, *qkv_b;     /* [3C, C], [3C]: rows 0..C-1 are q, C..2C-1 k, 2C..3C-1 v */
-    float *attn_proj_w;       /* [C, C] */
+    gpt2_matrix qkv_w;        /* [3C, C]: rows 0..C-1 are q, C..2C-1 k, 2C..3C-1 v */
+    float *qkv_b;             /* [3C] */
+    gpt2_matrix attn_proj_w;  /* [C, C] */
     float *attn_proj_b;       /* [C] */
     float *ln2_w, *ln2_b;     /* [C] */
-    float *fc_w, *fc_b;       /* [n_inner, C], [n_inner] */
-    float *mlp_proj_w;        /* [C, n_inner] */
+    gpt2_matrix fc_w;         /* [n_inner, C] */
+    float *fc_b;              /* [n_inner] */
+    gpt2_matrix mlp_proj_w;   /* [C, n_inner] */
     float *mlp_proj_b;        /* [C] */
 } gpt2_layer_weights;
 
+/* The kinds of linear matrices; every layer's matrix of a kind has the same dtype. */
+typedef enum gpt2_matrix_kind {
+    GPT2_MAT_WTE,
+    GPT2_MAT_LM_HEAD,
+    GPT2_MAT_QKV,
+    GPT2_MAT_ATTN_PROJ,
+    GPT2_MAT_FC,
+    GPT2_MAT_MLP_PROJ,
+    GPT2_MAT_KINDS
+} gpt2_matrix_kind;
+
+/* Storage of a model: whether lm_head is separate from wte, and each matrix kind's dtype.
+ * A Q8_0 kind whose matrices have cols % 32 != 0 cannot exist: gpt2_weights_plan_uniform
+ * stores such kinds as F16 instead (gpt2_weights_create rejects them). */
+typedef struct gpt2_weights_plan {
+    int untied_head;
+    gpt2_dtype dtype[GPT2_MAT_KINDS]; /* dtype[GPT2_MAT_LM_HEAD] is ignored when tied */
+} gpt2_weights_plan;
+
 typedef struct gpt2_weights {
     gpt2_config config;
-    float *wte;               /* [n_vocab, C] token embeddings */
+    gpt2_weights_plan plan;
+    gpt2_matrix wte;          /* [n_vocab, C] token embeddings */
     float *wpe;               /* [n_ctx, C] position embeddings */
     gpt2_layer_weights *layers; /* [n_layer] */
     float *lnf_w, *lnf_b;     /* [C] final layer norm */
-    float *lm_head;           /* [n_vocab, C]; == wte when tied (the GPT-2 case) */
-    float *arena;             /* the single allocation every pointer above points into */
-    size_t arena_floats;
+    gpt2_matrix lm_head;      /* [n_vocab, C]; a copy of wte (same data) when tied */
+    int tied_head;            /* lm_head shares wte's storage (the GPT-2 case) */
+    uint64_t n_params;        /* parameters stored (a tied head counted once) */
+    void *arena;              /* the single allocation every pointer above points into */
+    size_t arena_bytes;
+    struct gpt2_pool *pool;   /* not owned; NULL by default (threads helper) */
 } gpt2_weights;
 
-/* Bytes gpt2_weights_create would allocate for this config (untied_head: separate lm_head).
- * Returns SIZE_MAX when the size does not fit in size_t or the config has a non-positive size. */
+/* A plan with every matrix kind in dtype t, except that under Q8_0 a kind whose cols
+ * (n_embd, or n_inner for the MLP projection) is not a multiple of 32 becomes F16. */
+gpt2_weights_plan gpt2_weights_plan_uniform(const gpt2_config *config, int untied_head, gpt2_dtype t);
+
+/* Rows and cols of a matrix kind under config. */
+void gpt2_matrix_kind_shape(const gpt2_config *config, gpt2_matrix_kind k, int *rows, int *cols);
+
+/* Short name of a matrix kind ("wte", "lm_head", "qkv", "attn_proj", "fc", "mlp_proj"). */
+const char *gpt2_matrix_kind_name(gpt2_matrix_kind k);
+
+/* Bytes gpt2_weights_create allocates for config and plan (arena + bookkeeping), exact in
+ * 64 bits; UINT64_MAX on overflow, a non-positive size or an impossible plan (Q8_0 with
+ * cols % 32 != 0). Each tensor starts at a multiple of 64 bytes from the start of the arena. */
+uint64_t gpt2_weights_plan_bytes(const gpt2_config *config, const gpt2_weights_plan *plan);
+
+/* Float32 sizes (all matrices f32), as before: UINT64_MAX / SIZE_MAX on overflow. */
+uint64_t gpt2_weights_bytes_u64(const gpt2_config *config, int untied_head);
 size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head);
 
-/* The same count in 64 bits (exact even where size_t is 32-bit, e.g. wasm32); UINT64_MAX
- * on overflow or a non-positive size. Each tensor starts at a multiple of 16 floats (64 bytes)
- * from the start of the arena (the arena itself has malloc alignment). */
-uint64_t gpt2_weights_bytes_u64(const gpt2_config *config, int untied_head);
+/* The same for the dtype t applied with gpt2_weights_plan_uniform. */
+uint64_t gpt2_weights_bytes_dtype(const gpt2_config *config, int untied_head, gpt2_dtype t);
 
-/* Allocates zeroed weights for config; fails with GPT2_ERR_NOMEM (never crashes) if the
- * arena cannot be allocated or its size overflows. */
+/* Everything one loaded model needs: its weights (plan) plus one state's KV cache and
+ * scratch at full context with GPT2_ESTIMATE_BATCH tokens per step (model.h). UINT64_MAX on
+ * overflow. This is what loaders compare with a memory budget. */
+#define GPT2_ESTIMATE_BATCH 64
+uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *plan);
+
+/* Allocates zeroed weights for config and plan; fails with GPT2_ERR_NOMEM (never crashes)
+ * if the arena cannot be allocated or its size overflows, GPT2_ERR_ARG for a bad plan. */
+gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                  gpt2_weights **out, gpt2_error *err);
+
+/* gpt2_weights_create_plan with every matrix in float32. */
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,
                              gpt2_error *err);
+
+/* The dtype holding most of the linear parameters (what "the model's precision" means). */
+gpt2_dtype gpt2_weights_main_dtype(const gpt2_weights *w);
 
 /* Releases weights (NULL is allowed). */
 void gpt2_weights_free(gpt2_weights *w);

@@ -2,6 +2,7 @@
 # Runs every test (this is what `npm test` and CI run):
 #   1. native Release build + the C unit tests (ctest)
 #   2. the same C tests built with AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer)
+#   2b. the libFuzzer harnesses (tests/fuzz/run.sh, clang), about 10 s each
 #   3. the WebAssembly build (npm run build) and the same C tests compiled to WASM, under Node
 #   4. the Node tests (node --test tests/**/*.test.mjs): CLIs, the JS API, the types
 # Prints one closing line "tests: N passed, N failed" (test executables / node tests).
@@ -42,10 +43,22 @@ run_c_suite native build
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_c_suite sanitize build-sanitize -DGPT2_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 
+# libFuzzer harnesses (clang): saved crash inputs, then each harness for FUZZ_SECONDS (default
+# 10); one test per harness ("fuzz: N passed, N failed")
+echo "== fuzz"
+bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" 2>&1 | tee "$log_dir/fuzz.log"
+fuzz_line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log_dir/fuzz.log" | tail -n 1)
+if [ -z "$fuzz_line" ]; then failed=$((failed + 1)); else
+  passed=$((passed + $(awk '{print $2}' <<<"$fuzz_line"))); failed=$((failed + $(awk '{print $4}' <<<"$fuzz_line")))
+fi
+
 echo "== wasm"
 if bash scripts/build-wasm.sh >"$log_dir/wasm-build.log" 2>&1; then
   ctest --test-dir build-wasm --output-on-failure -j "$jobs" 2>&1 | tee "$log_dir/wasm-ctest.log" | grep -vE '^\s*(Start|Test project)'
   count_ctest "$log_dir/wasm-ctest.log"
+  # the threaded build's own tests (pthreads in WASM under Node)
+  ctest --test-dir build-wasm-mt --output-on-failure -R 'test_(pool|kernels)' 2>&1 | tee "$log_dir/wasm-mt-ctest.log" | grep -vE '^\s*(Start|Test project)'
+  count_ctest "$log_dir/wasm-mt-ctest.log"
 else
   echo "wasm: build failed:"; tail -n 30 "$log_dir/wasm-build.log"
   failed=$((failed + 1))

@@ -4,10 +4,21 @@
 Subcommands
   fixtures --out tests/fixtures [--models models/]
         Regenerate every committed fixture deterministically (tiny-f32, tiny-f16,
-        tiny-bf16: random checkpoints in Hugging Face layout + expected.json).
+        tiny-bf16: random checkpoints in Hugging Face layout + expected.json; tiny-q8:
+        tiny-f32 quantized to q8_0 by this script).
+  features --out tests/fixtures
+        Write tests/fixtures/<name>/expected_score.json for every committed fixture: the
+        expected values of the writing-tool API (scoring with top-K alternatives and token
+        texts, zero-shot ranking of choices, greedy generation with a logit bias and with
+        banned words). Reads the fixture checkpoints written by `fixtures`.
   logits --model DIR (--ids "1 2 3" | --text "..." [--allow-special]) [--all] [--top K]
         Print float64 reference logits (last position, or every position with --all)
-        for any HF-layout folder (config.json + model.safetensors, F32/F16/BF16).
+        for any HF-layout folder (config.json + model.safetensors, F32/F16/BF16, or
+        q8_0 as written by `gpt2 quantize`: dequantized exactly to float64).
+  q8fixture --out tests/fixtures
+        Quantize tiny-f32 to q8_0 in Python (tests/fixtures/tiny-q8) + expected.json.
+  quantize SRC OUT
+        Write a q8_0 copy of an HF folder (the Python twin of `gpt2 quantize --type q8_0`).
   make --out DIR --layers L --embd C --heads H --ctx N --vocab-from models/
        [--dtype f32|f16|bf16] [--prefix] [--masks] [--lm-head] [--seed S]
        [--inner N] [--merges M] [--std X] [--ctx-key n_positions|n_ctx|both]
@@ -40,7 +51,7 @@ import bpe_reference as bpe  # noqa: E402
 # safetensors reading / writing
 # --------------------------------------------------------------------------------------
 
-DTYPE_SIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "U8": 1, "BOOL": 1, "I64": 8}
+DTYPE_SIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "U8": 1, "I8": 1, "BOOL": 1, "I64": 8}
 DTYPE_NAME = {"f32": "F32", "f16": "F16", "bf16": "BF16"}
 
 
@@ -73,6 +84,8 @@ def load_safetensors_f64(path):
             a = np.frombuffer(raw, dtype="<f8").astype(np.float64)
         elif dt in ("U8", "BOOL"):
             a = np.frombuffer(raw, dtype=np.uint8).astype(np.float64)
+        elif dt == "I8":
+            a = np.frombuffer(raw, dtype=np.int8).astype(np.float64)
         else:
             raise ValueError("unsupported dtype %s for %s" % (dt, name))
         assert a.size == int(np.prod(shape, dtype=np.int64)), name
@@ -154,12 +167,39 @@ def load_config(folder):
     }
 
 
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def dequantize_q8(raw):
+    """Replaces each quantized pair NAME.q8 (I8 [out, in]) + NAME.scale (F16 [out, in/32])
+    (docs/quantized-format.md) by NAME in float64, in Hugging Face's layout (Conv1D weights
+    back to [in, out]): W[o, i] = q8[o, i] * scale[o, i // 32], exactly."""
+    out = {}
+    for name, t in raw.items():
+        if name.endswith(".q8"):
+            base = name[:-3]
+            if base + ".scale" not in raw:
+                raise ValueError("missing tensor %s.scale" % base)
+            sc = raw[base + ".scale"]
+            rows, cols = t.shape
+            if cols % 32 or tuple(sc.shape) != (rows, cols // 32):
+                raise ValueError("%s.scale has shape %s for %s" % (base, tuple(sc.shape), tuple(t.shape)))
+            w = t * sc.repeat_interleave(32, dim=1)
+            out[base] = w.T.contiguous() if base.endswith(CONV1D) else w
+        elif name.endswith(".scale"):
+            if name[:-6] + ".q8" not in raw:
+                raise ValueError("missing tensor %s.q8" % name[:-6])
+        else:
+            out[name] = t
+    return out
+
+
 class Reference:
     """The float64 GPT-2 forward pass."""
 
     def __init__(self, folder):
         self.cfg = load_config(folder)
-        raw = load_safetensors_f64(os.path.join(folder, "model.safetensors"))
+        raw = dequantize_q8(load_safetensors_f64(os.path.join(folder, "model.safetensors")))
         w = {}
         for name, t in raw.items():
             n = name[len("transformer."):] if name.startswith("transformer.") else name
@@ -363,6 +403,76 @@ def make_checkpoint(out, L, C, H, n_ctx, vocab_dir, dtype="f32", prefix=False,
 
 
 # --------------------------------------------------------------------------------------
+# q8_0 quantization (an independent implementation of the rule in docs/quantized-format.md)
+# --------------------------------------------------------------------------------------
+
+def q8_quantize(w32):
+    """w32: float32 numpy [out, in], in % 32 == 0 -> (int8 [out, in], float16 [out, in/32]).
+    Per block of 32: scale = fp16(max|v| / 127) (float32 division, round to nearest even,
+    capped at 65504), q = round-half-away(v / scale) (float32 division) clamped to +-127;
+    a zero scale gives q = 0."""
+    rows, cols = w32.shape
+    b = w32.reshape(rows, cols // 32, 32)
+    amax = np.nanmax(np.abs(b), axis=2).astype(np.float32)
+    h = (amax / np.float32(127)).astype(np.float16)
+    h = np.where(np.isinf(h), np.float16(65504), h).astype(np.float16)
+    s = h.astype(np.float32)[:, :, None]
+    r = np.zeros_like(b)
+    np.divide(b, s, out=r, where=(s != 0))
+    r = np.nan_to_num(r.astype(np.float64), nan=0.0)
+    q = np.sign(r) * np.floor(np.abs(r) + 0.5)
+    q = np.clip(q, -127, 127).astype(np.int8)
+    return q.reshape(rows, cols), h
+
+
+def quantize_checkpoint(src, out):
+    """Writes a q8_0 copy of the HF folder src into out (config/vocab/merges copied)."""
+    import shutil
+    os.makedirs(out, exist_ok=True)
+    for f in ("config.json", "vocab.json", "merges.txt"):
+        shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
+    base, header = read_safetensors_header(os.path.join(src, "model.safetensors"))
+    mm = np.memmap(os.path.join(src, "model.safetensors"), dtype=np.uint8, mode="r")
+    specs, data = [], []
+    for name in sorted(header):
+        info = header[name]
+        bare = name[len("transformer."):] if name.startswith("transformer.") else name
+        if bare.endswith(".attn.bias") or bare.endswith(".attn.masked_bias"):
+            continue
+        b, e = info["data_offsets"]
+        raw = mm[base + b: base + e]
+        shape = tuple(info["shape"])
+        dt = info["dtype"]
+        linear = bare in ("wte.weight", "lm_head.weight") or bare.endswith(CONV1D)
+        if linear:
+            if dt == "F32":
+                a = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+            elif dt == "F16":
+                a = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+            else:
+                a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+            a = a.reshape(shape)
+            w = a.T if bare.endswith(CONV1D) else a  # [out, in]
+            if w.shape[1] % 32 == 0:
+                q, h = q8_quantize(np.ascontiguousarray(w))
+                specs.append((name + ".q8", "I8", q.shape))
+                data.append(q)
+                specs.append((name + ".scale", "F16", h.shape))
+                data.append(h.astype("<f2"))
+                continue
+            specs.append((name, "F16", shape))
+            data.append(a.astype("<f2"))
+            continue
+        specs.append((name, dt, shape))
+        data.append(np.asarray(raw))
+    meta = {"format": "pt", "gpt2_wasm.quant": "q8_0", "gpt2_wasm.version": "1"}
+    wr = SafetensorsStreamWriter(os.path.join(out, "model.safetensors"), specs, metadata=meta)
+    for arr in data:
+        wr.write(arr)
+    wr.close()
+
+
+# --------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------
 
@@ -461,6 +571,32 @@ def make_case(ref, name, text, ids, allow_special, n_greedy=16):
     return case
 
 
+def build_q8_fixture(out):
+    """tests/fixtures/tiny-q8: tiny-f32 quantized to q8_0 by quantize_checkpoint (Python, not
+    the C tool), with expected values of the float64 forward pass over the dequantized weights."""
+    src, folder = os.path.join(out, "tiny-f32"), os.path.join(out, "tiny-q8")
+    quantize_checkpoint(src, folder)
+    tok = bpe.BPE.load(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+    ref = Reference(folder)
+    n_ctx = ref.cfg["n_ctx"]
+    texts = list(CASE_TEXTS)
+    texts.insert(3, ("fill_ctx", text_with_n_tokens(tok, n_ctx), False))
+    cases = [make_case(ref, name, text, tok.encode(text, allow_special=special), special)
+             for name, text, special in texts]
+    margins = [c["greedy_min_margin"] for c in cases if c["greedy_min_margin"] is not None]
+    margins += [c["logits_last_margin"] for c in cases]
+    doc = {
+        "generator": "/usr/bin/python3 tools/gpt2_reference.py q8fixture --out tests/fixtures",
+        "model": "tiny-q8", "dtype": "q8_0 (from tiny-f32)",
+        "vocab_size": ref.cfg["vocab_size"], "n_ctx": n_ctx,
+        "eot_id": tok.vocab[bpe.EOT], "min_margin": min(margins),
+        "cases": cases,
+    }
+    with open(os.path.join(folder, "expected.json"), "w", encoding="utf-8") as f:
+        f.write(dump_json(doc) + "\n")
+    return min(margins), [(c["name"], len(c["ids"]), c["greedy_min_margin"]) for c in cases]
+
+
 def build_fixtures(out, models_dir):
     os.makedirs(out, exist_ok=True)
     summary = []
@@ -501,6 +637,214 @@ def build_fixtures(out, models_dir):
 
 
 # --------------------------------------------------------------------------------------
+# writing-tool features: scoring with alternatives, ranking choices, bans
+# --------------------------------------------------------------------------------------
+
+SCORE_TOPK = 5
+
+FEATURE_SCORE_TEXTS = CASE_TEXTS + [
+    ("multibyte", "Caf\u00e9 \u2615 na\u00efve \u65e5\u672c\u8a9e \U0001F600!", False),
+]
+
+# (name, prompt, choices)
+RANK_CASES = [
+    ("sentiment", "Review: a wonderful, moving film. Sentiment:", [" positive", " negative", " neutral"]),
+    ("capital", "The capital of France is", [" Paris", " London", " Rome", " a city"]),
+    ("boundary", "The cat sat on the ma", ["t.", "ttress", "p"]),  # merges across the boundary
+    ("empty_prompt", "", ["Hello world", "xq zv"]),
+]
+
+
+def token_bytes_table(tok):
+    """[id] -> bytes of the token (GPT-2 byte alphabet undone; <|endoftext|> literal)."""
+    u2b = {u: b for b, u in tok.b2u.items()}
+    out = [b""] * len(tok.vocab)
+    for s, i in tok.vocab.items():
+        out[i] = s.encode() if s == bpe.EOT else bytes(u2b[c] for c in s)
+    return out
+
+
+def streaming_texts(tb, ids):
+    """Each token's text when the ids are decoded in order with an incremental UTF-8
+    decoder (errors replaced); the final flush goes to the last token."""
+    import codecs
+    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    texts = [dec.decode(tb[i]) for i in ids]
+    if texts:
+        texts[-1] += dec.decode(b"", final=True)
+    return texts
+
+
+def top_k_of(row, k):
+    """Top k (id, logprob) of one row of logits: larger logit first, equal logits lower id
+    first; and the smallest logit gap between consecutive entries of the top k+1 (how close
+    the order is to a tie)."""
+    lsm = torch.log_softmax(row, dim=-1)
+    order = sorted(range(row.shape[0]), key=lambda i: (-float(row[i]), i))[:k + 1]
+    gap = min(float(row[order[j]] - row[order[j + 1]]) for j in range(len(order) - 1))
+    return [int(i) for i in order[:k]], [float(lsm[i]) for i in order[:k]], gap
+
+
+def score_case(ref, tok, tb, name, text, special):
+    ids = tok.encode(text, allow_special=special)
+    logits = ref.forward(ids)
+    lsm = torch.log_softmax(logits, dim=-1)
+    positions = []
+    for t in range(1, len(ids)):
+        row = logits[t - 1]
+        tid, tlp, gap = top_k_of(row, SCORE_TOPK)
+        positions.append({
+            "logprob": float(lsm[t - 1, ids[t]]),
+            "rank": int((row > row[ids[t]]).sum()),
+            "top_ids": tid,
+            "top_logprobs": tlp,
+            "top_min_gap": gap,
+        })
+    case = {"name": name, "text": text}
+    if special:
+        case["allow_special"] = True
+    case.update({"ids": ids, "token_texts": streaming_texts(tb, ids), "positions": positions})
+    return case
+
+
+def rank_case(ref, tok, name, prompt, choices):
+    eot = tok.vocab[bpe.EOT]
+    base = tok.encode(prompt)
+    out = []
+    for index, choice in enumerate(choices):
+        full = tok.encode(prompt + choice)
+        c = 0
+        while c < len(base) and c < len(full) and base[c] == full[c]:
+            c += 1
+        context = full[:c] if c > 0 else [eot]
+        scored = full[c:]
+        assert scored, (name, choice)
+        seq = context + scored
+        lsm = torch.log_softmax(ref.forward(seq), dim=-1)
+        lps = [float(lsm[len(context) + j - 1, scored[j]]) for j in range(len(scored))]
+        total = math.fsum(lps)
+        out.append({"choice": choice, "index": index, "context": context, "scored": scored,
+                    "logprobs": lps, "logprob": total, "mean_logprob": total / len(scored)})
+    return {"name": name, "prompt": prompt, "choices": out}
+
+
+def is_word_byte(b):
+    return (0x61 <= b <= 0x7A) or (0x41 <= b <= 0x5A) or (0x30 <= b <= 0x39) or b >= 0x80
+
+
+def banned_tokens(tb, text, words):
+    """Token ids banned after the byte string `text` (generate.h's rule, written directly
+    from its statement): t is banned when some word W occurs in text + bytes(t) at a word
+    start and ends inside bytes(t)."""
+    out = set()
+    for w in words:
+        w = w.encode("utf-8")
+        free = not is_word_byte(w[0])
+        tail = text[-(len(w) + 1):] if len(text) > len(w) else text
+        cut = len(text) - len(tail)  # offset of tail in text
+        for t, b in enumerate(tb):
+            s = tail + b
+            for p in range(len(s) - len(w) + 1):
+                if p + len(w) <= len(tail):
+                    continue  # ends before the token
+                if s[p:p + len(w)] != w:
+                    continue
+                start = free or (p == 0 and cut == 0) or (p > 0 and not is_word_byte(s[p - 1]))
+                if p == 0 and cut > 0 and not free:
+                    start = not is_word_byte(text[cut - 1])
+                if start:
+                    out.add(t)
+                    break
+    return out
+
+
+def greedy_controlled(ref, tb, ids, n, bias=None, words=()):
+    """Greedy continuation (full recompute per step) with a logit bias {id: value} added
+    and banned words applied. Returns (tokens, min margin between the best and second-best
+    allowed logits)."""
+    seq = list(ids)
+    text = b"".join(tb[i] for i in ids)
+    out, margin = [], None
+    while len(out) < n and len(seq) < ref.cfg["n_ctx"]:
+        row = ref.forward(seq)[-1].clone()
+        for i, v in (bias or {}).items():
+            row[i] = row[i] + v
+        for i in banned_tokens(tb, text, words):
+            row[i] = float("-inf")
+        v = torch.topk(row, 2)
+        t = int(torch.argmax(row))
+        m = float(v.values[0] - v.values[1])
+        margin = m if margin is None else min(margin, m)
+        out.append(t)
+        seq.append(t)
+        text += tb[t]
+    return out, margin
+
+
+def first_word(tb, tokens):
+    """A word to ban from the tokens' text: the first run of 3+ ASCII letters at a word
+    start (not preceded by a word byte), cut to its first 4 letters."""
+    text = b"".join(tb[i] for i in tokens)
+    for p in range(len(text)):
+        if p > 0 and is_word_byte(text[p - 1]):
+            continue
+        e = p
+        while e < len(text) and (0x61 <= text[e] <= 0x7A or 0x41 <= text[e] <= 0x5A):
+            e += 1
+        if e - p >= 3:
+            return text[p:min(e, p + 4)].decode("ascii")
+    return None
+
+
+def ban_cases(ref, tok, tb):
+    cases = []
+    n = 16
+    for name, text, special in CASE_TEXTS:
+        if name not in ("english", "digits_punct_newlines"):
+            continue
+        ids = tok.encode(text, allow_special=special)
+        plain, pm = greedy_controlled(ref, tb, ids, n)
+        banned_id = plain[3]  # ban the 4th greedy token outright
+        g1, m1 = greedy_controlled(ref, tb, ids, n, bias={banned_id: float("-inf")})
+        # a finite bias strong enough to force a token that is not the argmax
+        forced = plain[0] + 1 if plain[0] + 1 < ref.cfg["vocab_size"] else plain[0] - 1
+        g2, m2 = greedy_controlled(ref, tb, ids, n, bias={forced: 1e9})
+        cases.append({"name": name + "_bias", "text": text, "ids": ids, "plain": plain,
+                      "logit_bias": {str(banned_id): "-Infinity"}, "greedy": g1, "min_margin": m1})
+        cases.append({"name": name + "_force", "text": text, "ids": ids, "plain": plain,
+                      "logit_bias": {str(forced): 1e9}, "greedy": g2, "min_margin": m2})
+        word = first_word(tb, plain)
+        if word:
+            g3, m3 = greedy_controlled(ref, tb, ids, n, words=[word])
+            cases.append({"name": name + "_word", "text": text, "ids": ids, "plain": plain,
+                          "banned_words": [word], "greedy": g3, "min_margin": m3})
+    return cases
+
+
+def build_features(out):
+    summary = []
+    for fx in FIXTURES:
+        folder = os.path.join(out, fx["name"])
+        tok = bpe.BPE.load(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+        tb = token_bytes_table(tok)
+        ref = Reference(folder)
+        texts = FEATURE_SCORE_TEXTS + [("fill_ctx", text_with_n_tokens(tok, ref.cfg["n_ctx"]), False)]
+        score = [score_case(ref, tok, tb, n, t, sp) for n, t, sp in texts]
+        rank = [rank_case(ref, tok, n, p, c) for n, p, c in RANK_CASES]
+        bans = ban_cases(ref, tok, tb)
+        gaps = [p["top_min_gap"] for c in score for p in c["positions"]]
+        doc = {
+            "generator": "/usr/bin/python3 tools/gpt2_reference.py features --out tests/fixtures",
+            "model": fx["name"], "top_k": SCORE_TOPK, "eot_id": tok.vocab[bpe.EOT],
+            "score": score, "rank": rank, "bans": bans,
+        }
+        with open(os.path.join(folder, "expected_score.json"), "w", encoding="utf-8") as f:
+            f.write(dump_json(doc) + "\n")
+        summary.append((fx["name"], min(gaps), [(b["name"], b["min_margin"]) for b in bans]))
+    return summary
+
+
+# --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
 
@@ -509,6 +853,26 @@ def cmd_fixtures(a):
         print("%s: min margin %.6g" % (name, mm))
         for c in cases:
             print("   %-22s T=%-3d greedy=%-2d margin=%s" % c)
+    cmd_q8fixture(a)  # tiny-q8 is tiny-f32 quantized
+
+
+def cmd_features(a):
+    for name, gap, bans in build_features(a.out):
+        print("%s: smallest top-k logit gap %.6g" % (name, gap))
+        for b in bans:
+            print("   %-28s min margin %s" % b)
+
+
+def cmd_q8fixture(a):
+    mm, cases = build_q8_fixture(a.out)
+    print("tiny-q8: min margin %.6g" % mm)
+    for c in cases:
+        print("   %-22s T=%-3d margin=%s" % c)
+
+
+def cmd_quantize(a):
+    quantize_checkpoint(a.src, a.out)
+    print("wrote %s" % a.out)
 
 
 def cmd_logits(a):
@@ -552,6 +916,19 @@ def main(argv=None):
     p.add_argument("--out", default="tests/fixtures")
     p.add_argument("--models", default="models", help="folder with GPT-2's vocab.json/merges.txt")
     p.set_defaults(func=cmd_fixtures)
+
+    p = sub.add_parser("features", help="expected values of scoring, ranking and bans")
+    p.add_argument("--out", default="tests/fixtures")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("q8fixture", help="regenerate tests/fixtures/tiny-q8 from tiny-f32")
+    p.add_argument("--out", default="tests/fixtures")
+    p.set_defaults(func=cmd_q8fixture)
+
+    p = sub.add_parser("quantize", help="write a q8_0 copy of a folder (Python implementation)")
+    p.add_argument("src")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("logits", help="float64 reference logits for an HF-layout folder")
     p.add_argument("--model", required=True)

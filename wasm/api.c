@@ -15,14 +15,20 @@
 #include <stdlib.h>
 
 #include "generate.h"
+#include "kernels.h"
 #include "loader.h"
 #include "model.h"
+#include "pool.h"
+#include "quantize.h"
 #include "score.h"
+#include "session.h"
 #include "tokenizer.h"
 #include "weights.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
+#include <emscripten/heap.h> /* emscripten_get_sbrk_ptr */
+#define WASM_MEMORY_LIMIT (4ull << 30) /* -sMAXIMUM_MEMORY=4GB (wasm.cmake) */
 #define API EMSCRIPTEN_KEEPALIVE
 #else
 #define API
@@ -36,11 +42,20 @@ _Static_assert(offsetof(gpt2_piece, text) == 4 && offsetof(gpt2_piece, len) == 8
 #endif
 _Static_assert(sizeof(gpt2_decoder) <= 8, "gpt2_decoder fits the 8 bytes JS allocates");
 
-/* Creates a loader from config.json bytes; memory_budget in bytes (0 = unlimited).
- * Returns the loader or NULL (err filled). */
-API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memory_budget, gpt2_error *err) {
+/* Creates a loader from config.json bytes; memory_budget in bytes (0 = no limit of the
+ * caller's); precision is a gpt2_precision (0 auto, 1 f32, 2 f16, 3 q8_0). In WebAssembly the
+ * budget is also capped at what is left of the 4 GB address space above the heap's current
+ * end, so that a model which cannot fit fails at once with a message naming a precision that
+ * would. Returns the loader or NULL (err filled). */
+API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memory_budget, int precision,
+                                    gpt2_error *err) {
     gpt2_loader_options opt = {0};
     opt.memory_budget_bytes = memory_budget > 0 ? (uint64_t)memory_budget : 0;
+#ifdef __EMSCRIPTEN__
+    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), left = used < WASM_MEMORY_LIMIT ? WASM_MEMORY_LIMIT - used : 0;
+    if (opt.memory_budget_bytes == 0 || opt.memory_budget_bytes > left) opt.memory_budget_bytes = left ? left : 1;
+#endif
+    opt.precision = (gpt2_precision)precision;
     opt.source_name = "model.safetensors";
     gpt2_loader *ld = NULL;
     gpt2_loader_create(config, len, &opt, &ld, err);
@@ -73,13 +88,49 @@ API void wasm_weights_config(const gpt2_weights *w, int32_t out[7]) {
     out[3] = c->n_ctx;
     out[4] = c->n_vocab;
     out[5] = c->n_inner;
-    out[6] = w->lm_head != w->wte;
+    out[6] = !w->tied_head;
 }
 
 /* Bytes the weights occupy. */
 API double wasm_weights_bytes(const gpt2_weights *w) {
-    return (double)gpt2_weights_bytes(&w->config, w->lm_head != w->wte);
+    return (double)gpt2_weights_plan_bytes(&w->config, &w->plan);
 }
+
+/* The storage dtypes (0 f32, 1 f16, 2 q8_0): out[0] the main one, out[1 + k] matrix kind k
+ * (wte, lm_head, qkv, attn_proj, fc, mlp_proj; lm_head = wte's when tied). */
+API void wasm_weights_precision(const gpt2_weights *w, int32_t out[7]) {
+    out[0] = (int32_t)gpt2_weights_main_dtype(w);
+    for (int k = 0; k < GPT2_MAT_KINDS; k++) out[1 + k] = (int32_t)w->plan.dtype[k];
+    if (w->tied_head) out[1 + GPT2_MAT_LM_HEAD] = (int32_t)w->plan.dtype[GPT2_MAT_WTE];
+}
+
+/* Bytes a model of this config.json needs (weights in precision 1 f32 / 2 f16 / 3 q8_0 + one
+ * state's KV cache and scratch: gpt2_model_bytes), or -1 (err filled). */
+API double wasm_model_bytes(const char *config, size_t len, int precision, int untied, gpt2_error *err) {
+    gpt2_config c;
+    if (gpt2_config_parse(config, len, &c, err) != GPT2_OK) return -1;
+    gpt2_dtype t = precision == 2 ? GPT2_DTYPE_F16 : precision == 3 ? GPT2_DTYPE_Q8_0 : GPT2_DTYPE_F32;
+    gpt2_weights_plan p = gpt2_weights_plan_uniform(&c, untied, t);
+    uint64_t b = gpt2_model_bytes(&c, &p);
+    return b == UINT64_MAX ? -1 : (double)b;
+}
+
+/* The streaming converter (quantize.h) for JS: type 1 = f16, 2 = q8_0. */
+API gpt2_quantizer *wasm_quantizer_create(int type, gpt2_error *err) {
+    gpt2_quantizer *q = NULL;
+    gpt2_quantizer_create(type == 1 ? GPT2_DTYPE_F16 : type == 2 ? GPT2_DTYPE_Q8_0 : GPT2_DTYPE_F32,
+                          "model.safetensors", &q, err);
+    return q;
+}
+
+/* Start and length of the output produced and not yet taken (consume with gpt2_quantizer_consume). */
+API const uint8_t *wasm_quantizer_output_ptr(gpt2_quantizer *q) {
+    const uint8_t *p = NULL;
+    gpt2_quantizer_output(q, &p);
+    return p;
+}
+API size_t wasm_quantizer_output_len(gpt2_quantizer *q) { return gpt2_quantizer_output(q, NULL); }
+API double wasm_quantizer_output_size(const gpt2_quantizer *q) { return (double)gpt2_quantizer_output_size(q); }
 
 /* Creates a tokenizer from vocab.json and merges.txt bytes; NULL on error. */
 API gpt2_tokenizer *wasm_tokenizer_create(const char *vocab, size_t vocab_len, const char *merges,
@@ -97,13 +148,21 @@ API gpt2_state *wasm_state_create(const gpt2_weights *w, int max_batch, gpt2_err
 }
 
 /* Creates a generator. stops points to n_stop NUL-terminated strings; seed is a whole
- * number up to 2^53. Returns the generator or NULL (err filled). */
+ * number up to 2^53; bias_ids/bias_values: n_bias logit-bias entries; banned: n_banned
+ * NUL-terminated words. With session != NULL the generation continues that session
+ * (prompt/n_prompt are ignored). Returns the generator or NULL (err filled). */
 API gpt2_generator *wasm_generator_create(const gpt2_weights *w, const gpt2_tokenizer *tok, const int32_t *prompt,
                                           size_t n_prompt, int max_new_tokens, float temperature, int top_k,
                                           float top_p, float repetition_penalty, double seed, int ignore_eot,
-                                          const char *const *stops, int n_stop, gpt2_error *err) {
+                                          const char *const *stops, int n_stop, const int32_t *bias_ids,
+                                          const float *bias_values, int n_bias, const char *const *banned,
+                                          int n_banned, gpt2_session *session, int context_policy,
+                                          int slide_keep, int truncate_prompt, gpt2_error *err) {
     gpt2_generate_params p;
     gpt2_generate_params_default(&p);
+    p.context_policy = (gpt2_context_policy)context_policy;
+    p.slide_keep = slide_keep;
+    p.truncate_prompt = truncate_prompt;
     p.max_new_tokens = max_new_tokens;
     p.sampler.temperature = temperature;
     p.sampler.top_k = top_k;
@@ -114,6 +173,9 @@ API gpt2_generator *wasm_generator_create(const gpt2_weights *w, const gpt2_toke
         return NULL;
     }
     p.sampler.seed = (uint64_t)seed;
+    p.sampler.bias_ids = bias_ids;
+    p.sampler.bias = bias_values;
+    p.sampler.n_bias = n_bias;
     p.ignore_eot = ignore_eot;
     if (n_stop < 0 || n_stop > GPT2_MAX_STOP_SEQUENCES) {
         gpt2_fail(err, GPT2_ERR_ARG, "at most %d stop sequences, got %d", GPT2_MAX_STOP_SEQUENCES, n_stop);
@@ -121,7 +183,47 @@ API gpt2_generator *wasm_generator_create(const gpt2_weights *w, const gpt2_toke
     }
     p.n_stop = n_stop;
     for (int i = 0; i < n_stop; i++) p.stop[i] = stops[i];
+    p.banned_words = banned;
+    p.n_banned = n_banned;
     gpt2_generator *g = NULL;
-    gpt2_generator_create(w, tok, &p, prompt, n_prompt, &g, err);
+    if (session) gpt2_generator_create_in_session(session, tok, &p, &g, err);
+    else gpt2_generator_create(w, tok, &p, prompt, n_prompt, &g, err);
     return g;
+}
+
+/* Creates an empty session (its own KV cache); NULL on error. */
+API gpt2_session *wasm_session_create(const gpt2_weights *w, int max_batch, gpt2_error *err) {
+    gpt2_session *s = NULL;
+    gpt2_session_create(w, max_batch, &s, err);
+    return s;
+}
+
+/* A copy of a session (tokens and KV cache); NULL on error. */
+API gpt2_session *wasm_session_clone(const gpt2_session *src, gpt2_error *err) {
+    gpt2_session *s = NULL;
+    gpt2_session_clone(src, &s, err);
+    return s;
+}
+
+/* ---- threads (the threaded build; elsewhere a pool has 1 thread) ---- */
+
+/* Creates a pool of n threads in all (n - 1 workers + the caller; n <= 0: one per core).
+ * Returns the pool or NULL (err filled). */
+API gpt2_pool *wasm_pool_create(int n, gpt2_error *err) {
+    gpt2_pool *p = NULL;
+    gpt2_pool_create(n, &p, err);
+    return p;
+}
+
+/* Threads of a pool (1 in builds without threads). */
+API int wasm_pool_threads(const gpt2_pool *p) { return gpt2_pool_threads(p); }
+
+/* Makes the weights' forward passes use pool (not owned; NULL = the calling thread only). */
+API void wasm_weights_set_pool(gpt2_weights *w, gpt2_pool *pool) { w->pool = pool; }
+
+/* Reads n bytes at p once (the memory-bandwidth roofline probe, kernels.h); returns their
+ * XOR checksum. p = 0 means the weights' whole arena (w). */
+API uint32_t wasm_read_bytes(const gpt2_weights *w, const void *p, double n) {
+    if (!p) return w ? k_read_bytes(w->arena, w->arena_bytes) : 0;
+    return k_read_bytes(p, (size_t)n);
 }

@@ -10,21 +10,45 @@ set(GPT2_WASM_EXPORTS
   _malloc _free
   _wasm_loader_create _wasm_loader_set_file_size _wasm_loader_bytes_expected _wasm_loader_finish
   _gpt2_loader_feed _gpt2_loader_free
-  _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes
+  _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes _wasm_weights_precision _wasm_model_bytes
+  _wasm_quantizer_create _gpt2_quantizer_feed _gpt2_quantizer_finish _gpt2_quantizer_free
+  _gpt2_quantizer_consume _gpt2_quantizer_summary _wasm_quantizer_output_ptr _wasm_quantizer_output_len
+  _wasm_quantizer_output_size
   _wasm_tokenizer_create _gpt2_tokenizer_free _gpt2_tokenizer_encode _gpt2_tokenizer_decode
   _gpt2_tokenizer_vocab_size _gpt2_tokenizer_eot_id _gpt2_tokenizer_token_bytes
   _gpt2_tokenizer_max_token_bytes
   _gpt2_decoder_init _gpt2_decoder_push _gpt2_decoder_finish _gpt2_decoder_max_output
   _wasm_state_create _gpt2_state_free _gpt2_state_pos _gpt2_state_rewind _gpt2_forward
   _wasm_generator_create _gpt2_generator_next _gpt2_generator_free _gpt2_generator_count
-  _gpt2_generator_prompt_tokens _gpt2_generator_logits
-  _gpt2_score)
+  _gpt2_generator_prompt_tokens _gpt2_generator_truncated _gpt2_generator_slides _gpt2_generator_logits
+  _gpt2_score _gpt2_score_topk
+  _wasm_session_create _wasm_session_clone _gpt2_session_free _gpt2_session_pos _gpt2_session_tokens
+  _gpt2_session_computed _gpt2_session_append _gpt2_session_rewind
+  _wasm_pool_create _wasm_pool_threads _gpt2_pool_free _wasm_weights_set_pool _wasm_read_bytes
+  _wasm_bench_stream_weights _wasm_bench_step) # wasm/bench_api.c: the benchmark's steps
 list(JOIN GPT2_WASM_EXPORTS "," GPT2_WASM_EXPORTS_CSV)
 
-add_executable(gpt2_wasm ${GPT2_WASM_DIR}/api.c)
+add_executable(gpt2_wasm ${GPT2_WASM_DIR}/api.c ${GPT2_WASM_DIR}/bench_api.c)
 target_link_libraries(gpt2_wasm PRIVATE gpt2core)
+# The threaded build (GPT2_WASM_THREADS, its own build folder: every object is compiled with
+# -pthread) is dist/gpt2-mt.mjs + .wasm + .worker.js. Its pthread pool is started with the
+# module: Module.gpt2Workers workers (the JS asks for threads - 1; the caller's thread is the
+# other one). The worker script is CommonJS, so dist/ gets a {"type":"commonjs"} package.json
+# (the repository's says "module"; .mjs files are modules whatever it says).
+if(GPT2_WASM_THREADS)
+  set(GPT2_WASM_OUTPUT gpt2-mt)
+else()
+  set(GPT2_WASM_OUTPUT gpt2)
+endif()
 set_target_properties(gpt2_wasm PROPERTIES
-  OUTPUT_NAME gpt2 SUFFIX ".mjs" RUNTIME_OUTPUT_DIRECTORY "${GPT2_DIST_DIR}")
+  OUTPUT_NAME ${GPT2_WASM_OUTPUT} SUFFIX ".mjs" RUNTIME_OUTPUT_DIRECTORY "${GPT2_DIST_DIR}")
+if(GPT2_WASM_THREADS)
+  target_link_options(gpt2_wasm PRIVATE
+    "-sPTHREAD_POOL_SIZE=Module.gpt2Workers||1" -Wno-pthreads-mem-growth
+    --post-js ${GPT2_WASM_DIR}/threads_post.js)
+  file(WRITE "${GPT2_DIST_DIR}/package.json" "{\"type\": \"commonjs\"}\n")
+  file(WRITE "${CMAKE_BINARY_DIR}/package.json" "{\"type\": \"commonjs\"}\n") # the tests' workers
+endif()
 target_link_options(gpt2_wasm PRIVATE
   -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createGpt2Module
   -sENVIRONMENT=web,worker,node
@@ -43,4 +67,7 @@ function(gpt2_wasm_test_options target)
   set_target_properties(${target} PROPERTIES SUFFIX ".cjs")
   target_link_options(${target} PRIVATE -sNODERAWFS=1 -sENVIRONMENT=node -sALLOW_MEMORY_GROWTH=1
     -sMAXIMUM_MEMORY=4GB -sEXIT_RUNTIME=1 --pre-js ${GPT2_WASM_DIR}/node_wasm_load.js)
+  if(GPT2_WASM_THREADS) # test_pool starts up to 4 threads: their workers must exist beforehand
+    target_link_options(${target} PRIVATE -sPTHREAD_POOL_SIZE=4 -Wno-pthreads-mem-growth)
+  endif()
 endfunction()

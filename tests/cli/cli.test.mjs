@@ -90,7 +90,7 @@ test('usage errors exit 2 with one line', () => {
 test('bad input exits 1 with one clear line', () => {
   assertOneLineError(gpt2(['generate', '--model', '/nonexistent/model']), 1, /nonexistent/);
   const long = 'word '.repeat(200);
-  assertOneLineError(gpt2(['generate', '--model', fixture, '--prompt', long]), 1, /context/);
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--prompt', long, '--truncate', 'error']), 1, /context/);
   const badUtf8 = Buffer.from([0x61, 0x62, 0xff, 0x63]);
   const r = spawnSync(cli, ['tokenize', '--model', fixture], { input: badUtf8, encoding: 'utf8' });
   assertOneLineError({ status: r.status, stderr: r.stderr }, 1, /UTF-8/);

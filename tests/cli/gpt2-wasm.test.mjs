@@ -234,7 +234,7 @@ test('bad input exits 1 with one clear line', () => {
   assertOneLineError(run(['generate', '--model', '/nonexistent/model', '--prompt', 'x']), 1, /\/nonexistent\/model\/config\.json/);
   // Prompt longer than the context.
   const long = 'word '.repeat(200);
-  assertOneLineError(tiny('generate', ['--prompt', long]), 1, /context/);
+  assertOneLineError(tiny('generate', ['--prompt', long, '--truncate', 'error']), 1, /context/);
   assertOneLineError(tiny('score', ['--prompt', long]), 1, /context/);
   // Option values the core rejects.
   assertOneLineError(tiny('generate', ['--top-p', '1.5']), 1, /topP/);
@@ -246,7 +246,7 @@ test('bad input exits 1 with one clear line', () => {
   // Text on stdin that is not UTF-8.
   assertOneLineError(tiny('tokenize', [], { input: Buffer.from([0x61, 0x62, 0xff, 0x63]) }), 1, /UTF-8/);
   // Without -q, a failure after loading prints the "loaded" line, then the one error line.
-  const r = run(['generate', '--model', fixture, '--prompt', long]);
+  const r = run(['generate', '--model', fixture, '--prompt', long, '--truncate', 'error']);
   assert.equal(r.status, 1);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 2, r.stderr);

@@ -160,9 +160,9 @@ test('format error found mid-download over HTTP: the download is stopped too', a
   }
 });
 
-test('prompt longer than the context: range error', async () => {
+test("prompt longer than the context with truncatePrompt 'error': range error", async () => {
   const long = 'hello '.repeat(80); // > 64 tokens
-  const g = model.generate(long, { maxTokens: 4 });
+  const g = model.generate(long, { maxTokens: 4, truncatePrompt: 'error' });
   await assertGpt2Error(() => g.next(), 'range', /context/);
   await assert.rejects(g.summary, (e) => e.code === 'range');
   await assertGpt2Error(() => model.score(long), 'range', /context/);

@@ -85,20 +85,21 @@ test('empty prompt starts from <|endoftext|>', async () => {
   assert.equal(a.tokens[0], l.indexOf(Math.max(...l)));
 });
 
-test('the context fills up: stopReason context_full after exactly n_ctx tokens', async () => {
+test("contextPolicy 'stop': stopReason context_full after exactly n_ctx tokens", async () => {
+  const stop = { ...greedy, contextPolicy: 'stop' };
   const c4 = byName('ctx_minus_4');
-  const r = await collect(model.generate(c4.ids, { ...greedy, maxTokens: 50 }));
+  const r = await collect(model.generate(c4.ids, { ...stop, maxTokens: 50 }));
   assert.deepEqual(r.tokens, c4.greedy);
   assert.equal(r.summary.stopReason, 'context_full');
   assert.equal(r.summary.tokens, 4);
   assert.equal(r.summary.promptTokens + r.summary.tokens, exp.n_ctx);
   // A full prompt: nothing can be generated.
   const full = byName('fill_ctx');
-  const r2 = await collect(model.generate(full.ids, { ...greedy, maxTokens: 5 }));
+  const r2 = await collect(model.generate(full.ids, { ...stop, maxTokens: 5 }));
   assert.equal(r2.tokens.length, 0);
   assert.equal(r2.summary.stopReason, 'context_full');
   // From the empty prompt: n_ctx - 1 new tokens.
-  const r3 = await collect(model.generate('', { ...greedy, maxTokens: 1000 }));
+  const r3 = await collect(model.generate('', { ...stop, maxTokens: 1000 }));
   assert.equal(r3.summary.tokens, exp.n_ctx - 1);
   assert.equal(r3.summary.stopReason, 'context_full');
   assert.equal(r3.text, model.detokenize(r3.tokens));
@@ -201,4 +202,44 @@ test('two generations interleaved on one model are independent', async () => {
   await a.next();
   await b.next();
   assert.equal((await a.summary).stopReason, 'max_tokens');
+});
+
+test("contextPolicy 'slide' (the default): generation goes past the context, keeping the recent tokens", async () => {
+  const c4 = byName('ctx_minus_4');
+  const n = exp.n_ctx;
+  for (const slideKeep of [0, 20]) {
+    const keep = slideKeep || n / 2;
+    const r = await collect(model.generate(c4.ids, { ...greedy, maxTokens: 10, slideKeep }));
+    assert.equal(r.summary.stopReason, 'max_tokens');
+    assert.equal(r.summary.tokens, 10);
+    assert.equal(r.summary.slides, 1, 'one slide: 60 + 4 tokens fill the context, 6 more fit after');
+    // Up to the boundary: exactly the float64 reference.
+    assert.deepEqual(r.tokens.slice(0, 4), c4.greedy);
+    // After it: what the model continues from the last `keep` tokens alone, at positions 0..keep-1.
+    const kept = [...c4.ids, ...r.tokens.slice(0, 4)].slice(-keep);
+    const fresh = await collect(model.generate(kept, { ...greedy, maxTokens: 6, contextPolicy: 'stop' }));
+    assert.deepEqual(r.tokens.slice(4), fresh.tokens);
+    assert.equal(r.text, model.detokenize(r.tokens));
+  }
+  // Long generations slide repeatedly (every n/2 tokens) and never fail.
+  const long = await collect(model.generate('', { ...greedy, maxTokens: 3 * n }));
+  assert.equal(long.summary.tokens, 3 * n);
+  assert.equal(long.summary.slides, Math.floor((1 + 3 * n - n) / (n / 2)) + 1);
+});
+
+test('a prompt longer than the context is truncated from the left, with a warning', async () => {
+  const c4 = byName('ctx_minus_4'); // 60 tokens; with maxTokens 4 exactly 60 are kept
+  const junk = Array(10).fill(c4.ids[0]);
+  const r = await collect(model.generate([...junk, ...c4.ids], { ...greedy, maxTokens: 4 }));
+  assert.equal(r.summary.truncatedTokens, 10);
+  assert.equal(r.summary.promptTokens, 60);
+  assert.match(r.summary.warnings[0], /first 10 tokens were dropped/);
+  assert.deepEqual(r.tokens, c4.greedy, 'the truncated prompt continues as the reference');
+  // Asked for: a range error instead.
+  const g = model.generate([...junk, ...c4.ids], { ...greedy, maxTokens: 4, truncatePrompt: 'error' });
+  await assert.rejects(() => g.next(), (e) => e.code === 'range' && /context/.test(e.message));
+  // A prompt that fits is not touched.
+  const ok = await collect(model.generate(c4.ids, { ...greedy, maxTokens: 4 }));
+  assert.equal(ok.summary.truncatedTokens, 0);
+  assert.deepEqual(ok.summary.warnings, []);
 });

@@ -10,8 +10,8 @@ import { fixture, root } from './helpers/common.mjs';
 
 const script = join(root, 'tests', 'js', 'helpers', 'load_dispose_loop.mjs');
 
-function run(mode) {
-  const r = spawnSync(process.execPath, ['--expose-gc', script, fixture('tiny-f32'), '30', mode], { timeout: 50000 });
+function run(mode, threads = '1') {
+  const r = spawnSync(process.execPath, ['--expose-gc', script, fixture('tiny-f32'), '30', mode, threads], { timeout: 50000 });
   if (r.error) throw r.error;
   assert.equal(r.status, 0, r.stderr.toString());
   assert.equal(r.stderr.toString(), '', 'no warnings (e.g. MaxListenersExceededWarning)');
@@ -29,6 +29,13 @@ test('load + dispose 30 times: memory stays flat (instances are released)', () =
   // Each instance's memory is >= 16 MB of ArrayBuffer: not one of them may survive.
   assert.ok(heapGrowth < 8, `JS heap + ArrayBuffers grew by ${heapGrowth} MB: ${heap.join(' ')}`);
   // No per-instance process listeners piling up.
+  assert.ok(listeners.every((n) => n <= 2), `process listeners: ${listeners}`);
+});
+
+test('threaded build: load + dispose 30 times: RSS stays flat (the pthread workers end too)', () => {
+  const { rss, listeners } = run('dispose', 'auto');
+  const rssGrowth = Math.max(...rss) - rss[0];
+  assert.ok(rssGrowth < 60, `RSS grew by ${rssGrowth} MB: ${rss.join(' ')}`);
   assert.ok(listeners.every((n) => n <= 2), `process listeners: ${listeners}`);
 });
 

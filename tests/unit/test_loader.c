@@ -2,12 +2,15 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, rmdir */
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "fp16.h"
 #include "loader.h"
+#include "quantize.h"
 #include "safetensors.h"
 #include "st_writer.h"
 #include "weights.h"
@@ -183,15 +186,17 @@ done:
     return rc;
 }
 
-/* The destination the test expects for a tensor name (independent of the loader's tables). */
-static float *dest_for(const gpt2_weights *w, const char *name, int *transposed) {
+/* The destination the test expects for a tensor name (independent of the loader's tables):
+ * a float vector (*vec) or a matrix (returned). */
+static const gpt2_matrix *dest_for(const gpt2_weights *w, const char *name, int *transposed, const float **vec) {
     *transposed = 0;
+    *vec = NULL;
     if (!strncmp(name, "transformer.", 12)) name += 12;
-    if (!strcmp(name, "wte.weight")) return w->wte;
-    if (!strcmp(name, "wpe.weight")) return w->wpe;
-    if (!strcmp(name, "ln_f.weight")) return w->lnf_w;
-    if (!strcmp(name, "ln_f.bias")) return w->lnf_b;
-    if (!strcmp(name, "lm_head.weight")) return w->lm_head;
+    if (!strcmp(name, "wte.weight")) return &w->wte;
+    if (!strcmp(name, "wpe.weight")) return *vec = w->wpe, NULL;
+    if (!strcmp(name, "ln_f.weight")) return *vec = w->lnf_w, NULL;
+    if (!strcmp(name, "ln_f.bias")) return *vec = w->lnf_b, NULL;
+    if (!strcmp(name, "lm_head.weight")) return &w->lm_head;
     int l;
     char suffix[64];
     if (sscanf(name, "h.%d.%63s", &l, suffix) != 2 || l < 0 || l >= L ||
@@ -199,20 +204,32 @@ static float *dest_for(const gpt2_weights *w, const char *name, int *transposed)
         return NULL;
     gpt2_layer_weights *y = &w->layers[l];
     *transposed = 1;
-    if (!strcmp(suffix, "attn.c_attn.weight")) return y->qkv_w;
-    if (!strcmp(suffix, "attn.c_proj.weight")) return y->attn_proj_w;
-    if (!strcmp(suffix, "mlp.c_fc.weight")) return y->fc_w;
-    if (!strcmp(suffix, "mlp.c_proj.weight")) return y->mlp_proj_w;
+    if (!strcmp(suffix, "attn.c_attn.weight")) return &y->qkv_w;
+    if (!strcmp(suffix, "attn.c_proj.weight")) return &y->attn_proj_w;
+    if (!strcmp(suffix, "mlp.c_fc.weight")) return &y->fc_w;
+    if (!strcmp(suffix, "mlp.c_proj.weight")) return &y->mlp_proj_w;
     *transposed = 0;
-    if (!strcmp(suffix, "ln_1.weight")) return y->ln1_w;
-    if (!strcmp(suffix, "ln_1.bias")) return y->ln1_b;
-    if (!strcmp(suffix, "attn.c_attn.bias")) return y->qkv_b;
-    if (!strcmp(suffix, "attn.c_proj.bias")) return y->attn_proj_b;
-    if (!strcmp(suffix, "ln_2.weight")) return y->ln2_w;
-    if (!strcmp(suffix, "ln_2.bias")) return y->ln2_b;
-    if (!strcmp(suffix, "mlp.c_fc.bias")) return y->fc_b;
-    if (!strcmp(suffix, "mlp.c_proj.bias")) return y->mlp_proj_b;
+    if (!strcmp(suffix, "ln_1.weight")) *vec = y->ln1_w;
+    if (!strcmp(suffix, "ln_1.bias")) *vec = y->ln1_b;
+    if (!strcmp(suffix, "attn.c_attn.bias")) *vec = y->qkv_b;
+    if (!strcmp(suffix, "attn.c_proj.bias")) *vec = y->attn_proj_b;
+    if (!strcmp(suffix, "ln_2.weight")) *vec = y->ln2_w;
+    if (!strcmp(suffix, "ln_2.bias")) *vec = y->ln2_b;
+    if (!strcmp(suffix, "mlp.c_fc.bias")) *vec = y->fc_b;
+    if (!strcmp(suffix, "mlp.c_proj.bias")) *vec = y->mlp_proj_b;
     return NULL;
+}
+
+/* Element (o, i) of a matrix of any dtype, as float. */
+static float mat_at(const gpt2_matrix *m, uint64_t o, uint64_t i) {
+    uint64_t k = (uint64_t)m->cols;
+    switch (m->type) {
+    case GPT2_DTYPE_F32: return ((const float *)m->data)[o * k + i];
+    case GPT2_DTYPE_F16: return gpt2_f16_to_f32(((const uint16_t *)m->data)[o * k + i]);
+    case GPT2_DTYPE_Q8_0:
+        return (float)((const int8_t *)m->data)[o * k + i] * m->scales[o * (k / GPT2_Q8_BLOCK) + i / GPT2_Q8_BLOCK];
+    }
+    return NAN;
 }
 
 /* Every loaded value sits where weights.h says: HF [in, out] (i, o) -> dst[o * in + i]. */
@@ -221,14 +238,17 @@ static void check_values(const gpt2_weights *w, const gen_opts *o, const char *w
     int n = make_specs(s, o), wrong = 0, mapped = 0;
     for (int k = 0; k < n; k++) {
         int tr;
-        float *d = dest_for(w, s[k].name, &tr);
-        if (!d) continue;
+        const float *d;
+        const gpt2_matrix *m = dest_for(w, s[k].name, &tr, &d);
+        if (!d && !m) continue;
         mapped++;
         uint64_t rows = s[k].shape[0], cols = s[k].ndim == 2 ? s[k].shape[1] : 1;
+        if (m) CHECK(m->type == (!strcmp(s[k].dtype, "F16") ? GPT2_DTYPE_F16 : GPT2_DTYPE_F32), "%s: %s stored as %s",
+                     what, s[k].name, gpt2_dtype_name(m->type));
         for (uint64_t i = 0; i < rows; i++)
             for (uint64_t c = 0; c < cols; c++) {
                 float want = value(s[k].id, i * cols + c, s[k].dtype);
-                float got = tr ? d[c * rows + i] : d[i * cols + c];
+                float got = m ? (tr ? mat_at(m, c, i) : mat_at(m, i, c)) : d[i * cols + c];
                 if (got != want && wrong++ < 3)
                     CHECK(0, "%s: %s[%llu,%llu] = %g, want %g", what, s[k].name,
                           (unsigned long long)i, (unsigned long long)c, (double)got, (double)want);
@@ -236,7 +256,8 @@ static void check_values(const gpt2_weights *w, const gen_opts *o, const char *w
     }
     CHECK(wrong == 0 && mapped == 4 + 12 * L + (o->lm_head ? 1 : 0), "%s: %d wrong, %d mapped", what,
           wrong, mapped);
-    CHECK(o->lm_head ? w->lm_head != w->wte : w->lm_head == w->wte, "%s: lm_head tie", what);
+    CHECK(o->lm_head ? !w->tied_head && w->lm_head.data != w->wte.data : w->tied_head && w->lm_head.data == w->wte.data,
+          "%s: lm_head tie", what);
 }
 
 static void test_good_checkpoints(void) {
@@ -263,8 +284,7 @@ static void test_good_checkpoints(void) {
                     ref = w;
                     continue;
                 }
-                CHECK(w->arena_floats == ref->arena_floats &&
-                          memcmp(w->arena, ref->arena, w->arena_floats * sizeof(float)) == 0,
+                CHECK(w->arena_bytes == ref->arena_bytes && memcmp(w->arena, ref->arena, w->arena_bytes) == 0,
                       "%s: differs from the whole-file load", what);
                 gpt2_weights_free(w);
             }
@@ -289,9 +309,9 @@ static void test_transpose_by_hand(void) {
     CHECK_OK(load_mem(CONFIG, f, len, 5, NULL, 0, &w, &e), &e);
     if (w) {
         /* source element (i=1, o=C) has flat index 1*3C + C; it lands in row C, column 1 */
-        CHECK(w->layers[1].qkv_w[C * C + 1] == (float)id * 1000.0f + (float)(3 * C + C), "k row: %g",
-              (double)w->layers[1].qkv_w[C * C + 1]);
-        CHECK(w->layers[1].qkv_w[0] == (float)id * 1000.0f, "q[0][0]");
+        const float *qkv = w->layers[1].qkv_w.data;
+        CHECK(qkv[C * C + 1] == (float)id * 1000.0f + (float)(3 * C + C), "k row: %g", (double)qkv[C * C + 1]);
+        CHECK(qkv[0] == (float)id * 1000.0f, "q[0][0]");
         CHECK(w->config.n_inner == I && w->config.n_layer == L, "config copied");
     }
     gpt2_weights_free(w);
@@ -550,21 +570,32 @@ static void test_budget(void) {
     gpt2_error e = {0};
     gpt2_loader *ld = NULL;
     gpt2_weights *w = NULL;
+    /* the budget covers weights + one state: with C = 8 only the MLP projection (cols = n_inner
+     * = 32) can be q8_0; the others fall back to f16 */
+    gpt2_weights_plan p16 = gpt2_weights_plan_uniform(&cfg, 0, GPT2_DTYPE_F16);
+    gpt2_weights_plan p16u = gpt2_weights_plan_uniform(&cfg, 1, GPT2_DTYPE_F16);
+    gpt2_weights_plan pq = gpt2_weights_plan_uniform(&cfg, 0, GPT2_DTYPE_Q8_0);
+    CHECK(pq.dtype[GPT2_MAT_MLP_PROJ] == GPT2_DTYPE_Q8_0 && pq.dtype[GPT2_MAT_FC] == GPT2_DTYPE_F16 &&
+              pq.dtype[GPT2_MAT_WTE] == GPT2_DTYPE_F16 && pq.dtype[GPT2_MAT_QKV] == GPT2_DTYPE_F16,
+          "q8_0 falls back to f16 when cols %% 32 != 0");
+    uint64_t least = gpt2_model_bytes(&cfg, &pq), need_u = gpt2_model_bytes(&cfg, &p16u);
+    CHECK(least > gpt2_weights_plan_bytes(&cfg, &p16) + 2 * (uint64_t)L * T * C * 4, "state counted");
 
     /* too small even for the tied model: fails at create, before any byte */
-    gpt2_loader_options opt = {tied - 1, NULL};
+    gpt2_loader_options opt = {least - 1, NULL, GPT2_PRECISION_AUTO};
     CHECK_FAILS(gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, &e), GPT2_ERR_NOMEM, &e);
-    CHECK(ld == NULL && strstr(e.message, "memory budget"), "%s", e.message);
+    CHECK(ld == NULL && strstr(e.message, "memory budget") && strstr(e.message, "no precision fits"), "%s",
+          e.message);
 
     /* enough for tied, not for a separate lm_head: fails on the header, before allocating */
     gen_opts o = {"F16", 0, 0, 1, 0, 0, 0};
     size_t len;
     uint8_t *f = make_file(&o, &len);
-    opt.memory_budget_bytes = untied - 1;
+    opt.memory_budget_bytes = need_u - 1;
     opt.source_name = "remote/gpt2.safetensors";
     CHECK_FAILS(load_mem(CONFIG, f, len, 3, &opt, 0, &w, &e), GPT2_ERR_NOMEM, &e);
     CHECK(strstr(e.message, "lm_head") && strstr(e.message, "budget"), "%s", e.message);
-    opt.memory_budget_bytes = untied;
+    opt.memory_budget_bytes = need_u;
     CHECK_OK(load_mem(CONFIG, f, len, 3, &opt, 0, &w, &e), &e);
     gpt2_weights_free(w);
     w = NULL;

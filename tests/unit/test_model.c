@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_util.h"
 #include "generate.h"
 #include "json.h"
 #include "loader.h"
@@ -23,25 +24,17 @@
 #include "tokenizer.h"
 
 #define TOL 1e-4
+/* q8_0 weights against the reference of the same (dequantized) weights: the q8_0 kernels
+ * quantize the activations to int8 too (per block of 32), which on these random-weight
+ * fixtures (logits with a standard deviation of about 1.7) moves logits by up to ~0.17; a
+ * float-activation q8_0 kernel stays within 1e-5. So logits are compared with this looser
+ * tolerance, and the top-1 token, greedy tokens and ranks wherever the reference's margin
+ * exceeds twice of it. */
+#define TOL_Q8 0.25
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
+static double tol = TOL;    /* of the fixture being checked */
+static double worst_seen;  /* largest logit/logprob difference seen in that fixture */
+static int top1_checked;
 
 /* Max |a[i] - ref[i]| over a JSON array of numbers; n must match. */
 static double max_abs_diff(const float *a, const json_value *ref, int n) {
@@ -51,6 +44,7 @@ static double max_abs_diff(const float *a, const json_value *ref, int n) {
         double d = fabs((double)a[i] - ref->items[i].number);
         if (!(d <= worst)) worst = d; /* also catches NaN */
     }
+    if (!(worst <= worst_seen)) worst_seen = worst;
     return worst;
 }
 
@@ -61,8 +55,15 @@ static int32_t *ids_of(const json_value *arr, size_t *n) {
     return ids;
 }
 
+static double num(const json_value *v) { return v && v->type == JSON_NUMBER ? v->number : 0.0; }
+
 static void check_case(const char *fixture, const gpt2_weights *w, const gpt2_tokenizer *tok,
                        const json_value *c) {
+    const double TOLC = tol;
+    /* exact fixtures compare everything; q8_0 compares decisions only where margins allow */
+    int ranks_ok = tol == TOL || num(json_get(c, "ranks_min_gap")) > 2 * tol;
+    const json_value *gm = json_get(c, "greedy_min_margin");
+    int greedy_ok = tol == TOL || (gm && gm->type == JSON_NUMBER && gm->number > 2 * tol);
     gpt2_error err;
     const json_value *name_v = json_get(c, "name");
     const char *name = name_v ? name_v->str : "?";
@@ -92,13 +93,23 @@ static void check_case(const char *fixture, const gpt2_weights *w, const gpt2_to
     if (!s) goto out;
     CHECK_OK(gpt2_forward(s, ids, (int)n, logits, 0, &err), &err);
     double d = max_abs_diff(logits, json_get(c, "logits_last"), V);
-    CHECK(d <= TOL, "%s/%s: prefill logits differ by %g", fixture, name, d);
+    CHECK(d <= TOLC, "%s/%s: prefill logits differ by %g", fixture, name, d);
+    if (num(json_get(c, "logits_last_margin")) > 2 * tol) { /* top-1 identical where the margin allows */
+        const json_value *ref = json_get(c, "logits_last");
+        int a = 0, b = 0;
+        for (int i = 1; i < V; i++) {
+            if (logits[i] > logits[a]) a = i;
+            if (ref->items[i].number > ref->items[b].number) b = i;
+        }
+        CHECK(a == b, "%s/%s: top-1 token %d, reference %d", fixture, name, a, b);
+        top1_checked++;
+    }
 
     /* Token-by-token through the KV cache. */
     CHECK_OK(gpt2_state_rewind(s, 0, &err), &err);
     for (size_t t = 0; t < n; t++) CHECK_OK(gpt2_forward(s, ids + t, 1, logits_step, 0, &err), &err);
     d = max_abs_diff(logits_step, json_get(c, "logits_last"), V);
-    CHECK(d <= TOL, "%s/%s: step-by-step logits differ by %g", fixture, name, d);
+    CHECK(d <= TOLC, "%s/%s: step-by-step logits differ by %g", fixture, name, d);
     gpt2_state_free(s);
 
     /* Scoring. */
@@ -108,10 +119,11 @@ static void check_case(const char *fixture, const gpt2_weights *w, const gpt2_to
         CHECK_OK(gpt2_score(w, ids, n, lp, rk, &err), &err);
         const json_value *ref_lp = json_get(c, "logprobs"), *ref_rk = json_get(c, "ranks");
         d = max_abs_diff(lp, ref_lp, (int)n - 1);
-        CHECK(d <= TOL, "%s/%s: logprobs differ by %g", fixture, name, d);
+        CHECK(d <= TOLC, "%s/%s: logprobs differ by %g", fixture, name, d);
         int rank_bad = 0;
         for (size_t t = 0; ref_rk && t + 1 < n && t < ref_rk->count; t++) rank_bad += rk[t] != ref_rk->items[t].integer;
-        CHECK(ref_rk && ref_rk->count == n - 1 && rank_bad == 0, "%s/%s: %d ranks differ", fixture, name, rank_bad);
+        CHECK(ref_rk && ref_rk->count == n - 1 && (rank_bad == 0 || !ranks_ok), "%s/%s: %d ranks differ", fixture,
+              name, rank_bad);
         free(lp);
         free(rk);
     }
@@ -131,14 +143,14 @@ static void check_case(const char *fixture, const gpt2_weights *w, const gpt2_to
         if (gpt2_generator_next(g, &piece, &err) != GPT2_OK) break;
         if (piece.id >= 0 && n_got < 64) got[n_got++] = piece.id;
     } while (piece.stop == GPT2_STOP_NONE);
-    CHECK(n_got == (int)n_greedy && memcmp(got, greedy, n_greedy * sizeof(int32_t)) == 0,
+    CHECK(n_got == (int)n_greedy && (!greedy_ok || memcmp(got, greedy, n_greedy * sizeof(int32_t)) == 0),
           "%s/%s: greedy continuation differs (%d tokens, want %zu)", fixture, name, n_got, n_greedy);
-    if (n_greedy) {
+    if (n_greedy && greedy_ok) {
         d = max_abs_diff(gpt2_generator_logits(g), json_get(c, "greedy_logits_last"), V);
-        CHECK(d <= TOL, "%s/%s: logits of the last greedy step differ by %g", fixture, name, d);
+        CHECK(d <= TOLC, "%s/%s: logits of the last greedy step differ by %g", fixture, name, d);
         CHECK(piece.stop == GPT2_STOP_MAX_TOKENS || piece.stop == GPT2_STOP_CONTEXT_FULL, "%s/%s: stop reason %s",
               fixture, name, gpt2_stop_reason_name(piece.stop));
-    } else {
+    } else if (!n_greedy) {
         CHECK(piece.stop == GPT2_STOP_CONTEXT_FULL, "%s/%s: a full context stops at once (got %s)", fixture, name,
               gpt2_stop_reason_name(piece.stop));
     }
@@ -150,7 +162,7 @@ out:
     free(logits_step);
 }
 
-static void check_fixture(const char *fixture) {
+static void check_fixture_as(const char *fixture, gpt2_precision precision, double tolerance) {
     char dir[256], path[300];
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
     snprintf(path, sizeof path, "%s/expected.json", dir);
@@ -164,22 +176,71 @@ static void check_fixture(const char *fixture) {
     free(text);
     gpt2_weights *w = NULL;
     gpt2_tokenizer *tok = NULL;
-    CHECK_OK(gpt2_load_dir(dir, NULL, &w, &err), &err);
+    gpt2_loader_options opt = {0, NULL, precision};
+    CHECK_OK(gpt2_load_dir(dir, &opt, &w, &err), &err);
     CHECK_OK(gpt2_tokenizer_load(dir, &tok, &err), &err);
+    tol = tolerance;
+    worst_seen = 0;
+    top1_checked = 0;
     const json_value *cases = json_get(json_root(doc), "cases");
     CHECK(cases && cases->type == JSON_ARRAY && cases->count >= 5, "%s: expected.json has cases", fixture);
     if (w && tok && cases) {
         for (size_t i = 0; i < cases->count; i++) check_case(fixture, w, tok, &cases->items[i]);
-        printf("%s: %zu cases\n", fixture, cases->count);
+        printf("%s (%s, stored %s): %zu cases, max difference %.3g, top-1 compared in %d\n", fixture,
+               gpt2_precision_name(precision), gpt2_dtype_name(gpt2_weights_main_dtype(w)), cases->count, worst_seen,
+               top1_checked);
     }
     gpt2_tokenizer_free(tok);
     gpt2_weights_free(w);
     json_free(doc);
 }
 
+static void check_fixture(const char *fixture) { check_fixture_as(fixture, GPT2_PRECISION_AUTO, TOL); }
+
+/* Same dtypes and bits in every matrix of two weights of the same config. */
+static int same_matrices(const gpt2_weights *a, const gpt2_weights *b) {
+    int n = 2 + 4 * a->config.n_layer, bad = 0;
+    for (int k = 0; k < n && !bad; k++) {
+        const gpt2_matrix *x, *y;
+        if (k < 2) x = k ? &a->lm_head : &a->wte, y = k ? &b->lm_head : &b->wte;
+        else {
+            const gpt2_layer_weights *la = &a->layers[(k - 2) / 4], *lb = &b->layers[(k - 2) / 4];
+            const gpt2_matrix *ma[4] = {&la->qkv_w, &la->attn_proj_w, &la->fc_w, &la->mlp_proj_w};
+            const gpt2_matrix *mb[4] = {&lb->qkv_w, &lb->attn_proj_w, &lb->fc_w, &lb->mlp_proj_w};
+            x = ma[(k - 2) % 4], y = mb[(k - 2) % 4];
+        }
+        size_t cnt = (size_t)x->rows * (size_t)x->cols;
+        size_t es = x->type == GPT2_DTYPE_F32 ? 4 : x->type == GPT2_DTYPE_F16 ? 2 : 1;
+        bad = x->type != y->type || x->rows != y->rows || x->cols != y->cols || memcmp(x->data, y->data, cnt * es) ||
+              (x->type == GPT2_DTYPE_Q8_0 && memcmp(x->scales, y->scales, cnt / 32 * sizeof(float)));
+    }
+    return !bad;
+}
+
+/* tiny-q8 was quantized by the Python reference (tools/gpt2_reference.py q8fixture); the C
+ * loader quantizing tiny-f32 while streaming must produce the very same weights. */
+static void check_q8_rule(void) {
+    gpt2_error err;
+    gpt2_weights *a = NULL, *b = NULL;
+    gpt2_loader_options q8 = {0, NULL, GPT2_PRECISION_Q8_0};
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", &q8, &a, &err), &err);
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-q8", NULL, &b, &err), &err);
+    CHECK(a && b && a->wte.type == GPT2_DTYPE_Q8_0 && b->wte.type == GPT2_DTYPE_Q8_0 && same_matrices(a, b),
+          "C on-the-fly q8_0 of tiny-f32 differs from the Python-quantized tiny-q8");
+    CHECK(a && b && memcmp(a->wpe, b->wpe, (size_t)a->config.n_ctx * (size_t)a->config.n_embd * sizeof(float)) == 0,
+          "wpe stays float32");
+    gpt2_weights_free(a);
+    gpt2_weights_free(b);
+}
+
 int main(void) {
     check_fixture("tiny-f32");
-    check_fixture("tiny-f16");
+    check_fixture("tiny-f16"); /* stored f16: exact products of the f16 values */
     check_fixture("tiny-bf16");
+    check_fixture_as("tiny-f16", GPT2_PRECISION_F32, TOL); /* widened to f32 */
+    check_fixture_as("tiny-q8", GPT2_PRECISION_AUTO, TOL_Q8);
+    /* dequantized to f32 while loading: exactly the reference's weights, so within 1e-4 */
+    check_fixture_as("tiny-q8", GPT2_PRECISION_F32, TOL);
+    check_q8_rule();
     return check_summary("test_model");
 }

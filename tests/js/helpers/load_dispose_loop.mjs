@@ -2,7 +2,8 @@
 // (or, with mode 'keep', keeps them all) and prints one JSON line { rss: [MB after each round], heap: [...], listeners }.
 import { load } from '../../../js/index.js';
 
-const [dir, n = '30', mode = 'dispose'] = process.argv.slice(2);
+const [dir, n = '30', mode = 'dispose', threadsArg = '1'] = process.argv.slice(2);
+const threads = threadsArg === 'auto' ? 'auto' : Number(threadsArg); // 'auto': the threaded build in Node
 const kept = []; // mode 'keep': models are not disposed (the control: memory must grow)
 const mb = (x) => Math.round((x / 1048576) * 10) / 10;
 const rss = [];
@@ -14,7 +15,8 @@ const settle = async () => {
   }
 };
 for (let i = 0; i < Number(n); i++) {
-  const model = await load(dir);
+  const model = await load(dir, { threads });
+  if (threads === 'auto' && model.info.threads < 2 && i === 0) console.error(`note: threads ${model.info.threads}`);
   const text = model.detokenize(model.tokenize('memory check'));
   if (text !== 'memory check') throw new Error('bad round trip');
   for await (const _ of model.generate('abc', { maxTokens: 4, temperature: 0 }));

@@ -5,6 +5,10 @@
 //   /slow/FILE     chunked, 8 KB every 5 ms
 //   /cut/FILE      Content-Length, but model.safetensors' socket is destroyed after half
 //   /404/FILE      model.safetensors answers 404 Not Found (other files normal)
+//   /overlong/FILE model.safetensors claims 1000 more bytes in Content-Length than it sends,
+//                  then closes the connection
+//   /short/FILE    model.safetensors claims 1000 fewer bytes than the file has (the client
+//                  stops reading at the declared length)
 // Counts requests per path (server.requests: Map path -> count) and records how each
 // response ended (server.outcomes).
 import { createServer } from 'node:http';
@@ -33,6 +37,9 @@ export async function serveFolder(folder) {
       // 'complete': the whole body was written and flushed; 'closed': the connection ended first.
       outcomes.push({ path: req.url, outcome: res.writableFinished ? 'complete' : 'closed', bytes: sent.bytes });
     });
+    // Usable cross-origin from the browser tests' cross-origin-isolated pages too.
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
     const [, mode, name] = req.url.split('/');
     if (!FILES.has(name)) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
@@ -65,6 +72,22 @@ export async function serveFolder(folder) {
           }
           res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
           return;
+        case 'overlong':
+        case 'short': {
+          if (name !== 'model.safetensors') {
+            res.writeHead(200, { 'Content-Length': body.length }).end(body);
+            return;
+          }
+          const claimed = body.length + (mode === 'overlong' ? 1000 : -1000);
+          res.writeHead(200, { 'Content-Length': claimed, 'Content-Type': 'application/octet-stream' });
+          if (mode === 'short') {
+            // Node refuses to write past the declared length; send exactly what was promised.
+            res.end(body.subarray(0, claimed));
+            return;
+          }
+          res.write(body, () => setTimeout(() => res.socket?.destroy(), 20));
+          return;
+        }
         case '404':
           if (name === 'model.safetensors') {
             res.writeHead(404, { 'Content-Type': 'text/plain' }).end('no such file');

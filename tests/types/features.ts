@@ -1,0 +1,26 @@
+// Type-checks the writing-tool API (scoring with alternatives, ranking, sessions, logit controls)
+// against js/index.d.ts. Not run; `npx tsc -p tests/types` only.
+import { load, type Alternative, type RankResult, type Session } from 'gpt2-wasm';
+
+export async function features(): Promise<string> {
+  const model = await load();
+  const scored = model.score('The cat sat.', { topK: 3 });
+  const alts: Alternative[] = scored.tokens[1]?.alternatives ?? [];
+  const best: string = alts.map((a) => `${a.text} ${a.logprob.toFixed(2)} #${a.id}`).join(', ');
+  const ranked: RankResult[] = model.rank('Review: great film. Sentiment:', [' positive', ' negative'], { by: 'sum' });
+  const top: string = ranked[0]?.choice ?? '';
+  const session: Session = model.session();
+  const ids: number[] = session.append('Once upon a time');
+  const fork: Session = session.fork();
+  const gen = fork.generate({ maxTokens: 8, logitBias: { [ids[0] ?? 0]: -Infinity }, bannedWords: ['dragon'] });
+  let text = '';
+  for await (const piece of gen) text += piece.text;
+  const summary = await gen.summary;
+  fork.rewind(session.position);
+  const counted: number = fork.computedTokens + summary.promptTokens;
+  const bias = new Map<number, number>([[1, 2]]);
+  await model.generate('x', { logitBias: bias, bannedWords: 'word' }).next();
+  session.dispose();
+  model.dispose();
+  return `${best} ${top} ${text} ${counted} ${model.tokenTexts([1, 2]).join('')} ${fork.text} ${fork.tokens.length} ${fork.disposed}`;
+}

@@ -1,0 +1,49 @@
+/* test_util.h - helpers several C tests share: reading a file, running a generator to the end.
+ * Header-only (static inline functions) like check.h; include after check.h and generate.h. */
+#ifndef GPT2_TEST_UTIL_H
+#define GPT2_TEST_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "generate.h"
+
+/* The whole file, NUL-terminated (caller frees), its length in *len; NULL on failure. */
+static inline char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+/* Runs a generator to the end; returns the number of tokens written to out (<= cap) and
+ * the stop reason in *stop (may be NULL). A failing step is a test failure. */
+static inline int run_generator(gpt2_generator *g, int32_t *out, int cap, gpt2_stop_reason *stop) {
+    gpt2_error err;
+    gpt2_piece piece;
+    int n = 0;
+    do {
+        if (gpt2_generator_next(g, &piece, &err) != GPT2_OK) {
+            CHECK(0, "generator_next: %s", err.message);
+            break;
+        }
+        if (piece.id >= 0 && n < cap) out[n++] = piece.id;
+    } while (piece.stop == GPT2_STOP_NONE);
+    if (stop) *stop = piece.stop;
+    return n;
+}
+
+#endif

@@ -16,7 +16,17 @@ import { Gpt2Error, abortError, throwIfAborted } from './errors.js';
 import { clearModelCache as clearCache } from './cache.js';
 
 const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
-const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'repetitionPenalty', 'seed', 'stop', 'ignoreEot', 'special'];
+
+/**
+ * Generation options as posted to the worker: every option but `signal` (which stays here),
+ * unchanged (logitBias, bannedWords, contextPolicy, truncatePrompt, ... included; a Map of
+ * logit biases survives structured cloning).
+ */
+function generateOptions(options) {
+  const opts = {};
+  for (const [k, v] of Object.entries(options || {})) if (k !== 'signal' && v !== undefined) opts[k] = v;
+  return opts;
+}
 
 /**
  * @typedef {import('./index.js').LoadProgress & { notice?: string }} BrowserLoadProgress
@@ -146,13 +156,40 @@ export class RemoteModel {
   }
 
   /**
-   * Per-token log-probabilities and ranks of a text (or token ids) under the model.
+   * Per-token log-probabilities, ranks and the most likely alternatives of a text (or token
+   * ids) under the model (see Gpt2Model.score).
    * @param {string|number[]} textOrIds
-   * @param {{ special?: boolean }} [options]
+   * @param {{ special?: boolean, topK?: number }} [options] topK: alternatives per token (default 5)
    * @returns {Promise<import('./index.js').ScoreResult>}
    */
   score(textOrIds, options = {}) {
-    return this.#conn.request({ op: 'score', id: this.#id, text: textOrIds, options: { special: !!options.special } });
+    const opts = { special: !!options.special };
+    if (options.topK !== undefined) opts.topK = options.topK;
+    return this.#conn.request({ op: 'score', id: this.#id, text: textOrIds, options: opts });
+  }
+
+  /**
+   * Zero-shot ranking of choices as continuations of prompt (see Gpt2Model.rank), best first.
+   * @param {string} prompt
+   * @param {string[]} choices
+   * @param {{ by?: 'mean'|'sum', special?: boolean }} [options]
+   * @returns {Promise<import('./index.js').RankResult[]>}
+   */
+  rank(prompt, choices, options = {}) {
+    const opts = {};
+    if (options.by !== undefined) opts.by = options.by;
+    if (options.special !== undefined) opts.special = !!options.special;
+    return this.#conn.request({ op: 'rank', id: this.#id, prompt, choices, options: opts });
+  }
+
+  /**
+   * A new, empty session living in the worker (see Session in js/session.js): its tokens
+   * and KV cache stay there, calls go through messages.
+   * @returns {Promise<RemoteSession>}
+   */
+  async session() {
+    const { sid, position } = await this.#conn.request({ op: 'session', id: this.#id });
+    return new RemoteSession(this.#conn, sid, position);
   }
 
   /**
@@ -167,9 +204,8 @@ export class RemoteModel {
    * @returns {RemoteGeneration}
    */
   generate(prompt, options = {}) {
-    const opts = {};
-    for (const k of GENERATE_OPTIONS) if (options[k] !== undefined) opts[k] = options[k];
-    return new RemoteGeneration(this.#conn, this.#id, prompt, opts, options.signal);
+    const request = { op: 'generate', id: this.#id, prompt, options: generateOptions(options) };
+    return new RemoteGeneration(this.#conn, request, options.signal);
   }
 
   /**
@@ -183,15 +219,111 @@ export class RemoteModel {
 }
 
 /**
+ * A session living in the worker (made by RemoteModel.session()): the shape of Session, with
+ * promises. `position`, `tokens` and `text` are getters returning promises (asked of the
+ * worker); `lastPosition` is the position reported by the latest answer, without a round trip.
+ * Calls are answered in order; while a generation runs in the session, other calls reject
+ * with Gpt2Error 'arg' (as in Node). Disposed with its model.
+ */
+export class RemoteSession {
+  /** @param {Connection} conn @param {number} sid @param {number} position */
+  constructor(conn, sid, position) {
+    this.#conn = conn;
+    this.#sid = sid;
+    /** @type {number} the session's length after the latest call that reported it */
+    this.lastPosition = position;
+  }
+
+  #conn; #sid;
+  #disposed = false;
+
+  /** Whether dispose() was called (or the model's worker is gone). */
+  get disposed() { return this.#disposed || this.#conn.closed; }
+
+  async #state() {
+    const state = await this.#conn.request({ op: 'sessionState', sid: this.#sid });
+    this.lastPosition = state.position;
+    return state;
+  }
+
+  /** Number of tokens in the session. @returns {Promise<number>} */
+  get position() { return this.#state().then((s) => s.position); }
+
+  /** A copy of the session's token ids. @returns {Promise<number[]>} */
+  get tokens() { return this.#state().then((s) => s.tokens); }
+
+  /** The session's text. @returns {Promise<string>} */
+  get text() { return this.#state().then((s) => s.text); }
+
+  /**
+   * Appends text (tokenized on its own) or token ids and runs them through the model.
+   * @param {string|number[]} input
+   * @param {{ special?: boolean }} [options]
+   * @returns {Promise<number[]>} the ids appended
+   */
+  async append(input, options = {}) {
+    const { ids, position } = await this.#conn.request({ op: 'sessionAppend', sid: this.#sid, input, options: { special: !!options.special } });
+    this.lastPosition = position;
+    return ids;
+  }
+
+  /**
+   * Generates from the end of the session, appending the generated tokens to it (see
+   * Session.generate); streams like RemoteModel.generate. Options pass through unchanged.
+   * @param {import('./index.js').GenerateOptions} [options]
+   * @returns {RemoteGeneration}
+   */
+  generate(options = {}) {
+    const request = { op: 'sessionGenerate', sid: this.#sid, options: generateOptions(options) };
+    return new RemoteGeneration(this.#conn, request, options.signal, (done) => {
+      if (typeof done.position === 'number') this.lastPosition = done.position;
+    });
+  }
+
+  /**
+   * A new session with the same tokens and a copy of the KV cache.
+   * @returns {Promise<RemoteSession>}
+   */
+  async fork() {
+    const { sid, position } = await this.#conn.request({ op: 'sessionFork', sid: this.#sid });
+    return new RemoteSession(this.#conn, sid, position);
+  }
+
+  /**
+   * Keeps the first `position` tokens and forgets the rest.
+   * @param {number} position
+   * @returns {Promise<void>}
+   */
+  async rewind(position) {
+    const answer = await this.#conn.request({ op: 'sessionRewind', sid: this.#sid, position });
+    this.lastPosition = answer.position;
+  }
+
+  /** Frees the session in the worker. Safe to call twice, and after the model's dispose. @returns {Promise<void>} */
+  async dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#conn.closed) return;
+    await this.#conn.request({ op: 'sessionDispose', sid: this.#sid }).catch(() => {});
+  }
+}
+
+/**
  * One generation running in the worker: an async iterator of { text, token } and `summary`,
  * a promise of { tokens, promptTokens, stopReason, text, timings }.
  */
 export class RemoteGeneration {
-  /** @param {Connection} conn */
-  constructor(conn, modelId, prompt, opts, signal) {
+  /**
+   * @param {Connection} conn
+   * @param {object} request the 'generate' or 'sessionGenerate' message
+   * @param {AbortSignal} [signal]
+   * @param {(done: any) => void} [onDone] sees the worker's 'done' message
+   */
+  constructor(conn, request, signal, onDone) {
     this.#conn = conn;
-    this.#request = { op: 'generate', id: modelId, prompt, options: opts };
+    this.#request = request;
     this.#signal = signal;
+    this.#onDone = onDone;
     /** @type {Promise<import('./index.js').GenerationSummary>} settles when the generation ends */
     this.summary = new Promise((resolve, reject) => { this.#settle = { resolve, reject }; });
     this.summary.catch(() => {}); // a rejected summary is also thrown by the iterator
@@ -201,7 +333,7 @@ export class RemoteGeneration {
     }
   }
 
-  #conn; #request; #signal; #settle; #onAbort;
+  #conn; #request; #signal; #settle; #onAbort; #onDone;
   #rid = undefined;       // request id once started
   #queue = [];            // pieces received, not yet taken
   #waiter = null;         // { resolve, reject } of a pending next()
@@ -272,6 +404,7 @@ export class RemoteGeneration {
         this.#queue.push(m.piece);
       }
     } else if (m.type === 'done') {
+      if (this.#onDone) this.#onDone(m);
       this.#detach();
       this.#conn.forget(this.#rid);
       if (this.#cancelled) {

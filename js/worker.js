@@ -7,7 +7,17 @@
 //   { op: 'tokenize', rid, id, text, options }           -> result number[]
 //   { op: 'detokenize', rid, id, ids }                   -> result string
 //   { op: 'score', rid, id, text, options }              -> result ScoreResult
+//   { op: 'rank', rid, id, prompt, choices, options }    -> result RankResult[]
 //   { op: 'generate', rid, id, prompt, options }         -> piece*, done { summary }
+//   Sessions (a Session object kept here under a session id `sid`; every answer carries the
+//   session's `position` after the call):
+//   { op: 'session', rid, id }                           -> result { sid, position }
+//   { op: 'sessionAppend', rid, sid, input, options }    -> result { ids, position }
+//   { op: 'sessionGenerate', rid, sid, options }         -> piece*, done { summary, position }
+//   { op: 'sessionFork', rid, sid }                      -> result { sid, position }
+//   { op: 'sessionRewind', rid, sid, position }          -> result { position }
+//   { op: 'sessionState', rid, sid }                     -> result { position, tokens, text }
+//   { op: 'sessionDispose', rid, sid }                   -> result null
 //   { op: 'abort', rid }      aborts a running load or generation (it then answers error AbortError)
 //   { op: 'cancel', rid }     stops a generation early (`break`): done { summary: stopReason 'cancelled' }
 //   { op: 'dispose', rid, id }                           -> result null
@@ -26,6 +36,9 @@ import { clearModelCache, createCachedFetch } from './cache.js';
 /** @type {Map<number, import('./model.js').Gpt2Model>} */
 const models = new Map();
 let nextModelId = 1;
+/** Sessions by session id, with the id of their model. @type {Map<number, { session: import('./session.js').Session, modelId: number }>} */
+const sessions = new Map();
+let nextSessionId = 1;
 /** Running loads and generations by request id, so 'abort' / 'cancel' can reach them. */
 const running = new Map();
 
@@ -55,6 +68,45 @@ function model(id) {
   const m = models.get(id);
   if (!m) throw Object.assign(new Error('the model has been disposed'), { name: 'Gpt2Error', code: 'arg' });
   return m;
+}
+
+function session(sid) {
+  const s = sessions.get(sid);
+  if (!s || s.session.disposed) throw Object.assign(new Error('the session has been disposed'), { name: 'Gpt2Error', code: 'arg' });
+  return s;
+}
+
+/** Keeps a new Session under a new id; returns its answer { sid, position }. */
+function keepSession(s, modelId) {
+  const sid = nextSessionId++;
+  sessions.set(sid, { session: s, modelId });
+  return { sid, position: s.position };
+}
+
+/**
+ * Streams a generation (of a model or a session) as piece* then done { summary, ...extra() };
+ * 'abort' and 'cancel' messages for rid reach it between tokens.
+ */
+async function streamGeneration(rid, makeGen, extra = () => ({})) {
+  const controller = new AbortController();
+  const gen = makeGen(controller.signal);
+  let cancelled = false;
+  running.set(rid, {
+    abort: () => controller.abort(),
+    cancel: () => { cancelled = true; },
+  });
+  try {
+    // Each piece is posted as soon as it is made; between tokens the generator yields to
+    // the event loop, so 'abort' and 'cancel' messages are handled promptly.
+    for await (const piece of gen) {
+      post({ rid, type: 'piece', piece });
+      if (cancelled) break;
+    }
+    const summary = await gen.summary;
+    post({ rid, type: 'done', summary, ...extra() });
+  } finally {
+    running.delete(rid);
+  }
 }
 
 const handlers = {
@@ -104,26 +156,52 @@ const handlers = {
     post({ rid, type: 'result', value: model(id).score(text, options || {}) });
   },
 
-  async generate({ rid, id, prompt, options }) {
-    const controller = new AbortController();
-    const gen = model(id).generate(prompt, { ...(options || {}), signal: controller.signal });
-    let cancelled = false;
-    running.set(rid, {
-      abort: () => controller.abort(),
-      cancel: () => { cancelled = true; },
-    });
-    try {
-      // Each piece is posted as soon as it is made; between tokens the generator yields to
-      // the event loop, so 'abort' and 'cancel' messages are handled promptly.
-      for await (const piece of gen) {
-        post({ rid, type: 'piece', piece });
-        if (cancelled) break;
-      }
-      const summary = await gen.summary;
-      post({ rid, type: 'done', summary });
-    } finally {
-      running.delete(rid);
-    }
+  rank({ rid, id, prompt, choices, options }) {
+    post({ rid, type: 'result', value: model(id).rank(prompt, choices, options || {}) });
+  },
+
+  generate({ rid, id, prompt, options }) {
+    const m = model(id);
+    return streamGeneration(rid, (signal) => m.generate(prompt, { ...(options || {}), signal }));
+  },
+
+  session({ rid, id }) {
+    post({ rid, type: 'result', value: keepSession(model(id).session(), id) });
+  },
+
+  sessionAppend({ rid, sid, input, options }) {
+    const s = session(sid).session;
+    const ids = s.append(input, options || {});
+    post({ rid, type: 'result', value: { ids, position: s.position } });
+  },
+
+  sessionGenerate({ rid, sid, options }) {
+    const s = session(sid).session;
+    return streamGeneration(rid, (signal) => s.generate({ ...(options || {}), signal }),
+      () => ({ position: s.disposed ? 0 : s.position }));
+  },
+
+  sessionFork({ rid, sid }) {
+    const { session: s, modelId } = session(sid);
+    post({ rid, type: 'result', value: keepSession(s.fork(), modelId) });
+  },
+
+  sessionRewind({ rid, sid, position }) {
+    const s = session(sid).session;
+    s.rewind(position);
+    post({ rid, type: 'result', value: { position: s.position } });
+  },
+
+  sessionState({ rid, sid }) {
+    const s = session(sid).session;
+    post({ rid, type: 'result', value: { position: s.position, tokens: s.tokens, text: s.text } });
+  },
+
+  sessionDispose({ rid, sid }) {
+    const s = sessions.get(sid);
+    if (s) s.session.dispose();
+    sessions.delete(sid);
+    post({ rid, type: 'result', value: null });
   },
 
   abort({ rid }) {
@@ -140,6 +218,7 @@ const handlers = {
     const m = models.get(id);
     if (m) m.dispose();
     models.delete(id);
+    for (const [sid, s] of sessions) if (s.modelId === id) sessions.delete(sid);
     post({ rid, type: 'result', value: null });
   },
 

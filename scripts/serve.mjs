@@ -12,6 +12,10 @@
 //
 // As a module: const server = await startServer({ port: 0 }); ... server.counts['/models/model.safetensors'];
 // await server.close();
+//
+// /dist/ can come from another build's output folder: startServer({ distDir }) or the
+// environment variable GPT2_WASM_DIST (the one scripts/build-wasm.sh and the Node API read),
+// e.g. GPT2_WASM_DIST=dist-web node scripts/serve.mjs. Default: the root's dist/.
 import http from 'node:http';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -52,6 +56,8 @@ const ISOLATION_HEADERS = {
  * @param {number} [options.port=0] the port (0: any free one)
  * @param {string} [options.host='127.0.0.1'] a loopback address ('127.0.0.1', 'localhost' or '::1')
  * @param {string} [options.root] the folder served (default: the repository root)
+ * @param {string} [options.distDir] the folder served as /dist/ (default: $GPT2_WASM_DIST if set,
+ *   relative to the working directory, else the root's dist/)
  * @param {(req: http.IncomingMessage, res: http.ServerResponse) => boolean|void} [options.onRequest]
  *   called first for every request (after it is counted); return true when it has answered
  *   the request itself (tests use this to inject failures)
@@ -59,12 +65,20 @@ const ISOLATION_HEADERS = {
  *   url: the server's base URL ('http://127.0.0.1:PORT/'); counts: requests per path
  *   (decoded pathname, without the query)
  */
-export async function startServer({ port = 0, host = '127.0.0.1', root = REPO_ROOT, onRequest } = {}) {
+export async function startServer({ port = 0, host = '127.0.0.1', root = REPO_ROOT, distDir = process.env.GPT2_WASM_DIST || undefined, onRequest } = {}) {
   if (!LOOPBACK.has(host)) throw new Error(`serve.mjs listens on the loopback interface only, not ${host}`);
   const rootReal = await realpath(path.resolve(root));
+  let distReal = null;
+  if (distDir) {
+    try {
+      distReal = await realpath(path.resolve(distDir));
+    } catch {
+      throw new Error(`serve.mjs: the /dist/ folder ${distDir} does not exist (build it first)`);
+    }
+  }
   const counts = Object.create(null);
   const server = http.createServer((req, res) => {
-    handle(req, res, { rootReal, counts, onRequest }).catch((e) => {
+    handle(req, res, { rootReal, distReal, counts, onRequest }).catch((e) => {
       if (!res.headersSent) send(res, 500, `internal error: ${e.message}\n`);
       else res.destroy(e);
     });
@@ -90,7 +104,7 @@ export async function startServer({ port = 0, host = '127.0.0.1', root = REPO_RO
   };
 }
 
-async function handle(req, res, { rootReal, counts, onRequest }) {
+async function handle(req, res, { rootReal, distReal, counts, onRequest }) {
   let pathname;
   try {
     pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -106,9 +120,16 @@ async function handle(req, res, { rootReal, counts, onRequest }) {
   if (pathname === '/') return redirect(res, '/web/');
   if (pathname.includes('\0')) return send(res, 400, 'bad request\n');
 
-  // Resolve inside the root: the normalized path, then the real path (symbolic links).
-  const file = path.join(rootReal, path.normalize(pathname));
-  if (!inside(rootReal, file)) return send(res, 404, 'not found\n');
+  // Resolve inside the root (or the /dist/ folder): the normalized path, then the real path
+  // (symbolic links).
+  let base = rootReal;
+  let rel = pathname;
+  if (distReal && (pathname === '/dist' || pathname.startsWith('/dist/'))) {
+    base = distReal;
+    rel = pathname.slice('/dist'.length) || '/';
+  }
+  const file = path.join(base, path.normalize(rel));
+  if (!inside(base, file)) return send(res, 404, 'not found\n');
   let real, info;
   try {
     real = await realpath(file);
@@ -116,7 +137,7 @@ async function handle(req, res, { rootReal, counts, onRequest }) {
   } catch {
     return send(res, 404, 'not found\n');
   }
-  if (!inside(rootReal, real)) return send(res, 404, 'not found\n');
+  if (!inside(base, real)) return send(res, 404, 'not found\n');
   if (info.isDirectory()) {
     if (!pathname.endsWith('/')) return redirect(res, encodeURI(pathname) + '/');
     const index = path.join(real, 'index.html');

@@ -19,10 +19,20 @@
 //   #stats               tokens, tokens/s, time to first token, stop reason, seed
 //   #error               every failure, in words (hidden when there is none)
 //   <body data-state>    'starting' | 'loading' | 'ready' | 'generating' | 'idle' (no model) | 'broken'
+//   #banned-words        "Never use these words": comma-separated, passed as bannedWords to Generate and Chat
+//   #tab-generate #tab-detect #tab-chat   tabs (role=tab) showing #panel-generate / -detect / -chat
+//   Detect: #detect-text, #analyze; #detect-tokens holds span.tok per token (class bucket-0..3 by
+//     rank: < 10, < 100, < 1000, more; data-rank; tabindex=0); #detect-detail shows the focused or
+//     hovered token's probability, rank and alternatives; #detect-hist li[data-bucket] with
+//     .count; #detect-stats the perplexity; #detect-note says when only the last nCtx tokens were used
+//   Chat: #chat-log (div.msg.you / div.msg.reply), #chat-input, #chat-send, #chat-regenerate,
+//     #chat-reset, #chat-max-tokens, #chat-status
 //
-// Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads, generations }
+// Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads, generations,
+//   analyses, lastScore, chatSession, chatTurns, lastChatSummary }
 //   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
-//   generations: how many generations have ended (finished, stopped or failed).
+//   generations: how many generations have ended (finished, stopped or failed);
+//   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended.
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -34,6 +44,11 @@ const el = {
   repetitionPenalty: $('repetition-penalty'), maxTokens: $('max-tokens'), seed: $('seed'),
   greedy: $('greedy'), defaults: $('defaults'), generate: $('generate'), stop: $('stop'),
   output: $('output'), modelInfo: $('model-info'), stats: $('stats'), error: $('error'), isolation: $('isolation'),
+  bannedWords: $('banned-words'),
+  detectText: $('detect-text'), analyze: $('analyze'), detectNote: $('detect-note'), detectTokens: $('detect-tokens'),
+  detectDetail: $('detect-detail'), detectHist: $('detect-hist'), detectStats: $('detect-stats'),
+  chatLog: $('chat-log'), chatInput: $('chat-input'), chatSend: $('chat-send'), chatRegenerate: $('chat-regenerate'),
+  chatReset: $('chat-reset'), chatMaxTokens: $('chat-max-tokens'), chatStatus: $('chat-status'),
 };
 
 const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
@@ -47,7 +62,10 @@ let modelLabel = '';
 let loadController = null;
 let genController = null;
 let busy = false;        // a generation is running
-const hook = { ready: Promise.resolve(false), model: null, lastSummary: null, lastError: null, loads: 0, generations: 0 };
+const hook = {
+  ready: Promise.resolve(false), model: null, lastSummary: null, lastError: null, loads: 0, generations: 0,
+  analyses: 0, lastScore: null, chatSession: null, chatTurns: 0, lastChatSummary: null,
+};
 window.__gpt2 = hook;
 
 // ---------------------------------------------------------------------------------------------
@@ -369,7 +387,13 @@ function readOptions() {
     repetitionPenalty: readNumber(el.repetitionPenalty, 'Repetition penalty', { min: 0, max: 100, exclusiveMin: true }),
     maxTokens: readNumber(el.maxTokens, 'Max tokens', { min: 1, max: 100000, integer: true }),
     seed: seed ?? Math.floor(Math.random() * 2 ** 31),
+    bannedWords: readBannedWords(),
   };
+}
+
+/** The "Never use these words" list: comma-separated, trimmed, empty entries dropped. */
+function readBannedWords() {
+  return el.bannedWords.value.split(',').map((w) => w.trim()).filter((w) => w !== '');
 }
 
 function setOptions(values) {
@@ -385,6 +409,10 @@ function setOptions(values) {
 function updateButtons() {
   el.generate.disabled = !model || busy || !!loadController;
   el.stop.disabled = !busy;
+  el.analyze.disabled = !model || detectBusy || !!loadController;
+  el.chatSend.disabled = !model || chat.busy || !!loadController;
+  el.chatRegenerate.disabled = !model || chat.busy || !!loadController || chat.replyStart === null || chat.model !== model;
+  el.chatReset.disabled = chat.busy || !chat.session;
 }
 
 async function generate() {
@@ -536,6 +564,338 @@ async function clearCache() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tabs: Generate, Detect, Chat (WAI-ARIA tabs; arrow keys move between them)
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+
+function selectTab(tab, focus = false) {
+  for (const t of tabs) {
+    const on = t === tab;
+    t.setAttribute('aria-selected', String(on));
+    t.tabIndex = on ? 0 : -1;
+    $(t.getAttribute('aria-controls')).hidden = !on;
+  }
+  if (focus) tab.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detect: colour each token by its rank under the model (GLTR's buckets)
+
+const BUCKETS = ['top 10', 'top 100', 'top 1000', 'beyond 1000'];
+let detectBusy = false;
+
+/** GLTR's bucket of a rank (0 = the model's first guess): < 10, < 100, < 1000, the rest. */
+function bucketOf(rank) {
+  return rank < 10 ? 0 : rank < 100 ? 1 : rank < 1000 ? 2 : 3;
+}
+
+const percent = (logprob) => {
+  const p = Math.exp(logprob) * 100;
+  return p >= 10 ? `${p.toFixed(0)}%` : p >= 0.1 ? `${p.toFixed(1)}%` : p >= 0.001 ? `${p.toFixed(3)}%` : `${p.toExponential(1)}%`;
+};
+
+/** A token's text made visible: quotes around it, spaces and newlines shown. */
+const showToken = (text) => `“${text.replace(/\n/g, '⏎')}”`;
+
+async function analyze() {
+  if (!model || detectBusy || loadController) return;
+  clearError();
+  const text = el.detectText.value;
+  if (!text.trim()) {
+    showError('Nothing to analyze.', 'Type or paste some text first.');
+    return;
+  }
+  const m = model;
+  detectBusy = true;
+  updateButtons();
+  el.detectStats.textContent = 'Analyzing…';
+  try {
+    // Everything runs in the worker: tokenizing, and scoring (one forward pass over the text).
+    const ids = await m.tokenize(text);
+    const nCtx = m.config.nCtx;
+    if (ids.length < 2) throw Object.assign(new Error('The text must have at least two tokens.'), { code: 'short' });
+    const truncated = ids.length > nCtx;
+    const result = await m.score(truncated ? ids.slice(-nCtx) : text, { topK: 5 });
+    if (m !== model) return;
+    el.detectNote.hidden = !truncated;
+    el.detectNote.textContent = truncated
+      ? `This text has ${ids.length} tokens, more than the model's context of ${nCtx}: only its last ${nCtx} tokens were analysed (the text before them is greyed out, and the first analysed token has no context).`
+      : '';
+    renderDetection(result, truncated ? await m.detokenize(ids.slice(0, -nCtx)) : '');
+    hook.lastScore = { result, truncated, totalTokens: ids.length };
+  } catch (e) {
+    hook.lastError = e;
+    el.detectStats.textContent = '';
+    showError('The text could not be analyzed.', (e && e.message) || String(e));
+  } finally {
+    detectBusy = false;
+    hook.analyses++;
+    updateButtons();
+  }
+}
+
+/** Shows the scored tokens, the bucket histogram and the perplexity. */
+function renderDetection(result, skippedText) {
+  const counts = [0, 0, 0, 0];
+  const frag = document.createDocumentFragment();
+  if (skippedText) {
+    const skipped = document.createElement('span');
+    skipped.className = 'skipped';
+    skipped.textContent = skippedText;
+    frag.append(skipped);
+  }
+  result.tokens.forEach((t, i) => {
+    const span = document.createElement('span');
+    span.textContent = t.text;
+    span.dataset.index = String(i);
+    if (t.rank === null) {
+      span.className = 'tok first';
+    } else {
+      const b = bucketOf(t.rank);
+      counts[b]++;
+      span.className = `tok bucket-${b}`;
+      span.dataset.rank = String(t.rank);
+    }
+    // Tokens holding only part of a character have no text of their own: nothing to focus.
+    if (t.text !== '') span.tabIndex = 0;
+    frag.append(span);
+  });
+  el.detectTokens.replaceChildren(frag);
+  el.detectTokens.tokens = result.tokens;
+
+  const scored = counts.reduce((a, b) => a + b, 0);
+  el.detectHist.replaceChildren(...BUCKETS.map((label, b) => {
+    const li = document.createElement('li');
+    li.dataset.bucket = String(b);
+    const name = document.createElement('span');
+    name.className = 'label';
+    name.textContent = label;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    const fill = document.createElement('span');
+    fill.className = `fill bucket-${b}`;
+    fill.style.width = `${scored ? (counts[b] / scored) * 100 : 0}%`;
+    bar.append(fill);
+    const count = document.createElement('span');
+    count.className = 'count';
+    count.textContent = String(counts[b]);
+    li.append(name, bar, count);
+    li.setAttribute('aria-label', `${label}: ${counts[b]} token${counts[b] === 1 ? '' : 's'}`);
+    return li;
+  }));
+  const ppl = result.perplexity;
+  el.detectStats.textContent = `Perplexity ${ppl === null ? '–' : ppl.toFixed(1)} · ${scored} tokens scored` +
+    ` (the first token has no context) · ${scored ? Math.round((counts[0] / scored) * 100) : 0}% in the top 10`;
+  el.detectDetail.replaceChildren(helpLine('Hover over or focus a token (Tab) to see its probability, rank and what the model expected instead.'));
+}
+
+function helpLine(text) {
+  const p = document.createElement('p');
+  p.className = 'help';
+  p.textContent = text;
+  return p;
+}
+
+/** Fills the side panel with one token's facts. */
+function showTokenDetail(span) {
+  const tokens = el.detectTokens.tokens;
+  const t = tokens && tokens[Number(span.dataset.index)];
+  if (!t) return;
+  for (const a of el.detectTokens.querySelectorAll('.tok.active')) a.classList.remove('active');
+  span.classList.add('active');
+  const head = document.createElement('p');
+  head.className = 'tok-head';
+  const word = document.createElement('strong');
+  word.textContent = showToken(t.text);
+  head.append(word);
+  if (t.rank === null) {
+    el.detectDetail.replaceChildren(head, helpLine('The first token: the model has nothing to predict it from.'));
+    return;
+  }
+  const facts = document.createElement('p');
+  facts.className = 'tok-facts';
+  facts.textContent = `Probability ${percent(t.logprob)} · rank ${t.rank + 1} (${BUCKETS[bucketOf(t.rank)]}; 1 = the model's first guess)`;
+  const title = document.createElement('p');
+  title.className = 'help';
+  title.textContent = 'The model expected:';
+  const list = document.createElement('ol');
+  list.className = 'alts';
+  for (const a of t.alternatives) {
+    const li = document.createElement('li');
+    if (a.id === t.id) li.className = 'actual';
+    const at = document.createElement('span');
+    at.className = 'alt-text';
+    at.textContent = showToken(a.text);
+    const ap = document.createElement('span');
+    ap.className = 'alt-p';
+    ap.textContent = percent(a.logprob);
+    li.append(at, ' ', ap);
+    list.append(li);
+  }
+  el.detectDetail.replaceChildren(head, facts, title, list);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat: one session in the worker. Turns are plain lines, the simplest format a small model
+// trained on prose can follow: "You: <message>\nReply:" is appended, and the model continues
+// until the end of the line (stop sequence "\n") or the reply token limit. A reply that ended
+// without a newline gets one before the next "You:" line.
+
+const chat = {
+  session: null,     // the RemoteSession
+  model: null,       // the model it belongs to
+  busy: false,
+  replyStart: null,  // the session position before the last reply (Regenerate rewinds there)
+  needsNewline: false,
+  lastReply: null,   // the last reply's element
+};
+
+function addMessage(who, text) {
+  const div = document.createElement('div');
+  div.className = `msg ${who}`;
+  const name = document.createElement('span');
+  name.className = 'who';
+  name.textContent = who === 'you' ? 'You' : 'Reply';
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  div.append(name, body);
+  el.chatLog.append(div);
+  el.chatLog.scrollTop = el.chatLog.scrollHeight;
+  return body;
+}
+
+async function newChatSession() {
+  if (chat.session) chat.session.dispose().catch(() => {});
+  chat.session = await model.session();
+  chat.model = model;
+  chat.replyStart = null;
+  chat.needsNewline = false;
+  chat.lastReply = null;
+  hook.chatSession = chat.session;
+}
+
+/** Generation options for a reply (the Generate tab's sampling and banned words). */
+function chatOptions() {
+  const options = readOptions();
+  options.maxTokens = readNumber(el.chatMaxTokens, 'Reply tokens', { min: 1, max: 1000, integer: true });
+  return { ...options, stop: ['\n'], contextPolicy: 'stop' };
+}
+
+async function chatSend() {
+  if (!model || chat.busy || loadController) return;
+  clearError();
+  const message = el.chatInput.value.replace(/\s+/g, ' ').trim();
+  if (!message) { el.chatInput.focus(); return; }
+  let options;
+  try {
+    options = chatOptions();
+  } catch (e) {
+    showError('Check the settings.', e.message);
+    return;
+  }
+  chat.busy = true;
+  updateButtons();
+  try {
+    if (!chat.session || chat.model !== model || chat.session.disposed) {
+      el.chatLog.replaceChildren();
+      await newChatSession();
+    }
+    const turn = `You: ${message}\nReply:`;
+    try {
+      await chat.session.append((chat.needsNewline ? '\n' : '') + turn);
+    } catch (e) {
+      if (!e || e.code !== 'range') throw e;
+      // The conversation no longer fits the context: start again from this turn.
+      await newChatSession();
+      el.chatLog.replaceChildren();
+      el.chatStatus.textContent = `The conversation outgrew the model's context (${model.config.nCtx} tokens): earlier turns were forgotten.`;
+      await chat.session.append(turn);
+    }
+    addMessage('you', message);
+    el.chatInput.value = '';
+    chat.replyStart = chat.session.lastPosition;
+    chat.lastReply = addMessage('reply', '');
+    await chatReply(options);
+  } catch (e) {
+    hook.lastError = e;
+    showError('The chat failed.', (e && e.message) || String(e));
+  } finally {
+    chat.busy = false;
+    hook.chatTurns++;
+    updateButtons();
+  }
+}
+
+/** Streams a reply from the end of the session into chat.lastReply. */
+async function chatReply(options) {
+  const s = chat.session;
+  const target = chat.lastReply;
+  target.textContent = '';
+  target.parentElement.classList.add('streaming');
+  el.chatLog.setAttribute('aria-busy', 'true'); // screen readers hear the reply once, when it is complete
+  el.chatStatus.textContent = 'Replying…';
+  let text = '';
+  try {
+    const gen = s.generate(options);
+    for await (const piece of gen) {
+      text += piece.text;
+      target.textContent = text;
+    }
+    const summary = await gen.summary;
+    hook.lastChatSummary = summary;
+    chat.needsNewline = summary.stopReason !== 'stop_sequence';
+    target.textContent = summary.text.trim() ? summary.text : '';
+    if (!summary.text.trim()) target.parentElement.classList.add('empty');
+    el.chatStatus.textContent = `${summary.tokens} tokens · ${s.lastPosition} of ${model.config.nCtx} context tokens used` +
+      (summary.stopReason === 'context_full' ? ' · the context is full: press Reset to go on' : '');
+  } finally {
+    target.parentElement.classList.remove('streaming');
+    el.chatLog.removeAttribute('aria-busy');
+  }
+}
+
+async function chatRegenerate() {
+  if (!model || chat.busy || chat.replyStart === null || chat.model !== model) return;
+  clearError();
+  let options;
+  try {
+    options = chatOptions();
+  } catch (e) {
+    showError('Check the settings.', e.message);
+    return;
+  }
+  chat.busy = true;
+  updateButtons();
+  try {
+    await chat.session.rewind(chat.replyStart);
+    chat.lastReply.parentElement.classList.remove('empty');
+    await chatReply(options);
+  } catch (e) {
+    hook.lastError = e;
+    showError('The chat failed.', (e && e.message) || String(e));
+  } finally {
+    chat.busy = false;
+    hook.chatTurns++;
+    updateButtons();
+  }
+}
+
+async function chatReset() {
+  if (chat.busy) return;
+  if (chat.session) await chat.session.dispose().catch(() => {});
+  chat.session = null;
+  chat.model = null;
+  chat.replyStart = null;
+  chat.needsNewline = false;
+  chat.lastReply = null;
+  hook.chatSession = null;
+  el.chatLog.replaceChildren();
+  el.chatStatus.textContent = 'A new conversation.';
+  updateButtons();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 
 el.modelSelect.addEventListener('change', () => {
@@ -556,10 +916,35 @@ el.clearCache.addEventListener('click', clearCache);
 el.greedy.addEventListener('click', () => setOptions({ temperature: '0', topK: '0', topP: '1', repetitionPenalty: '1' }));
 el.defaults.addEventListener('click', () => setOptions(DEFAULTS));
 el.prompt.addEventListener('input', countPromptTokens);
+for (const t of tabs) {
+  t.addEventListener('click', () => selectTab(t));
+  t.addEventListener('keydown', (e) => {
+    const i = tabs.indexOf(t);
+    const j = e.key === 'ArrowRight' ? i + 1 : e.key === 'ArrowLeft' ? i - 1 : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : null;
+    if (j === null) return;
+    e.preventDefault();
+    selectTab(tabs[(j + tabs.length) % tabs.length], true);
+  });
+}
+el.analyze.addEventListener('click', analyze);
+for (const type of ['focusin', 'mouseover']) {
+  el.detectTokens.addEventListener(type, (e) => {
+    const span = e.target.closest && e.target.closest('.tok');
+    if (span) showTokenDetail(span);
+  });
+}
+el.chatSend.addEventListener('click', chatSend);
+el.chatInput.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.metaKey) { e.preventDefault(); chatSend(); }
+});
+el.chatRegenerate.addEventListener('click', chatRegenerate);
+el.chatReset.addEventListener('click', chatReset);
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
-    generate();
+    if (!$('panel-detect').hidden) analyze();
+    else if (!$('panel-chat').hidden) chatSend();
+    else generate();
   } else if (e.key === 'Escape' && busy) {
     e.preventDefault();
     stop();

@@ -6,12 +6,11 @@
 // Screenshots go to test-output/browser/ (demo.png at desktop width, demo-phone.png at 375 px).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchBrowser } from './launch.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'test-output', 'browser');
 const WEIGHTS_PATH = '/models/model.safetensors';
@@ -20,38 +19,20 @@ const GREEDY = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1
 const WAIT = { timeout: 30_000 };
 
 let server;
-let context;
 let page;
-let profileDir;
-const pageErrors = [];
+let browser; // from launchBrowser
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package ` +
-      '(apt-get install chromium) or set CHROMIUM_PATH. The browser tests never download a browser.');
-  }
-  const { chromium } = await import('playwright-core');
   const { startServer } = await import('../../scripts/serve.mjs');
   server = await startServer({ port: 0, host: '127.0.0.1', root: ROOT });
-  profileDir = mkdtempSync(join(tmpdir(), 'gpt2-browser-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on('pageerror', (e) => pageErrors.push(e));
-  page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`[page] ${m.text()}\n`); });
+  browser = await launchBrowser({ viewport: { width: 1100, height: 900 }, timeout: WAIT.timeout });
+  ({ page } = browser);
   await page.goto(new URL('web/index.html', server.url).href);
 });
 
 after(async () => {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close();
   if (server) await server.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 const waitReady = () => page.waitForSelector('body[data-state="ready"]', WAIT);
@@ -280,5 +261,5 @@ test('a reload loads the model from the cache, not from the server', async () =>
 });
 
 test('no uncaught errors in the page', () => {
-  assert.deepEqual(pageErrors.map((e) => e.message), []);
+  assert.deepEqual(browser.pageErrors.map((e) => e.message), []);
 });

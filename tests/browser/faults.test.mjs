@@ -8,12 +8,11 @@
 // port (it sends CORS/CORP headers so the cross-origin-isolated page may read it).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchBrowser } from './launch.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = join(ROOT, 'tests', 'fixtures', 'tiny-f32');
 const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8'));
@@ -22,37 +21,24 @@ const WAIT = { timeout: 30_000 };
 
 let server;   // the repository (the page, js/, dist/, the fixture)
 let faulty;   // the fault-injecting server
-let context;
+let browser; // from launchBrowser
 let page;
-let profileDir;
-const pageErrors = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
-  const { chromium } = await import('playwright-core');
   const { startServer } = await import('../../scripts/serve.mjs');
   const { serveFolder } = await import('../js/helpers/server.mjs');
   server = await startServer({ port: 0, host: '127.0.0.1', root: ROOT });
   faulty = await serveFolder(FIXTURE);
-  profileDir = mkdtempSync(join(tmpdir(), 'gpt2-faults-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on('pageerror', (e) => pageErrors.push(e));
+  browser = await launchBrowser({ timeout: WAIT.timeout });
+  ({ page } = browser);
   await page.goto(new URL('tests/browser/harness.html', server.url).href);
   await page.waitForSelector('body[data-ready="true"]', { ...WAIT, state: 'attached' });
 });
 
 after(async () => {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close();
   if (server) await server.close();
   if (faulty) await faulty.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
 });
 
 /**
@@ -204,5 +190,5 @@ test('two models in one page generate at the same time, each exactly', async () 
 });
 
 test('no uncaught errors in the page', () => {
-  assert.deepEqual(pageErrors.map(String), []);
+  assert.deepEqual(browser.pageErrors.map(String), []);
 });

@@ -6,12 +6,11 @@
 // Screenshots: test-output/browser/detect.png and chat.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchBrowser } from './launch.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'test-output', 'browser');
 const GREEDY = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 };
@@ -19,42 +18,24 @@ const WAIT = { timeout: 30_000 };
 const DETECT_TEXT = 'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. Zebras photosynthesize quantum spreadsheets.';
 
 let server;
-let context;
 let page;
-let profileDir;
+let browser; // from launchBrowser
 let model; // the Node model, for expected values
-const pageErrors = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package ` +
-      '(apt-get install chromium) or set CHROMIUM_PATH. The browser tests never download a browser.');
-  }
-  const { chromium } = await import('playwright-core');
   const { startServer } = await import('../../scripts/serve.mjs');
   const { load } = await import('../../js/index.js');
   model = await load();
   server = await startServer({ port: 0, host: '127.0.0.1', root: ROOT });
-  profileDir = mkdtempSync(join(tmpdir(), 'gpt2-browser-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on('pageerror', (e) => pageErrors.push(e));
-  page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`[page] ${m.text()}\n`); });
+  browser = await launchBrowser({ viewport: { width: 1100, height: 900 }, timeout: WAIT.timeout });
+  ({ page } = browser);
   await page.goto(new URL('web/index.html', server.url).href);
   await page.waitForSelector('body[data-state="ready"]', WAIT);
 });
 
 after(async () => {
-  if (context) await context.close().catch(() => {});
+  if (browser) await browser.close();
   if (server) await server.close();
-  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   if (model) model.dispose();
 });
 
@@ -286,5 +267,5 @@ test('the Detect and Chat tabs fit a 375 px phone screen; arrow keys move betwee
 });
 
 test('no uncaught errors in the page', () => {
-  assert.deepEqual(pageErrors.map((e) => e.message), []);
+  assert.deepEqual(browser.pageErrors.map((e) => e.message), []);
 });

@@ -95,12 +95,14 @@ export async function clearModelCache() {
  * A fetch-compatible function for load()'s `fetch` option that serves model files from the
  * cache, downloading (into the cache) the ones that are not there.
  * @param {CacheEvents} [events]
- * @returns {{ fetch: typeof fetch, stats: { hits: number, stored: number, uncached: number } }}
- *   fetch, and counts of files served from the cache, downloaded into it, and fetched without it
+ * @returns {{ fetch: typeof fetch, stats: { hits: number, stored: number, uncached: number }, forget: () => Promise<void> }}
+ *   fetch; counts of files served from the cache, downloaded into it, and fetched without it;
+ *   forget() evicts the files this fetch served or stored
  */
 export function createCachedFetch(events = {}) {
   const net = events.fetch || globalThis.fetch.bind(globalThis);
   const stats = { hits: 0, stored: 0, uncached: 0 };
+  const touched = new Set(); // URLs served from or stored in the cache
   const notice = (text) => { if (events.onNotice) events.onNotice(text); };
   // When one file fails (e.g. HTTP 404), the downloads of the others into the cache stop:
   // load() fails anyway, and a big file should not be downloaded for nothing.
@@ -138,6 +140,7 @@ export function createCachedFetch(events = {}) {
       const stored = Number(hit.headers.get(SIZE_HEADER));
       if (hit.headers.has(SIZE_HEADER) && body.size === stored) {
         stats.hits++;
+        touched.add(url);
         if (events.onSize) events.onSize(url, body.size);
         const sumEntry = await cache.match(checksumKey(url));
         const sum = sumEntry ? await sumEntry.text() : null;
@@ -210,10 +213,21 @@ export function createCachedFetch(events = {}) {
       return uncached(url, init);
     }
     stats.stored++;
+    touched.add(url);
     return servedResponse(await stored.blob(), stored, counter.digest(), () => evict(cache, url), url);
   }
 
-  return { fetch: cachedFetch, stats };
+  /**
+   * Removes from the cache every file this fetch served from it or stored in it: for a load
+   * that failed on the files' contents (a bad checkpoint must not be served again).
+   */
+  async function forget() {
+    if (!cacheAvailable() || !touched.size) return;
+    const cache = await openCache();
+    await Promise.all([...touched].map((url) => evict(cache, url).catch(() => {})));
+  }
+
+  return { fetch: cachedFetch, stats, forget };
 }
 
 /** The body size given by Content-Length, when the body is not content-encoded. */

@@ -20,6 +20,9 @@ const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
  */
 export async function load(source, options = {}) {
   const { onProgress, signal, memoryBudget = 0, precision = 'auto' } = options;
+  if (typeof memoryBudget !== 'number' || !Number.isSafeInteger(memoryBudget) || memoryBudget < 0) {
+    throw new Gpt2Error(`memoryBudget must be a whole number of bytes >= 0 (0: no limit), got ${JSON.stringify(memoryBudget)}`, 'arg');
+  }
   const precisionCode = PRECISIONS.indexOf(precision);
   if (precisionCode < 0) {
     throw new Gpt2Error(`precision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, 'arg');

@@ -139,6 +139,11 @@ const handlers = {
       const info = { ...m.info, cache: cached ? { ...cached.stats } : null };
       if (progress.noticeText) info.cacheNotice = progress.noticeText;
       post({ rid, type: 'result', value: { id, config: { ...m.config }, info, eotId: m.eotId } });
+    } catch (e) {
+      // Files that arrived whole but do not load (a bad or mismatched checkpoint) must not be
+      // served from the cache again: evict them, so that a fixed server copy is fetched next time.
+      if (cached && e && ['format', 'shape', 'unsupported'].includes(e.code)) await cached.forget();
+      throw e;
     } finally {
       running.delete(rid);
     }

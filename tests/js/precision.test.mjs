@@ -95,6 +95,9 @@ test('memoryBudget: the message names a precision that fits', async () => {
     /in f32 \(weights \+ KV cache\) but the memory budget is 700\.0 kB|memory budget/);
   assert.match(e.message, /load with precision '(f16|q8_0)'|no precision fits/);
   const small = await assertGpt2Error(() => load(fixture('tiny-f32'), { memoryBudget: 1000 }), 'nomem', /no precision fits/);
+  for (const bad of [-5, 'x', 1.5, NaN]) {
+    await assertGpt2Error(() => load(fixture('tiny-f32'), { memoryBudget: bad }), 'arg', /memoryBudget/);
+  }
   assert.match(small.message, /even q8_0 needs/);
 });
 

@@ -138,8 +138,7 @@ async function wasmRow(o) {
     ? (t) => { const r = m._wasm_bench_step(state, t, logits, nVocab, core.err); if (r < 0) throw core.error(); return r; }
     : (t) => { m.HEAP32[idPtr >>> 2] = t; forward(1); m.HEAP32[idPtr >>> 2] = ids[0]; return argmax(); };
   // the roofline probe: every weight byte once (split over the pool where the build has one)
-  const stream = typeof m._wasm_bench_stream_weights === 'function' ? () => m._wasm_bench_stream_weights(w)
-    : typeof m._wasm_read_bytes === 'function' ? () => m._wasm_read_bytes(w, 0, 0) : null;
+  const stream = typeof m._wasm_bench_stream_weights === 'function' ? () => m._wasm_bench_stream_weights(w) : null;
   const runs = Math.max(1, z.runs);
   const time = (fn) => { const a = now(); fn(); return (now() - a) / 1000; };
 

@@ -40,6 +40,8 @@
 #include "model.h"
 #include "pool.h"
 #include "quantize.h"
+#include "roofline.h"
+#include "sampler.h"
 #include "tokenizer.h"
 #include "weights.h"
 
@@ -95,85 +97,6 @@ static double peak_rss_bytes(void) {
     return kb * 1024.0;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* ---- the roofline probe: every weight byte once, split over the weights' pool ---- */
-
-/* (the same probe as in wasm/bench_api.c) Reads n bytes at c once as 4 interleaved streams (16-byte loads, a cache line of each
- * stream per step, as decode's products read 4 weight rows at a time) and returns the XOR of
- * their 32-bit words. */
-#if defined(__wasm_simd128__)
-#include <wasm_simd128.h>
-typedef v128_t rv;
-#define RV_LOAD(p) wasm_v128_load(p)
-#define RV_XOR(a, b) wasm_v128_xor(a, b)
-#define RV_ZERO() wasm_i32x4_splat(0)
-#define RV_LANES(v, t) wasm_v128_store(t, v)
-#elif defined(__SSE2__)
-#include <emmintrin.h>
-typedef __m128i rv;
-#define RV_LOAD(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
-#define RV_XOR(a, b) _mm_xor_si128(a, b)
-#define RV_ZERO() _mm_setzero_si128()
-#define RV_LANES(v, t) _mm_storeu_si128((__m128i *)(void *)(t), v)
-#else
-typedef struct rv { uint64_t a, b; } rv;
-static rv rv_load(const unsigned char *p) { rv v; memcpy(&v, p, 16); return v; }
-static rv rv_xor(rv x, rv y) { rv v = {x.a ^ y.a, x.b ^ y.b}; return v; }
-#define RV_LOAD(p) rv_load(p)
-#define RV_XOR(a, b) rv_xor(a, b)
-#define RV_ZERO() ((rv){0, 0})
-#define RV_LANES(v, t) memcpy(t, &(v), 16)
-#endif
-#define RV_LINE(p) RV_XOR(RV_XOR(RV_LOAD(p), RV_LOAD((p) + 16)), RV_XOR(RV_LOAD((p) + 32), RV_LOAD((p) + 48)))
-
-static uint32_t read4(const unsigned char *c, size_t n) {
-    size_t q = (n / 4) & ~(size_t)63;
-    const unsigned char *p0 = c, *p1 = c + q, *p2 = c + 2 * q, *p3 = c + 3 * q;
-    rv a0 = RV_ZERO(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i < q; i += 64) {
-        a0 = RV_XOR(a0, RV_LINE(p0 + i));
-        a1 = RV_XOR(a1, RV_LINE(p1 + i));
-        a2 = RV_XOR(a2, RV_LINE(p2 + i));
-        a3 = RV_XOR(a3, RV_LINE(p3 + i));
-    }
-    uint32_t t[4];
-    rv s = RV_XOR(RV_XOR(a0, a1), RV_XOR(a2, a3));
-    RV_LANES(s, t);
-    return t[0] ^ t[1] ^ t[2] ^ t[3] ^ k_read_bytes(c + 4 * q, n - 4 * q);
-}
-
-typedef struct stream_job {
-    const unsigned char *base;
-    size_t bytes;
-    int slices;
-    uint32_t sums[256];
-} stream_job;
-
-static void stream_task(void *ctx, int i) {
-    stream_job *j = ctx;
-    size_t a = (j->bytes / (size_t)j->slices * (size_t)i) & ~(size_t)63;
-    size_t b = i + 1 == j->slices ? j->bytes : (j->bytes / (size_t)j->slices * (size_t)(i + 1)) & ~(size_t)63;
-    j->sums[i] = read4(j->base + a, b - a);
-}
-
-static uint32_t stream_weights(const gpt2_weights *w) {
-    static stream_job job;
-    int t = gpt2_pool_threads(w->pool);
-    job.base = w->arena;
-    job.bytes = w->arena_bytes;
-    job.slices = t < 1 ? 1 : t > 256 ? 256 : t;
-    gpt2_pool_run(w->pool, stream_task, &job, job.slices);
-    uint32_t r = 0;
-    for (int i = 0; i < job.slices; i++) r ^= job.sums[i];
-    return r;
-}
-
 /* ---- one configuration (the child process) ---- */
 
 static int row_fail(const char *what, const gpt2_error *e) {
@@ -224,7 +147,7 @@ static int run_row(const char *dir, gpt2_precision precision, int threads, const
     int R = z->runs < 1 ? 1 : z->runs > 16 ? 16 : z->runs;
 
     /* warm-up: a short prefill and a few decode steps, and one stream */
-    uint32_t check = stream_weights(w);
+    uint32_t check = gpt2_weights_stream(w);
     if (gpt2_forward(s, ids, 16 < z->p1 ? 16 : z->p1, logits, 0, &err) != GPT2_OK) return row_fail("forward", &err);
     for (int i = 0; i < 3; i++)
         if (gpt2_forward(s, &ids[i], 1, logits, 0, &err) != GPT2_OK) return row_fail("forward", &err);
@@ -233,7 +156,7 @@ static int run_row(const char *dir, gpt2_precision precision, int threads, const
     double stream_s = 1e30; /* the roofline: the best of several reads */
     for (int r = 0; r < R + 4; r++) {
         double a = now_s();
-        check += stream_weights(w);
+        check += gpt2_weights_stream(w);
         if (now_s() - a < stream_s) stream_s = now_s() - a;
     }
 
@@ -278,14 +201,14 @@ static int run_row(const char *dir, gpt2_precision precision, int threads, const
     /* decode at ctx tokens of context: single steps */
     gpt2_state_rewind(s, 0, NULL);
     if (gpt2_forward(s, ids, z->ctx, logits, 0, &err) != GPT2_OK) return row_fail("prefill", &err);
-    int next = argmax(logits, c->n_vocab);
+    int next = gpt2_argmax(logits, c->n_vocab);
     for (int r = 0; r < R; r++) {
         gpt2_state_rewind(s, z->ctx, NULL);
         double a = now_s();
         for (int i = 0; i < z->steps; i++) {
             int32_t t = next;
             if (gpt2_forward(s, &t, 1, logits, 0, &err) != GPT2_OK) return row_fail("decode", &err);
-            next = argmax(logits, c->n_vocab);
+            next = gpt2_argmax(logits, c->n_vocab);
         }
         v[r] = z->steps / (now_s() - a);
     }

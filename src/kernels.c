@@ -715,36 +715,43 @@ void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float
     k_matmul_rows_act(out, x, NULL, w, b, n, o0, o1);
 }
 
-/* Reads bytes [p, p + n) once, 16 at a time with four independent streams, and returns
- * the XOR of its 32-bit words (zero-padded tail): the memory-bandwidth roofline's probe. */
+/* Reads bytes [p, p + n) once and returns the XOR of its 32-bit words (zero-padded tail):
+ * the memory-bandwidth roofline's probe. The bulk is read as 4 interleaved streams (the four
+ * quarters of the range, a 64-byte line of each per step, 16-byte loads), as decode's
+ * products read 4 weight rows at a time; XOR does not depend on the order of the reads. */
 uint32_t k_read_bytes(const void *p, size_t n) {
     const unsigned char *c = p;
-    size_t i = 0;
+    size_t done = 0;
     uint32_t r = 0;
 #if K_SIMD
-    if (n >= 64) {
+    const size_t q = (n / 4) & ~(size_t)63; /* bytes per stream, whole lines */
+    if (q) {
+        const unsigned char *s0 = c, *s1 = c + q, *s2 = c + 2 * q, *s3 = c + 3 * q;
         vi a0 = vi_load(c);
         a0 = vi_xor(a0, a0);
         vi a1 = a0, a2 = a0, a3 = a0;
-        for (; i + 64 <= n; i += 64) {
-            a0 = vi_xor(a0, vi_load(c + i));
-            a1 = vi_xor(a1, vi_load(c + i + 16));
-            a2 = vi_xor(a2, vi_load(c + i + 32));
-            a3 = vi_xor(a3, vi_load(c + i + 48));
+#define K_LINE(x) vi_xor(vi_xor(vi_load(x), vi_load((x) + 16)), vi_xor(vi_load((x) + 32), vi_load((x) + 48)))
+        for (size_t i = 0; i < q; i += 64) {
+            a0 = vi_xor(a0, K_LINE(s0 + i));
+            a1 = vi_xor(a1, K_LINE(s1 + i));
+            a2 = vi_xor(a2, K_LINE(s2 + i));
+            a3 = vi_xor(a3, K_LINE(s3 + i));
         }
+#undef K_LINE
         uint32_t t[4];
         vi_store(t, vi_xor(vi_xor(a0, a1), vi_xor(a2, a3)));
         r = t[0] ^ t[1] ^ t[2] ^ t[3];
+        done = 4 * q;
     }
 #endif
-    for (; i + 4 <= n; i += 4) {
+    for (; done + 4 <= n; done += 4) {
         uint32_t w;
-        memcpy(&w, c + i, 4);
+        memcpy(&w, c + done, 4);
         r ^= w;
     }
-    if (i < n) {
+    if (done < n) {
         uint32_t w = 0;
-        memcpy(&w, c + i, n - i);
+        memcpy(&w, c + done, n - done);
         r ^= w;
     }
     return r;

@@ -62,8 +62,8 @@ void k_attn_scores(float *att, const float *q, const float *k, long stride, int 
  * zeroing y and calling k_axpy(y, att[j], V_j, d) for each j). y must not alias v. */
 void k_attn_values(float *y, const float *att, const float *v, long stride, int n, int d);
 
-/* Reads n bytes at p once (16-byte loads) and returns the XOR of their 32-bit words: times
- * the memory-bandwidth roofline (streaming all weight bytes once). */
+/* Reads n bytes at p once (4 interleaved streams of 16-byte loads) and returns the XOR of
+ * their 32-bit words: times the memory-bandwidth roofline (streaming all weight bytes once). */
 uint32_t k_read_bytes(const void *p, size_t n);
 
 #endif

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 
 #include "generate.h"
-#include "kernels.h"
 #include "loader.h"
 #include "model.h"
 #include "pool.h"
@@ -221,9 +220,3 @@ API int wasm_pool_threads(const gpt2_pool *p) { return gpt2_pool_threads(p); }
 /* Makes the weights' forward passes use pool (not owned; NULL = the calling thread only). */
 API void wasm_weights_set_pool(gpt2_weights *w, gpt2_pool *pool) { w->pool = pool; }
 
-/* Reads n bytes at p once (the memory-bandwidth roofline probe, kernels.h); returns their
- * XOR checksum. p = 0 means the weights' whole arena (w). */
-API uint32_t wasm_read_bytes(const gpt2_weights *w, const void *p, double n) {
-    if (!p) return w ? k_read_bytes(w->arena, w->arena_bytes) : 0;
-    return k_read_bytes(p, (size_t)n);
-}

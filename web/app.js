@@ -782,11 +782,12 @@ function chatOptions() {
   return { ...options, stop: ['\n'], contextPolicy: 'stop' };
 }
 
-async function chatSend() {
-  if (!model || chat.busy || loadController) return;
-  clearError();
-  const message = el.chatInput.value.replace(/\s+/g, ' ').trim();
-  if (!message) { el.chatInput.focus(); return; }
+/**
+ * Runs one chat action (a new turn or a regenerated reply) with the settings read and checked
+ * first, the buttons disabled meanwhile, and any failure shown on the page.
+ * @param {(options: object) => Promise<void>} work
+ */
+async function runChatTurn(work) {
   let options;
   try {
     options = chatOptions();
@@ -797,6 +798,23 @@ async function chatSend() {
   chat.busy = true;
   updateButtons();
   try {
+    await work(options);
+  } catch (e) {
+    hook.lastError = e;
+    showError('The chat failed.', (e && e.message) || String(e));
+  } finally {
+    chat.busy = false;
+    hook.chatTurns++;
+    updateButtons();
+  }
+}
+
+async function chatSend() {
+  if (!model || chat.busy || loadController) return;
+  clearError();
+  const message = el.chatInput.value.replace(/\s+/g, ' ').trim();
+  if (!message) { el.chatInput.focus(); return; }
+  await runChatTurn(async (options) => {
     if (!chat.session || chat.model !== model || chat.session.disposed) {
       el.chatLog.replaceChildren();
       await newChatSession();
@@ -817,14 +835,7 @@ async function chatSend() {
     chat.replyStart = chat.session.lastPosition;
     chat.lastReply = addMessage('reply', '');
     await chatReply(options);
-  } catch (e) {
-    hook.lastError = e;
-    showError('The chat failed.', (e && e.message) || String(e));
-  } finally {
-    chat.busy = false;
-    hook.chatTurns++;
-    updateButtons();
-  }
+  });
 }
 
 /** Streams a reply from the end of the session into chat.lastReply. */
@@ -858,27 +869,11 @@ async function chatReply(options) {
 async function chatRegenerate() {
   if (!model || chat.busy || chat.replyStart === null || chat.model !== model) return;
   clearError();
-  let options;
-  try {
-    options = chatOptions();
-  } catch (e) {
-    showError('Check the settings.', e.message);
-    return;
-  }
-  chat.busy = true;
-  updateButtons();
-  try {
+  await runChatTurn(async (options) => {
     await chat.session.rewind(chat.replyStart);
     chat.lastReply.parentElement.classList.remove('empty');
     await chatReply(options);
-  } catch (e) {
-    hook.lastError = e;
-    showError('The chat failed.', (e && e.message) || String(e));
-  } finally {
-    chat.busy = false;
-    hook.chatTurns++;
-    updateButtons();
-  }
+  });
 }
 
 async function chatReset() {

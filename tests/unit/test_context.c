@@ -39,10 +39,7 @@ int main(void) {
     gpt2_tokenizer *tok = NULL;
     CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", NULL, &w, &err), &err);
     CHECK_OK(gpt2_tokenizer_load("tests/fixtures/tiny-f32", &tok, &err), &err);
-    size_t len = 0;
-    char *text = read_file("tests/fixtures/tiny-f32/expected.json", &len);
-    json_doc *doc = NULL;
-    if (text) json_parse(text, len, &doc, &err);
+    json_doc *doc = read_json("tests/fixtures/tiny-f32/expected.json");
     const json_value *root = doc ? json_root(doc) : NULL;
     CHECK(w && tok && root, "fixture and reference loaded");
     if (!w || !tok || !root) return check_summary("test_context");
@@ -150,7 +147,6 @@ int main(void) {
     gpt2_session_free(s);
 
     json_free(doc);
-    free(text);
     gpt2_tokenizer_free(tok);
     gpt2_weights_free(w);
     return check_summary("test_context");

@@ -167,13 +167,8 @@ static void check_fixture_as(const char *fixture, gpt2_precision precision, doub
     snprintf(dir, sizeof dir, "tests/fixtures/%s", fixture);
     snprintf(path, sizeof path, "%s/expected.json", dir);
     gpt2_error err;
-    size_t len;
-    char *text = read_file(path, &len);
-    CHECK(text != NULL, "cannot read %s", path);
-    if (!text) return;
-    json_doc *doc = NULL;
-    CHECK_OK(json_parse(text, len, &doc, &err), &err);
-    free(text);
+    json_doc *doc = read_json(path);
+    if (!doc) return;
     gpt2_weights *w = NULL;
     gpt2_tokenizer *tok = NULL;
     gpt2_loader_options opt = {0, NULL, precision};

@@ -8,6 +8,9 @@
 
 #include "check.h"
 #include "generate.h"
+#include "json.h"
+#include "loader.h"
+#include "tokenizer.h"
 
 /* The whole file, NUL-terminated (caller frees), its length in *len; NULL on failure. */
 static inline char *read_file(const char *path, size_t *len) {
@@ -27,6 +30,31 @@ static inline char *read_file(const char *path, size_t *len) {
         *len = (size_t)n;
     }
     return buf;
+}
+
+/* Reads and parses a JSON file (e.g. a fixture's expected values); NULL, with a test
+ * failure, when it cannot. The caller frees it with json_free. */
+static inline json_doc *read_json(const char *path) {
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    CHECK(text != NULL, "cannot read %s", path);
+    if (!text) return NULL;
+    json_doc *doc = NULL;
+    gpt2_error err;
+    CHECK_OK(json_parse(text, len, &doc, &err), &err);
+    free(text);
+    return doc;
+}
+
+/* Loads a checkpoint folder's weights (as stored) and tokenizer; non-zero when both loaded
+ * (a failure is a test failure; whatever loaded is still returned, for the caller to free). */
+static inline int load_fixture(const char *dir, gpt2_weights **w, gpt2_tokenizer **tok) {
+    gpt2_error err;
+    *w = NULL;
+    *tok = NULL;
+    CHECK_OK(gpt2_load_dir(dir, NULL, w, &err), &err);
+    CHECK_OK(gpt2_tokenizer_load(dir, tok, &err), &err);
+    return *w && *tok;
 }
 
 /* Runs a generator to the end; returns the number of tokens written to out (<= cap) and

@@ -6,10 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 # Emscripten's JS optimiser needs Debian's acorn, which a non-Debian node does not search.
 export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
-if ! command -v emcmake >/dev/null; then
-  echo "emcmake not found: install Debian's emscripten package (apt-get install emscripten)" >&2
-  exit 1
-fi
+bash scripts/setup.sh start # Emscripten, cmake, make: installed when missing (as root), or says how
+# GPT2_WERROR=ON: warnings are errors (tests/run.sh sets it; a user's build never has it).
 # GPT2_WASM_BUILD / GPT2_WASM_DIST: another build folder and output folder (defaults
 # build-wasm and dist), so that several builds of work in progress do not collide;
 # the JS API reads GPT2_WASM_DIST too (on Node).
@@ -17,12 +15,12 @@ build_dir="${GPT2_WASM_BUILD:-build-wasm}"
 dist_args=()
 if [ -n "${GPT2_WASM_DIST:-}" ]; then dist_args=(-DGPT2_DIST_DIR="$(realpath -m "$GPT2_WASM_DIST")"); fi
 # emcmake would pass node a flag Node 20 rejects; name the emulator ourselves.
-emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DGPT2_WERROR="${GPT2_WERROR:-OFF}" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" "$@"
 # The threaded build (Emscripten pthreads; every object compiled with -pthread, so its own
 # build folder "<build>-mt"): dist/gpt2-mt.mjs + .wasm + .worker.js, and the C tests that
 # exercise threads (build-wasm-mt/test_pool.cjs, test_kernels.cjs).
-emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON \
+emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON -DGPT2_WERROR="${GPT2_WERROR:-OFF}" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
 cmake --build "$build_dir-mt" -j "$(nproc 2>/dev/null || echo 2)" --target gpt2_wasm test_pool test_kernels

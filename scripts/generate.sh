@@ -3,6 +3,7 @@
 # model. Extra arguments go to `gpt2 generate`, e.g. npm run generate -- --prompt "Hello"
 set -eu
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh native
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j 2 --target gpt2 >/dev/null
 if [ "$#" -eq 0 ]; then

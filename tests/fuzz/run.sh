@@ -21,7 +21,7 @@ mkdir -p "$logs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-if ! cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DGPT2_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+if ! cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DGPT2_FUZZ=ON -DGPT2_WERROR="${GPT2_WERROR:-OFF}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
        >"$logs/configure.log" 2>&1; then
   echo "fuzz: configure failed (is clang installed?):"; tail -n 30 "$logs/configure.log"
   echo "fuzz: 0 passed, 1 failed"

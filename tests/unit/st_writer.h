@@ -9,6 +9,7 @@
 #ifndef GPT2_TEST_ST_WRITER_H
 #define GPT2_TEST_ST_WRITER_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,21 @@ static inline void *st_xmalloc(size_t n) {
     return p;
 }
 
+/* snprintf into dst[cap] that aborts when the text does not fit (test code: a truncated
+ * tensor name would silently test something else). Checking the length here, instead of
+ * leaving snprintf's result unused, also keeps gcc's -Wformat-truncation quiet whatever
+ * -march's inlining makes of the callers. */
+static inline void st_format(char *dst, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "st_writer: '%s' does not fit in %zu bytes\n", dst, cap);
+        abort();
+    }
+}
+
 static inline st_writer *st_writer_create(void) {
     st_writer *w = st_xmalloc(sizeof *w);
     memset(w, 0, sizeof *w);
@@ -56,8 +72,8 @@ static inline void st_writer_add(st_writer *w, const char *name, const char *dty
                                  const uint64_t *shape, const void *bytes, size_t nbytes) {
     if (w->n >= ST_WRITER_MAX) abort();
     st_writer_tensor *t = &w->t[w->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
+    st_format(t->name, sizeof t->name, "%s", name);
+    st_format(t->dtype, sizeof t->dtype, "%s", dtype);
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->bytes = st_xmalloc(nbytes);

@@ -536,6 +536,12 @@ static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenize
 }
 
 /* Copies a small file (config.json, vocab.json, merges.txt) byte for byte. */
+/* out = dir + "/" + name (name NULL: dir alone); 0 when it does not fit in cap bytes. */
+static int path_join(char *out, size_t cap, const char *dir, const char *name) {
+    int n = name ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", dir);
+    return n >= 0 && (size_t)n < cap;
+}
+
 static int copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
     char buf[65536];
@@ -580,19 +586,17 @@ static int cmd_quantize(int argc, char **argv) {
             fprintf(stderr, "gpt2: cannot create %s: %s\n", out, strerror(errno));
             return 1;
         }
-        for (int k = 0; k < 3; k++) {
-            snprintf(in_path, sizeof in_path, "%s/%s", in, small[k]);
-            snprintf(out_path, sizeof out_path, "%s/%s", out, small[k]);
-            if (!copy_file(in_path, out_path)) {
+        for (int k = 0; k < 4; k++) {
+            const char *name = k < 3 ? small[k] : "model.safetensors";
+            if (!path_join(in_path, sizeof in_path, in, name) || !path_join(out_path, sizeof out_path, out, name))
+                return usage_error("path too long: '%s'", strlen(in) > strlen(out) ? in : out);
+            if (k < 3 && !copy_file(in_path, out_path)) {
                 fprintf(stderr, "gpt2: cannot copy %s to %s\n", in_path, out_path);
                 return 1;
             }
         }
-        snprintf(in_path, sizeof in_path, "%s/model.safetensors", in);
-        snprintf(out_path, sizeof out_path, "%s/model.safetensors", out);
-    } else {
-        snprintf(in_path, sizeof in_path, "%s", in);
-        snprintf(out_path, sizeof out_path, "%s", out);
+    } else if (!path_join(in_path, sizeof in_path, in, NULL) || !path_join(out_path, sizeof out_path, out, NULL)) {
+        return usage_error("path too long: '%s'", strlen(in) > strlen(out) ? in : out);
     }
     if (gpt2_quantize_file(in_path, out_path, t, summary, sizeof summary, &err) != GPT2_OK) return fail(NULL, &err);
     fprintf(stderr, "wrote %s: %s\n", out_path, summary);

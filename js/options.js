@@ -1,7 +1,7 @@
 // options.js - the option names of every public function that takes an options object, and
 // the one check that rejects a key not among them (a misspelled option would otherwise be
-// ignored: `{ maxtokens: 3 }` would generate the default 64 tokens). Used by the Node API
-// (load.js, model.js, session.js, download.js, quantize.js) and the browser entry (browser.js).
+// ignored: `{ maxtokens: 3 }` would generate the default 64 tokens). Every function that takes
+// an options object calls checkOptions first, with its entry of OPTION_NAMES.
 import { Gpt2Error } from './errors.js';
 
 /**

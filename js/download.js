@@ -12,6 +12,7 @@
 // the size (X-Linked-Size, Content-Length, Content-Range) and, when the server gives it, the
 // SHA-256 (Hugging Face's X-Linked-Etag on the redirect of a large file's resolve URL).
 import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 import { FILE_NAMES } from './sources.js';
 
 /** The canonical Hugging Face repositories of the published GPT-2 checkpoints. */
@@ -69,7 +70,8 @@ class TransientError extends Gpt2Error {
  * @param {import('./index.js').DownloadOptions} [options]
  * @returns {Promise<string>} the folder's absolute path
  */
-export async function download(name, options = {}) {
+export async function download(name, options) {
+  options = checkOptions(options, OPTION_NAMES.download);
   const { signal } = options;
   throwIfAborted(signal);
   const repo = resolveRepo(name);

@@ -272,7 +272,7 @@ export interface TokenizeOptions {
   special?: boolean | undefined;
 }
 
-/** Options of {@link Gpt2Model.generate}. Invalid values throw a {@link Gpt2Error} `'arg'` from `generate()`. */
+/** Options of {@link Gpt2Model.generate}. Invalid values and unknown option names throw a {@link Gpt2Error} `'arg'` from `generate()`. */
 export interface GenerateOptions {
   /** The most new tokens to generate; a whole number >= 0 (default 64). */
   maxTokens?: number | undefined;
@@ -651,7 +651,10 @@ export type Gpt2ErrorCode =
   | 'unsupported'
   /** Out of WebAssembly memory, or over `memoryBudget`. */
   | 'nomem'
-  /** A bad argument (option value, disposed model, missing file in an object source, ...). */
+  /**
+   * A bad argument: an option value, an unknown option name ("unknown option 'maxtokens' (did
+   * you mean 'maxTokens'?)"), a disposed model, a missing file in an object source, ...
+   */
   | 'arg'
   /** A value out of range: a token id outside the vocabulary, more tokens than the context holds. */
   | 'range'

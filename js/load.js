@@ -4,6 +4,7 @@
 import { Core } from './core.js';
 import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
 import { Gpt2Model } from './model.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 import { openSource, readAll } from './sources.js';
 import { createModule } from './wasm_module.js';
 
@@ -18,7 +19,8 @@ const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
  * @param {import('./index.js').LoadOptions} [options]
  * @returns {Promise<Gpt2Model>}
  */
-export async function load(source, options = {}) {
+export async function load(source, options) {
+  options = checkOptions(options, OPTION_NAMES.load);
   const { onProgress, signal, memoryBudget = 0, precision = 'auto' } = options;
   if (typeof memoryBudget !== 'number' || !Number.isSafeInteger(memoryBudget) || memoryBudget < 0) {
     throw new Gpt2Error(`memoryBudget must be a whole number of bytes >= 0 (0: no limit), got ${JSON.stringify(memoryBudget)}`, 'arg');

@@ -1,6 +1,7 @@
 // model.js - a loaded model: tokenize, detokenize, generate (async iterator), score, rank,
 // sessions, logits.
 import { abortError, Gpt2Error } from './errors.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 import { Session } from './session.js';
 
 const STOP_REASONS = ['none', 'max_tokens', 'eot', 'stop_sequence', 'context_full'];
@@ -50,8 +51,9 @@ export class Gpt2Model {
    * @param {{ special?: boolean }} [options] special: treat '<|endoftext|>' as the special token
    * @returns {number[]}
    */
-  tokenize(text, options = {}) {
+  tokenize(text, options) {
     const core = this.#live();
+    options = checkOptions(options, OPTION_NAMES.tokenize);
     if (typeof text !== 'string') throw new Gpt2Error('tokenize: text must be a string', 'arg');
     const [t, len] = core.string(text);
     const ids = core.malloc(4 * Math.max(1, len));
@@ -132,13 +134,14 @@ export class Gpt2Model {
    * @param {{ special?: boolean, topK?: number }} [options] topK: alternatives per token (default 5)
    * @returns {import('./index.js').ScoreResult}
    */
-  score(text, options = {}) {
+  score(text, options) {
     const core = this.#live();
+    options = checkOptions(options, OPTION_NAMES.score);
     const topK = options.topK ?? 5;
     if (!Number.isInteger(topK) || topK < 0 || topK > this.config.nVocab) {
       throw new Gpt2Error(`topK must be a whole number from 0 to ${this.config.nVocab}, got ${topK}`, 'arg');
     }
-    const ids = typeof text === 'string' ? this.tokenize(text, options) : Array.from(text);
+    const ids = typeof text === 'string' ? this.tokenize(text, { special: options.special }) : Array.from(text);
     if (ids.length === 0) throw new Gpt2Error('nothing to score: the text has no tokens', 'arg');
     const [p, n] = this.#ids(ids);
     const lp = core.malloc(4 * n);
@@ -224,8 +227,9 @@ export class Gpt2Model {
    *   log-probability per token (default) or the total
    * @returns {import('./index.js').RankResult[]} best first (equal scores: lower index first)
    */
-  rank(prompt, choices, options = {}) {
+  rank(prompt, choices, options) {
     this.#live();
+    options = checkOptions(options, OPTION_NAMES.rank);
     const by = options.by ?? 'mean';
     if (by !== 'mean' && by !== 'sum') throw new Gpt2Error(`by must be 'mean' or 'sum', got ${JSON.stringify(by)}`, 'arg');
     if (typeof prompt !== 'string') throw new Gpt2Error('rank: prompt must be a string', 'arg');
@@ -271,7 +275,7 @@ export class Gpt2Model {
    * @param {import('./index.js').GenerateOptions} [options]
    * @returns {import('./index.js').Generation}
    */
-  generate(prompt, options = {}) {
+  generate(prompt, options) {
     this.#live();
     return new Generation(this, prompt, options, null);
   }
@@ -365,6 +369,7 @@ function validateOptions(o, nCtx, nVocab) {
  */
 export class Generation {
   constructor(model, prompt, options, session) {
+    options = checkOptions(options, OPTION_NAMES.generate);
     this.model = model;
     this.session = session;
     this.signal = options.signal;

@@ -6,6 +6,7 @@
 // are copied. The file format is described in docs/quantized-format.md.
 import { Core } from './core.js';
 import { Gpt2Error } from './errors.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 import { createModule } from './wasm_module.js';
 
 const CHUNK = 1 << 20;
@@ -17,7 +18,8 @@ const TYPES = { f16: 1, q8_0: 2 };
  * @param {{ type: 'q8_0' | 'f16', onProgress?: (p: { loaded: number, total: number }) => void }} options
  * @returns {Promise<{ bytes: number, summary: string }>} the output file's size and what was converted
  */
-export async function quantizeFolder(inDir, outDir, { type, onProgress } = {}) {
+export async function quantizeFolder(inDir, outDir, options) {
+  const { type, onProgress } = checkOptions(options, OPTION_NAMES.quantize);
   if (!(type in TYPES)) throw new Gpt2Error(`--type must be q8_0 or f16, got '${type}'`, 'arg');
   const { mkdir, copyFile, open, rename, rm, stat } = await import('node:fs/promises');
   const { join } = await import('node:path');

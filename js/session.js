@@ -2,6 +2,7 @@
 // (src/session.h): append text, generate from where it is, fork, rewind.
 import { Gpt2Error } from './errors.js';
 import { copyIds, Generation } from './model.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 
 /**
  * A session, made by `model.session()`. It keeps its tokens and their keys/values between
@@ -69,9 +70,10 @@ export class Session {
    * @param {{ special?: boolean }} [options]
    * @returns {number[]} the ids appended
    */
-  append(input, options = {}) {
+  append(input, options) {
     const core = this.checkUsable();
-    const ids = typeof input === 'string' ? this.model.tokenize(input, options) : Array.from(input);
+    options = checkOptions(options, OPTION_NAMES.append);
+    const ids = typeof input === 'string' ? this.model.tokenize(input, { special: options.special }) : Array.from(input);
     const [p, n] = copyIds(core, ids, this.model.config.nVocab);
     try {
       core.check(core.m._gpt2_session_append(this.ptr, p, n, 0, core.err));
@@ -90,7 +92,7 @@ export class Session {
    * @param {import('./index.js').GenerateOptions} [options]
    * @returns {Generation}
    */
-  generate(options = {}) {
+  generate(options) {
     this.checkUsable();
     return new Generation(this.model, null, options, this);
   }

@@ -2,6 +2,8 @@
 # npm run build: the WebAssembly modules (dist/gpt2.mjs + .wasm; threaded: dist/gpt2-mt.*) and the C unit
 # tests compiled to WebAssembly (build-wasm/test_*.cjs), with Debian's Emscripten 3.1.6.
 # Skips work that is up to date (make decides).
+# Arguments go to both `cmake --build` calls instead of their default targets: `--target gpt2_wasm`
+# builds only the modules in dist/ (what `npm pack` runs, as "prepack").
 set -eu
 cd "$(dirname "$0")/.."
 # Emscripten's JS optimiser needs Debian's acorn, which a non-Debian node does not search.
@@ -23,4 +25,5 @@ cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" "$@"
 # exercise threads (build-wasm-mt/test_pool.cjs, test_kernels.cjs).
 emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON -DGPT2_WERROR="${GPT2_WERROR:-OFF}" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
-cmake --build "$build_dir-mt" -j "$(nproc 2>/dev/null || echo 2)" --target gpt2_wasm test_pool test_kernels
+if [ "$#" -eq 0 ]; then set -- --target gpt2_wasm test_pool test_kernels; fi
+cmake --build "$build_dir-mt" -j "$(nproc 2>/dev/null || echo 2)" "$@"

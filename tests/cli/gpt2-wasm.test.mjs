@@ -55,6 +55,16 @@ test('greedy generate prints the prompt and the reference continuation', () => {
   }
 });
 
+test('generate ends with exactly one newline, also after text that ends with one', () => {
+  // --max-tokens 0: the output is the prompt alone, then the newline (a shell prompt starts on
+  // its own line; the output minus its last byte is the text)
+  for (const prompt of ['Hello', 'Hello\n', 'Hello\n\n', '']) {
+    const r = tiny('generate', ['--prompt', prompt, '--max-tokens', '0']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `${prompt}\n`, JSON.stringify(prompt));
+  }
+});
+
 test('greedy generate equals the native gpt2 byte for byte', (t) => {
   if (!existsSync(native)) {
     t.skip('build/gpt2 not built (cmake -S . -B build && cmake --build build)');

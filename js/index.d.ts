@@ -86,6 +86,16 @@ export interface LoadOptions {
   /** Where `gpt2.wasm` is (default: `dist/gpt2.wasm` of this package); relative to `dist/gpt2.mjs`. Implies the single-thread build. */
   wasmUrl?: string | URL | undefined;
   /**
+   * The folder holding a copy of this package's files (`dist/`, `models/`), for hosts that
+   * serve them elsewhere than a bundler put them, e.g. a CDN
+   * (`'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/'`) or a copy beside an esbuild bundle
+   * (esbuild does not copy the files the package names with `new URL(..., import.meta.url)`).
+   * The WebAssembly build is loaded from its `dist/`, and the embedded model (no `source`) from
+   * its `models/`. Relative URLs resolve against the page. Default: the files next to this
+   * module, or wherever a bundler (Vite, webpack) emitted them.
+   */
+  assetsUrl?: string | URL | undefined;
+  /**
    * Threads for the forward pass. `'auto'` (default): one per core (`os.availableParallelism()` /
    * `navigator.hardwareConcurrency`) with the threaded build (`dist/gpt2-mt.*`) in Node and in
    * cross-origin-isolated workers; 1 (the single-thread build) elsewhere, including a page's
@@ -258,6 +268,12 @@ export interface ModelInfo {
    * `'wasm-simd-threads'` (Emscripten pthreads: Node, or a cross-origin-isolated worker).
    */
   readonly build: 'wasm-simd' | 'wasm-simd-threads';
+  /**
+   * Set when threads were asked for (or chosen by `'auto'`) but the threaded build could not
+   * start, so the single-thread build runs: why (e.g. its pthread workers' script is on
+   * another origin, which browsers do not allow for workers).
+   */
+  readonly threadsFallback?: string;
 }
 
 /** Token ids: a plain array or an integer typed array. */

@@ -58,7 +58,10 @@ target_link_options(gpt2_wasm PRIVATE
   -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
   -sEXPORTED_FUNCTIONS=${GPT2_WASM_EXPORTS_CSV}
   -sEXPORTED_RUNTIME_METHODS=UTF8ToString
-  --extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js)
+  --extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js --pre-js ${GPT2_WASM_DIR}/node_require.js)
+# Relink when the JS pasted into the module changes.
+set_property(TARGET gpt2_wasm APPEND PROPERTY LINK_DEPENDS
+  ${GPT2_WASM_DIR}/node_esm_shim.js ${GPT2_WASM_DIR}/node_require.js ${GPT2_WASM_DIR}/threads_post.js)
 
 # The C unit tests as Node programs reading the real file system (NODERAWFS), run from
 # the repository root like the native ones.

@@ -116,7 +116,9 @@ export async function loadInWorker(source, options = {}) {
  */
 function startWorker(workerUrl, assetsUrl) {
   if (workerUrl === undefined && assetsUrl === undefined) {
-    return [new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'gpt2-wasm' }), new URL('./worker.js', import.meta.url)];
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'gpt2-wasm' });
+    const script = './worker.js'; // (for messages; not a literal URL, which bundlers would copy once more)
+    return [worker, new URL(script, import.meta.url)];
   }
   let url;
   if (workerUrl !== undefined) {

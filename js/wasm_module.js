@@ -6,11 +6,12 @@
 // mod.gpt2Threads (threads the caller should give the pool) and, when the threaded build was
 // wanted but could not start, mod.gpt2ThreadsFallback (why).
 //
-// Every file is named literally (`import('../dist/gpt2.mjs')`, `new URL('../dist/gpt2.wasm',
-// import.meta.url)`), so that bundlers find, copy and rename them; the factory fetches
-// nothing by itself: the .wasm comes through instantiateWasm (Node: read from disk). Only the
-// threaded factory starts its pthread workers itself, from `new URL('gpt2-mt.worker.js',
-// import.meta.url)` in dist/gpt2-mt.mjs (a literal too). Two ways to load the files from
+// Every file is named literally (`new URL('../dist/gpt2.mjs', import.meta.url)`, ...), so that
+// bundlers (Vite, webpack) copy them as they are; the Emscripten code (gpt2.mjs) is imported
+// from that URL, and it fetches nothing by itself: the .wasm comes through instantiateWasm
+// (Node: read from disk), and the threaded build's pool workers start from the worker
+// script's URL (locateFile) and import the module's URL (mainScriptUrlOrBlob). Two ways to
+// load the files from
 // elsewhere: `assetsUrl` (browsers and Node: a folder holding a copy of the package's dist/,
 // e.g. on a CDN) and the GPT2_WASM_DIST environment variable (Node: a developer's build folder).
 
@@ -47,27 +48,26 @@ async function chooseThreads(threads) {
 }
 
 /**
- * The files of one build: { factory() -> the module's namespace, wasm: URL, where: a label }.
- * Default: this package's dist/, named literally for bundlers; else the folder `dir`.
+ * The files of one build: { glue, wasm, worker (threaded only) } as URLs. Default: this
+ * package's dist/, each named literally, so that bundlers copy the files as they are (the
+ * Emscripten code is then imported from its copy, not bundled: its pthread worker script
+ * needs a module it can import by URL); else the folder `dir`.
  */
 function buildFiles(threaded, dir) {
   if (dir) {
-    const glue = new URL(threaded ? 'gpt2-mt.mjs' : 'gpt2.mjs', dir);
+    const name = threaded ? 'gpt2-mt' : 'gpt2';
     return {
-      factory: () => import(/* webpackIgnore: true */ /* @vite-ignore */ glue.href),
-      wasm: new URL(threaded ? 'gpt2-mt.wasm' : 'gpt2.wasm', dir),
-      where: glue.href,
+      glue: new URL(`${name}.mjs`, dir), wasm: new URL(`${name}.wasm`, dir),
+      worker: threaded ? new URL(`${name}.worker.js`, dir) : undefined,
     };
   }
   return threaded
-    ? { factory: () => import('../dist/gpt2-mt.mjs'), wasm: new URL('../dist/gpt2-mt.wasm', import.meta.url), where: here('gpt2-mt.mjs') }
-    : { factory: () => import('../dist/gpt2.mjs'), wasm: new URL('../dist/gpt2.wasm', import.meta.url), where: here('gpt2.mjs') };
-}
-
-/** The URL of a dist/ file, for messages only (not a literal: bundlers must not copy it as an asset). */
-function here(name) {
-  const dist = '../dist/';
-  return new URL(dist + name, import.meta.url).href;
+    ? {
+        glue: new URL('../dist/gpt2-mt.mjs', import.meta.url),
+        wasm: new URL('../dist/gpt2-mt.wasm', import.meta.url),
+        worker: new URL('../dist/gpt2-mt.worker.js', import.meta.url),
+      }
+    : { glue: new URL('../dist/gpt2.mjs', import.meta.url), wasm: new URL('../dist/gpt2.wasm', import.meta.url) };
 }
 
 /** Why the factory could not be imported, as the error a user can act on. */
@@ -146,22 +146,44 @@ export async function createModule(options = {}) {
   return start(buildFiles(false, dir), 1, options.wasmUrl);
 }
 
+/**
+ * A URL the pool's (classic) workers can start from. A worker must be same-origin with the
+ * page: a data: URL (a bundler inlined the small script) becomes a blob: URL of the same
+ * text, and a script on another origin (a CDN) is loaded by a blob: script with
+ * importScripts() (it must then be served with CORS, and with
+ * Cross-Origin-Resource-Policy: cross-origin on a cross-origin-isolated page).
+ * @param {URL} url
+ * @returns {Promise<string>}
+ */
+async function sameOriginScript(url) {
+  let text;
+  if (url.protocol === 'data:') text = await (await fetch(url.href)).text();
+  else if (globalThis.location && url.origin !== globalThis.location.origin) text = `importScripts(${JSON.stringify(url.href)});\n`;
+  else return url.href;
+  return URL.createObjectURL(new Blob([text], { type: 'text/javascript' }));
+}
+
 /** Imports a build's factory and instantiates it with `threads` threads. */
 async function start(files, threads, wasmUrl) {
   let factory;
   try {
-    factory = (await files.factory()).default;
+    factory = (await import(/* webpackIgnore: true */ /* @vite-ignore */ files.glue.href)).default;
   } catch (e) {
-    throw missingBuild(files.where, e);
+    throw missingBuild(files.glue.href, e);
   }
-  const wasm = wasmUrl ? new URL(wasmUrl, files.where) : files.wasm;
+  const wasm = wasmUrl ? new URL(wasmUrl, files.glue) : files.wasm;
   let fail;
   const failed = new Promise((_, reject) => { fail = reject; });
   const init = { instantiateWasm: instantiateFrom(wasm, (e) => fail(e)) };
   if (threads > 1) init.gpt2Workers = threads - 1; // the pthread pool, started with the module
   if (isNode) {
     // The Emscripten code's Node branch needs require() (wasm/node_require.js).
-    init.gpt2Require = (await importNode('module')).createRequire(files.where);
+    init.gpt2Require = (await importNode('module')).createRequire(files.glue);
+  } else if (threads > 1) {
+    // The pool's workers: their script, and the module each of them imports.
+    const workerScript = await sameOriginScript(files.worker);
+    init.locateFile = (path) => (path.endsWith('.worker.js') ? workerScript : new URL(path, files.glue).href);
+    init.mainScriptUrlOrBlob = files.glue.href;
   }
   const mod = await Promise.race([factory(init), failed]);
   // Node: idle workers must not keep the process alive (the pool only runs inside calls).

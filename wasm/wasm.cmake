@@ -46,6 +46,8 @@ if(GPT2_WASM_THREADS)
   target_link_options(gpt2_wasm PRIVATE
     "-sPTHREAD_POOL_SIZE=Module.gpt2Workers||1" -Wno-pthreads-mem-growth
     --post-js ${GPT2_WASM_DIR}/threads_post.js)
+  add_custom_command(TARGET gpt2_wasm POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -DFILE=${GPT2_DIST_DIR}/gpt2-mt.worker.js -P ${GPT2_WASM_DIR}/patch_worker.cmake)
   file(WRITE "${GPT2_DIST_DIR}/package.json" "{\"type\": \"commonjs\"}\n")
   file(WRITE "${CMAKE_BINARY_DIR}/package.json" "{\"type\": \"commonjs\"}\n") # the tests' workers
 endif()

@@ -9,10 +9,9 @@
 // Every file is named literally (`new URL('../dist/gpt2.mjs', import.meta.url)`, ...), so that
 // bundlers (Vite, webpack) copy them as they are; the Emscripten code (gpt2.mjs) is imported
 // from that URL, and it fetches nothing by itself: the .wasm comes through instantiateWasm
-// (Node: read from disk), and the threaded build's pool workers start from the worker
-// script's URL (locateFile) and import the module's URL (mainScriptUrlOrBlob). Two ways to
-// load the files from
-// elsewhere: `assetsUrl` (browsers and Node: a folder holding a copy of the package's dist/,
+// (Node: read from disk), and the threaded build's pool workers (module workers in browsers)
+// start from the worker script's URL (locateFile) and import the module's URL
+// (mainScriptUrlOrBlob). Two ways to load the files from elsewhere: `assetsUrl` (browsers and Node: a folder holding a copy of the package's dist/,
 // e.g. on a CDN) and the GPT2_WASM_DIST environment variable (Node: a developer's build folder).
 
 import { Gpt2Error } from './errors.js';
@@ -147,18 +146,17 @@ export async function createModule(options = {}) {
 }
 
 /**
- * A URL the pool's (classic) workers can start from. A worker must be same-origin with the
+ * A URL the pool's (module) workers can start from. A worker must be same-origin with the
  * page: a data: URL (a bundler inlined the small script) becomes a blob: URL of the same
- * text, and a script on another origin (a CDN) is loaded by a blob: script with
- * importScripts() (it must then be served with CORS, and with
- * Cross-Origin-Resource-Policy: cross-origin on a cross-origin-isolated page).
+ * text, and a script on another origin (a CDN, which must serve it with CORS) is imported
+ * by a blob: module.
  * @param {URL} url
  * @returns {Promise<string>}
  */
 async function sameOriginScript(url) {
   let text;
   if (url.protocol === 'data:') text = await (await fetch(url.href)).text();
-  else if (globalThis.location && url.origin !== globalThis.location.origin) text = `importScripts(${JSON.stringify(url.href)});\n`;
+  else if (globalThis.location && url.origin !== globalThis.location.origin) text = `import ${JSON.stringify(url.href)};\n`;
   else return url.href;
   return URL.createObjectURL(new Blob([text], { type: 'text/javascript' }));
 }
@@ -184,8 +182,15 @@ async function start(files, threads, wasmUrl) {
     const workerScript = await sameOriginScript(files.worker);
     init.locateFile = (path) => (path.endsWith('.worker.js') ? workerScript : new URL(path, files.glue).href);
     init.mainScriptUrlOrBlob = files.glue.href;
+    init.gpt2ModuleWorkers = true; // wasm/threads_pre.js
   }
-  const mod = await Promise.race([factory(init), failed]);
+  let mod;
+  try {
+    mod = await Promise.race([factory(init), failed]);
+  } catch (e) {
+    init.gpt2Terminate?.(); // the pool's workers that did start (wasm/threads_post.js)
+    throw e;
+  }
   // Node: idle workers must not keep the process alive (the pool only runs inside calls).
   if (threads > 1 && isNode && typeof mod.gpt2Unref === 'function') mod.gpt2Unref();
   mod.gpt2Threads = threads;

@@ -9,7 +9,9 @@
 //
 // esbuild does not copy the files named with `new URL(..., import.meta.url)`: its bundle
 // must fail with errors that say so, and run once `assetsUrl` names where the package's
-// files are (here another origin, like a CDN, where threads fall back to one).
+// files are (here another origin, like a CDN). Threads run in every case (the page is
+// cross-origin isolated); when the pool's worker cannot start, one thread runs and
+// model.info.threadsFallback says why.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,11 +101,20 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Serves a folder with COOP/COEP (and, for `cors`, as a CDN would: CORS on every file). */
-async function serveFolder(root, { cors = false } = {}) {
+/**
+ * Serves a folder with COOP/COEP (and, for `cors`, as a CDN would: CORS on every file);
+ * `missing` paths answer 404.
+ */
+async function serveFolder(root, { cors = false, missing = [] } = {}) {
   const s = await serve({
     root, port: 0, host: '127.0.0.1',
-    onRequest: cors ? (req, res) => { res.setHeader('Access-Control-Allow-Origin', '*'); } : undefined,
+    onRequest: (req, res) => {
+      if (cors) res.setHeader('Access-Control-Allow-Origin', '*');
+      if (!missing.includes(new URL(req.url, 'http://x').pathname)) return false;
+      res.statusCode = 404;
+      res.end('not found\n');
+      return true;
+    },
   });
   servers.push(s);
   return s;
@@ -172,12 +183,8 @@ test('vite dev (no config): loadInWorker and load give Node\'s texts', { skip, t
   const url = new URL('index.html', server.resolvedUrls.local[0]).href;
   const inWorker = await run(url, 'worker');
   assertSameTexts(inWorker, 'vite dev, loadInWorker');
-  // The dev server turns the pool's classic worker script into an ES module (it adds an
-  // import), so the threaded build may not start there: then the fallback must be reported.
-  if (inWorker.info.build !== 'wasm-simd-threads') {
-    assert.equal(inWorker.info.build, 'wasm-simd');
-    assert.match(inWorker.info.threadsFallback, /threaded build did not start/);
-  }
+  // (The dev server serves the pool's worker script rewritten as an ES module: it must still start.)
+  assert.equal(inWorker.info.build, 'wasm-simd-threads', `threads under vite dev: ${inWorker.info.threadsFallback}`);
   assertSameTexts(await run(url, 'main'), 'vite dev, load');
 });
 
@@ -216,11 +223,24 @@ test('esbuild + assetsUrl on another origin (a CDN): loadInWorker and load give 
   const inWorker = await run(url, 'worker', { assetsUrl });
   assertSameTexts(inWorker, 'esbuild + CDN, loadInWorker');
   assert.equal(inWorker.info.source, new URL('models/', assetsUrl).href);
-  // Browsers start no worker from another origin's script: the pthread pool cannot start.
-  assert.equal(inWorker.info.build, 'wasm-simd');
-  assert.match(inWorker.info.threadsFallback, /threaded build did not start.*gpt2-mt\.worker\.js/);
+  // Workers cannot start from another origin's script: both gpt2-wasm's worker and the
+  // pool's are same-origin blob: modules importing the CDN's scripts.
+  assert.equal(inWorker.info.build, 'wasm-simd-threads', `threads from a CDN: ${inWorker.info.threadsFallback}`);
   const onPage = await run(url, 'main', { assetsUrl });
   assertSameTexts(onPage, 'esbuild + CDN, load');
   assert.ok(cdn.counts['/js/worker.js'] >= 1 && cdn.counts['/dist/gpt2.wasm'] >= 1 && cdn.counts['/models/model.safetensors'] >= 1,
     JSON.stringify(cdn.counts));
+});
+
+test('a threaded build whose pool workers cannot start: the single-thread build runs, and info.threadsFallback says why', { skip, timeout: 60_000 }, async () => {
+  const outDir = join(dir, 'esbuild-out'); // built by the esbuild test
+  assert.ok(existsSync(join(outDir, 'main.js')), 'the esbuild test must run first');
+  const page = await serveFolder(outDir);
+  const assets = await serveFolder(join(dir, 'node_modules', 'gpt2-wasm'), { cors: true, missing: ['/dist/gpt2-mt.worker.js'] });
+  const result = await run(new URL('index.html', page.url).href, 'worker', { assetsUrl: assets.url.replace('127.0.0.1', 'localhost') });
+  assertSameTexts(result, 'pool worker missing, loadInWorker');
+  assert.equal(result.info.build, 'wasm-simd');
+  assert.equal(result.info.threads, 1);
+  assert.match(result.info.threadsFallback, /threaded build did not start \(.*pthread worker did not start.*\); running on 1 thread/);
+  assert.ok(assets.counts['/dist/gpt2-mt.worker.js'] >= 1);
 });

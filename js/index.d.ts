@@ -114,8 +114,9 @@ export interface LoadOptions {
  * @param source the checkpoint; absent, `undefined` or `null`: the small model embedded in the
  *   package ({@link defaultModelUrl}).
  * @throws {Gpt2Error} unreadable or invalid files (`'io'`, `'format'`, `'shape'`, `'unsupported'`,
- *   `'nomem'`, `'arg'`); a `DOMException` `'AbortError'` when `options.signal` aborts; a plain
- *   `Error` when `dist/gpt2.mjs` cannot be loaded (`npm run build` not run).
+ *   `'nomem'`, `'arg'`); a `DOMException` `'AbortError'` when `options.signal` aborts; `'io'` also when
+ *   the WebAssembly build cannot be loaded (an installed package without `dist/`: reinstall it; a
+ *   checkout: `npm run build`; a bundle without its files: see {@link LoadOptions.assetsUrl}).
  */
 export function load(source?: ModelSource | null, options?: LoadOptions): Promise<Gpt2Model>;
 

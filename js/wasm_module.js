@@ -97,7 +97,13 @@ async function compile(url, imports) {
   if (url.protocol === 'file:') {
     if (!isNode) throw new Gpt2Error(`cannot read ${url.href} here (a file: URL outside Node)`, 'io');
     const { readFile } = await importNode('fs/promises');
-    return WebAssembly.instantiate(await readFile(url), imports);
+    let bytes;
+    try {
+      bytes = await readFile(url);
+    } catch (e) {
+      throw new Gpt2Error(`cannot read ${url.href}: ${e.code || e.message}`, 'io');
+    }
+    return WebAssembly.instantiate(bytes, imports);
   }
   let response;
   try {

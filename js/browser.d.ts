@@ -51,7 +51,7 @@ export interface BrowserLoadOptions {
    * bundler (Vite, webpack) emitted them.
    */
   assetsUrl?: string | URL | undefined;
-  /** A worker script of your own that runs gpt2-wasm's `js/worker.js` (takes precedence over `assetsUrl` for the worker). */
+  /** Where gpt2-wasm's `js/worker.js` (or a module worker script importing it) is served; takes precedence over `assetsUrl` for the worker. */
   workerUrl?: string | URL | undefined;
 }
 

@@ -55,8 +55,8 @@ function generateOptions(options) {
  *   (js/, dist/, models/), e.g. 'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/': the worker
  *   starts from its js/worker.js and loads everything else from there (default: the files
  *   next to this module, or as a bundler emitted them)
- * @property {string|URL} [workerUrl] a worker script of your own that runs js/worker.js
- *   (overrides assetsUrl for the worker)
+ * @property {string|URL} [workerUrl] where gpt2-wasm's js/worker.js (or a module worker
+ *   script importing it) is served; takes precedence over assetsUrl for the worker
  */
 
 /**

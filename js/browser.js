@@ -1,7 +1,7 @@
 // browser.js - gpt2-wasm on the main thread of a web page: the model runs in a Web Worker
 // (js/worker.js), so the page stays responsive while it loads and generates.
 //
-//   import { loadInWorker } from 'gpt2-wasm/js/browser.js';
+//   import { loadInWorker } from 'gpt2-wasm/browser';
 //   const model = await loadInWorker(undefined, { onProgress: (p) => console.log(p.loaded, p.total) });
 //   const gen = model.generate('Once upon a time', { maxTokens: 40 });
 //   for await (const { text } of gen) output.textContent += text;
@@ -12,10 +12,17 @@
 // values directly. Model files from URLs are downloaded inside the worker and kept in the
 // browser's Cache API (js/cache.js); files given as Blob/File objects are handed to the worker
 // by reference, never copied through this thread.
+//
+// Bundlers: the worker is started as `new Worker(new URL('./worker.js', import.meta.url),
+// { type: 'module' })`, the form Vite and webpack detect (they bundle worker.js and what it
+// imports, and copy dist/ and models/ files it names). Where the package's files are served
+// from elsewhere (a CDN, or a copy beside an esbuild bundle: esbuild does not copy such
+// files), `assetsUrl` names that folder, and `workerUrl` a worker script of your own.
 import { Gpt2Error, abortError, throwIfAborted } from './errors.js';
 import { clearModelCache as clearCache } from './cache.js';
+import { assetsFolder, FILE_NAMES } from './sources.js';
 
-const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+export { Gpt2Error } from './errors.js';
 
 /**
  * Generation options as posted to the worker: every option but `signal` (which stays here),
@@ -44,7 +51,12 @@ function generateOptions(options) {
  * @property {'auto'|'f32'|'f16'|'q8_0'} [precision] how the weights are stored in memory (default 'auto': as in the file)
  * @property {boolean} [cache=true] keep files downloaded from URLs in the browser's Cache API
  *   and use them next time
- * @property {string|URL} [workerUrl] where js/worker.js is (default: next to this module)
+ * @property {string|URL} [assetsUrl] the folder holding a copy of the package's files
+ *   (js/, dist/, models/), e.g. 'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/': the worker
+ *   starts from its js/worker.js and loads everything else from there (default: the files
+ *   next to this module, or as a bundler emitted them)
+ * @property {string|URL} [workerUrl] where gpt2-wasm's js/worker.js (or a module worker
+ *   script importing it) is served; takes precedence over assetsUrl for the worker
  */
 
 /**
@@ -73,11 +85,10 @@ function generateOptions(options) {
  * @throws {DOMException} 'AbortError' when options.signal aborts
  */
 export async function loadInWorker(source, options = {}) {
-  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl } = options;
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl } = options;
   throwIfAborted(signal);
   const [message, transfer] = prepareSource(source);
-  const url = workerUrl ? new URL(workerUrl, baseUrl()) : new URL('./worker.js', import.meta.url);
-  const conn = new Connection(new Worker(url, { type: 'module', name: 'gpt2-wasm' }));
+  const conn = new Connection(...startWorker(workerUrl, assetsUrl));
   const onAbort = () => conn.close(abortError(signal));
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -94,6 +105,64 @@ export async function loadInWorker(source, options = {}) {
   } finally {
     if (signal) signal.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Starts the worker: [worker, its script's URL]. The default is written in the literal form
+ * bundlers detect. A script on another origin (a CDN) cannot be a worker itself: a
+ * same-origin blob: worker imports it (the script must then be served with CORS).
+ * @param {string|URL|undefined} workerUrl @param {string|URL|undefined} assetsUrl
+ * @returns {[Worker, URL]}
+ */
+function startWorker(workerUrl, assetsUrl) {
+  if (workerUrl === undefined && assetsUrl === undefined) {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'gpt2-wasm' });
+    const script = './worker.js'; // (for messages; not a literal URL, which bundlers would copy once more)
+    return [worker, new URL(script, import.meta.url)];
+  }
+  let url;
+  if (workerUrl !== undefined) {
+    try {
+      url = new URL(String(workerUrl), baseUrl());
+    } catch {
+      throw new Gpt2Error(`workerUrl must be a URL, got ${JSON.stringify(String(workerUrl))}`, 'arg');
+    }
+  } else {
+    url = new URL('js/worker.js', assetsFolder(assetsUrl));
+  }
+  const here = globalThis.location && globalThis.location.origin;
+  if (!here || url.origin === here || url.protocol === 'blob:' || url.protocol === 'data:') {
+    return [new Worker(url, { type: 'module', name: 'gpt2-wasm' }), url];
+  }
+  const trampoline = URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};\n`], { type: 'text/javascript' }));
+  const worker = new Worker(trampoline, { type: 'module', name: 'gpt2-wasm' });
+  setTimeout(() => URL.revokeObjectURL(trampoline), 60000); // the worker has fetched it long before
+  return [worker, url];
+}
+
+/**
+ * Why a worker script did not start, in words: the HTTP status of its URL (a worker's error
+ * event tells nothing), or that the script or one of its imports could not be run.
+ * @param {URL} url @param {string} [message] the error event's message, if any
+ * @returns {Promise<string>}
+ */
+async function workerFailure(url, message) {
+  const fix = 'set the workerUrl or assetsUrl option of loadInWorker() to where gpt2-wasm\'s js/worker.js is served';
+  if (message) return `${message} (in ${url.href})`;
+  let r;
+  try {
+    r = await fetch(url.href, { method: 'GET', cache: 'no-store' });
+    r.body?.cancel().catch(() => {});
+  } catch (e) {
+    return `the worker script ${url.href} could not be fetched (${e.message}); ${fix}`;
+  }
+  if (!r.ok) return `the worker script ${url.href} could not be loaded: HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}; ${fix}`;
+  const type = (r.headers.get('content-type') || '').split(';')[0].trim();
+  if (!/^(text|application)\/(javascript|ecmascript|x-javascript)$/.test(type)) {
+    return `the worker script ${url.href} is served as '${type || 'no Content-Type'}', not JavaScript (module workers need a JavaScript MIME type)`;
+  }
+  return `the worker script ${url.href} (HTTP ${r.status}) or a module it imports could not be loaded; ` +
+    'check the browser console for the failing URL (or a cross-origin script without CORS)';
 }
 
 /**
@@ -464,8 +533,8 @@ export class RemoteGeneration {
 
 /** Requests and replies over one worker; errors come back as Gpt2Error / AbortError. */
 class Connection {
-  /** @param {Worker} worker */
-  constructor(worker) {
+  /** @param {Worker} worker @param {URL} url its script's URL (for errors) */
+  constructor(worker, url) {
     this.worker = worker;
     this.nextRid = 1;
     /** @type {Map<number, { onMessage: (m: any) => void, onError: (e: any) => void }>} */
@@ -484,8 +553,8 @@ class Connection {
     };
     worker.onerror = (event) => {
       event.preventDefault?.();
-      const why = event.message || 'the worker script could not be loaded (is the page served with the right MIME types and headers?)';
-      this.close(new Gpt2Error(`gpt2-wasm worker failed: ${why}`, 'io'));
+      if (this.closed) return;
+      workerFailure(url, event.message).then((why) => this.close(new Gpt2Error(`gpt2-wasm worker failed: ${why}`, 'io')));
     };
     worker.onmessageerror = () => this.close(new Gpt2Error('gpt2-wasm worker: a message could not be read', 'io'));
   }

@@ -86,6 +86,16 @@ export interface LoadOptions {
   /** Where `gpt2.wasm` is (default: `dist/gpt2.wasm` of this package); relative to `dist/gpt2.mjs`. Implies the single-thread build. */
   wasmUrl?: string | URL | undefined;
   /**
+   * The folder holding a copy of this package's files (`dist/`, `models/`), for hosts that
+   * serve them elsewhere than a bundler put them, e.g. a CDN
+   * (`'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/'`) or a copy beside an esbuild bundle
+   * (esbuild does not copy the files the package names with `new URL(..., import.meta.url)`).
+   * The WebAssembly build is loaded from its `dist/`, and the embedded model (no `source`) from
+   * its `models/`. Relative URLs resolve against the page. Default: the files next to this
+   * module, or wherever a bundler (Vite, webpack) emitted them.
+   */
+  assetsUrl?: string | URL | undefined;
+  /**
    * Threads for the forward pass. `'auto'` (default): one per core (`os.availableParallelism()` /
    * `navigator.hardwareConcurrency`) with the threaded build (`dist/gpt2-mt.*`) in Node and in
    * cross-origin-isolated workers; 1 (the single-thread build) elsewhere, including a page's
@@ -104,8 +114,9 @@ export interface LoadOptions {
  * @param source the checkpoint; absent, `undefined` or `null`: the small model embedded in the
  *   package ({@link defaultModelUrl}).
  * @throws {Gpt2Error} unreadable or invalid files (`'io'`, `'format'`, `'shape'`, `'unsupported'`,
- *   `'nomem'`, `'arg'`); a `DOMException` `'AbortError'` when `options.signal` aborts; a plain
- *   `Error` when `dist/gpt2.mjs` cannot be loaded (`npm run build` not run).
+ *   `'nomem'`, `'arg'`); a `DOMException` `'AbortError'` when `options.signal` aborts; `'io'` also when
+ *   the WebAssembly build cannot be loaded (an installed package without `dist/`: reinstall it; a
+ *   checkout: `npm run build`; a bundle without its files: see {@link LoadOptions.assetsUrl}).
  */
 export function load(source?: ModelSource | null, options?: LoadOptions): Promise<Gpt2Model>;
 
@@ -258,6 +269,12 @@ export interface ModelInfo {
    * `'wasm-simd-threads'` (Emscripten pthreads: Node, or a cross-origin-isolated worker).
    */
   readonly build: 'wasm-simd' | 'wasm-simd-threads';
+  /**
+   * Set when threads were asked for (or chosen by `'auto'`) but the threaded build could not
+   * start, so the single-thread build runs: why (e.g. its pthread workers' script is on
+   * another origin, which browsers do not allow for workers).
+   */
+  readonly threadsFallback?: string;
 }
 
 /** Token ids: a plain array or an integer typed array. */

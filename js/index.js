@@ -5,7 +5,8 @@
 //   for await (const { text } of model.generate('Once upon a time', { maxTokens: 40 }))
 //     process.stdout.write(text);
 //
-// Types: index.d.ts. Everything here is an ES module with no dependencies.
+// Types: index.d.ts. Everything here is an ES module with no dependencies. Bundlers targeting
+// browsers get js/index.browser.js instead (the `browser` export condition: no download()).
 export { load } from './load.js';
 export { Gpt2Model } from './model.js';
 export { Gpt2Error } from './errors.js';

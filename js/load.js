@@ -31,8 +31,8 @@ export async function load(source, options) {
   }
   throwIfAborted(signal);
   const [{ label, files }, mod] = await Promise.all([
-    openSource(source, { signal, fetch: options.fetch }),
-    createModule({ wasmUrl: options.wasmUrl, threads: options.threads ?? 'auto' }),
+    openSource(source, { signal, fetch: options.fetch, assetsUrl: options.assetsUrl }),
+    createModule({ wasmUrl: options.wasmUrl, assetsUrl: options.assetsUrl, threads: options.threads ?? 'auto' }),
   ]);
   const core = new Core(mod);
   const started = Date.now();
@@ -92,6 +92,7 @@ export async function load(source, options) {
     const model = new Gpt2Model(core, weights, tokenizer, {
       source: label, loadSeconds: (Date.now() - started) / 1000, ...weightsPrecision(core, weights),
       threads: mod._wasm_pool_threads(pool), build: mod.gpt2Build,
+      ...(mod.gpt2ThreadsFallback ? { threadsFallback: mod.gpt2ThreadsFallback } : {}),
     });
     const disposeModel = model.dispose.bind(model);
     const threadPool = pool;

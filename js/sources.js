@@ -2,11 +2,9 @@
 // folder (Node), or the caller's own objects (Response, Blob, ReadableStream, ArrayBuffer,
 // typed array). Each file becomes { name, size, stream() } read once, in chunks.
 import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+import { importNode, isNode } from './platform.js';
 
 export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
-
-const isNode = typeof process === 'object' && typeof process.versions === 'object' &&
-  typeof process.versions.node === 'string';
 
 /**
  * @typedef {object} FileSource
@@ -18,25 +16,80 @@ const isNode = typeof process === 'object' && typeof process.versions === 'objec
  * @property {() => void} [cancel]  stops a download that will not be read (after a failure)
  */
 
-/** The embedded model folder shipped with the package (models/). */
+/**
+ * The embedded model folder shipped with the package (models/). (A bundler copies the files
+ * by themselves, see defaultModelFiles: in a bundle this folder may not be served.)
+ */
 export function defaultModelUrl() {
-  return new URL('../models/', import.meta.url);
+  return new URL('.', modelsFile('config.json'));
+}
+
+/** A file of models/ (not a literal: for defaultModelUrl, which bundlers must not see as an asset). */
+function modelsFile(name) {
+  const models = '../models/';
+  return new URL(models + name, import.meta.url);
+}
+
+/**
+ * The URLs of the embedded model's four files. Each is named literally, so that a bundler
+ * (Vite, webpack, ...) copies the file into its output and rewrites the URL (the copies may
+ * get new names and need not share a folder). With `assetsUrl` (a copy of the package's
+ * files served elsewhere, e.g. a CDN): the files under its models/ instead.
+ * @param {string|URL} [assetsUrl]
+ * @returns {Record<string, URL>}
+ */
+export function defaultModelFiles(assetsUrl) {
+  if (assetsUrl !== undefined) {
+    const models = new URL('models/', assetsFolder(assetsUrl));
+    return Object.fromEntries(FILE_NAMES.map((name) => [name, new URL(name, models)]));
+  }
+  return {
+    'config.json': new URL('../models/config.json', import.meta.url),
+    'vocab.json': new URL('../models/vocab.json', import.meta.url),
+    'merges.txt': new URL('../models/merges.txt', import.meta.url),
+    'model.safetensors': new URL('../models/model.safetensors', import.meta.url),
+  };
+}
+
+/**
+ * The `assetsUrl` option as an absolute folder URL (relative URLs resolve against the page).
+ * @param {string|URL} assetsUrl
+ * @returns {URL}
+ */
+export function assetsFolder(assetsUrl) {
+  let url;
+  try {
+    url = new URL(String(assetsUrl), globalThis.location ? globalThis.location.href : undefined);
+  } catch {
+    throw new Gpt2Error(`assetsUrl must be a URL (of the folder holding gpt2-wasm's js/, dist/ and models/), got ${JSON.stringify(String(assetsUrl))}`, 'arg');
+  }
+  return url.href.endsWith('/') ? url : new URL(url.href + '/');
 }
 
 /**
  * Opens the four files of a checkpoint.
  * @param {string|URL|Record<string, any>|undefined} source
- * @param {{ signal?: AbortSignal, fetch?: typeof fetch }} options
+ * @param {{ signal?: AbortSignal, fetch?: typeof fetch, assetsUrl?: string|URL }} options
+ *   assetsUrl: where the embedded model is (see defaultModelFiles)
  * @returns {Promise<{ label: string, files: Record<string, FileSource> }>}
  */
-export async function openSource(source, { signal, fetch: fetchFn } = {}) {
+export async function openSource(source, { signal, fetch: fetchFn, assetsUrl } = {}) {
   throwIfAborted(signal);
-  if (source === undefined || source === null) source = defaultModelUrl();
+  if (source === undefined || source === null) {
+    const urls = defaultModelFiles(assetsUrl);
+    const label = urlFolder(urls['config.json']);
+    try {
+      return await openUrls(label, urls, signal, fetchFn);
+    } catch (e) {
+      // e.g. a bundle that did not copy the files (esbuild): say how to point at them.
+      if (!(e instanceof Gpt2Error) || e.code !== 'io' || isNode) throw e;
+      throw new Gpt2Error(`${e.message} (the embedded model: set the assetsUrl option to the folder holding gpt2-wasm's models/)`, e.code);
+    }
+  }
   if (typeof source === 'string' || source instanceof URL) {
-    const url = toUrl(source);
-    if (url.protocol === 'file:') return openLocalFolder(url, signal);
-    if (url.protocol === 'http:' || url.protocol === 'https:') return openUrlFolder(url, signal, fetchFn || globalThis.fetch);
-    throw new Gpt2Error(`unsupported model location ${url.href} (use an http(s) URL or a local folder)`, 'arg');
+    const url = folder(toUrl(source));
+    const urls = Object.fromEntries(FILE_NAMES.map((name) => [name, new URL(name, url)]));
+    return openUrls(url.href, urls, signal, fetchFn);
   }
   if (typeof source === 'object') return openObjects(source, signal);
   throw new Gpt2Error('model source must be a URL, a folder path, or an object of files', 'arg');
@@ -59,15 +112,38 @@ function folder(url) {
   return url.href.endsWith('/') ? url : new URL(url.href + '/');
 }
 
-async function openLocalFolder(url, signal) {
+/** The label of a set of files: their folder ('.../models/'), or 'embedded' (a bundler inlined them as data: URLs). */
+function urlFolder(url) {
+  return url.protocol === 'file:' || url.protocol === 'http:' || url.protocol === 'https:' ? new URL('.', url).href : 'embedded';
+}
+
+/**
+ * Opens four files by URL: local files (file:, Node) or downloads (http:, https:, data:,
+ * blob:). The files of one checkpoint are all local or all fetched.
+ * @param {string} label @param {Record<string, URL>} urls @param {AbortSignal} [signal] @param {typeof fetch} [fetchFn]
+ */
+async function openUrls(label, urls, signal, fetchFn) {
+  const protocols = new Set(Object.values(urls).map((u) => u.protocol));
+  if (protocols.has('file:')) {
+    if (protocols.size > 1) throw new Gpt2Error(`the model's files must all be local or all remote (${label})`, 'arg');
+    return openLocalFiles(label, urls, signal);
+  }
+  for (const p of protocols) {
+    if (!['http:', 'https:', 'data:', 'blob:'].includes(p)) {
+      throw new Gpt2Error(`unsupported model location ${label} (use an http(s) URL or a local folder)`, 'arg');
+    }
+  }
+  return openUrlFiles(label, urls, signal, fetchFn || globalThis.fetch);
+}
+
+async function openLocalFiles(label, urls, signal) {
   if (!isNode) throw new Gpt2Error('local folders can only be read in Node; in a browser pass URLs or File objects', 'arg');
-  const { stat } = await import('node:fs/promises');
-  const { createReadStream } = await import('node:fs');
-  const { fileURLToPath } = await import('node:url');
-  const dir = fileURLToPath(folder(url));
+  const { stat } = await importNode('fs/promises');
+  const { createReadStream } = await importNode('fs');
+  const { fileURLToPath } = await importNode('url');
   const files = {};
   for (const name of FILE_NAMES) {
-    const path = dir + name;
+    const path = fileURLToPath(urls[name]);
     let info;
     try {
       info = await stat(path);
@@ -88,15 +164,14 @@ async function openLocalFolder(url, signal) {
       },
     };
   }
-  return { label: dir, files };
+  return { label: label.startsWith('file:') ? fileURLToPath(label) : label, files };
 }
 
-async function openUrlFolder(url, signal, fetchFn) {
+async function openUrlFiles(label, urls, signal, fetchFn) {
   if (typeof fetchFn !== 'function') throw new Gpt2Error('fetch() is not available here', 'arg');
-  const base = folder(url);
   // Start all four requests at once: their headers give the total size for progress.
   const settled = await Promise.allSettled(FILE_NAMES.map(async (name) => {
-    const href = new URL(name, base).href;
+    const href = urls[name].href;
     let r;
     try {
       r = await fetchFn(href, { signal });
@@ -119,7 +194,7 @@ async function openUrlFolder(url, signal, fetchFn) {
   const responses = settled.map((s) => s.value);
   const files = {};
   for (const [name, r, href] of responses) files[name] = fromResponse(name, r, href, signal);
-  return { label: base.href, files };
+  return { label, files };
 }
 
 /** Content-Length is the body size only when the body is not content-encoded. */

@@ -1,6 +1,7 @@
 // worker.js - the model in a Web Worker. Started by js/browser.js as a module worker:
 //   new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })
-// It holds loaded models by id and answers messages from the main thread.
+// (that literal form lets bundlers find this file and bundle it, with its imports, as the
+// worker's own entry). It holds loaded models by id and answers messages from the main thread.
 //
 // Requests (main -> worker), each with a request id `rid`:
 //   { op: 'load', rid, source, memoryBudget, precision, cache } -> progress*, result { id, config, info, eotId }
@@ -29,8 +30,8 @@
 // Model files from URLs are downloaded here (never through the main thread), through the
 // browser cache (js/cache.js) unless `cache: false`; files handed over as Blob/File arrive by
 // structured clone (a reference to the same data, not a copy); a ReadableStream is transferred.
-import { defaultModelUrl, load } from './index.js';
-import { FILE_NAMES } from './sources.js';
+import { load } from './load.js';
+import { defaultModelFiles, FILE_NAMES } from './sources.js';
 import { clearModelCache, createCachedFetch } from './cache.js';
 
 /** @type {Map<number, import('./model.js').Gpt2Model>} */
@@ -113,11 +114,14 @@ const handlers = {
   async load({ rid, source, memoryBudget, precision, cache = true }) {
     const controller = new AbortController();
     running.set(rid, { abort: () => controller.abort() });
-    if (source === undefined || source === null) source = defaultModelUrl().href; // the embedded model
+    if (source === null) source = undefined; // the embedded model (its files next to this module, or as bundled)
     const progress = new ProgressMerger((event) => post({ rid, type: 'progress', event }));
     let cached = null;
-    const useCache = cache && (typeof source === 'string');
+    const useCache = cache && (source === undefined || typeof source === 'string');
     if (useCache) {
+      // The embedded model's files may have been renamed by a bundler: know them by URL.
+      const names = new Map(source === undefined ? Object.entries(defaultModelFiles()).map(([name, url]) => [url.href, name]) : []);
+      const fileOf = (url) => names.get(url) ?? fileName(url);
       cached = createCachedFetch({
         onBytes: (url, n) => progress.network(fileOf(url), n),
         onSize: (url, size) => progress.size(fileOf(url), size),
@@ -232,9 +236,9 @@ const handlers = {
   },
 };
 
-/** The load() source from what browser.js sent (a URL string, or an object of files). */
+/** The load() source from what browser.js sent (a URL string, an object of files, or undefined). */
 function toLoadSource(source) {
-  if (typeof source === 'string') return source;
+  if (source === undefined || typeof source === 'string') return source;
   const files = {};
   for (const name of FILE_NAMES) {
     const v = source[name];
@@ -250,7 +254,7 @@ function toLoadSource(source) {
 }
 
 /** The checkpoint file a URL names ('.../model.safetensors' -> 'model.safetensors'). */
-function fileOf(url) {
+function fileName(url) {
   const last = new URL(url).pathname.split('/').pop();
   return FILE_NAMES.includes(last) ? last : last || url;
 }

@@ -45,7 +45,9 @@ set_target_properties(gpt2_wasm PROPERTIES
 if(GPT2_WASM_THREADS)
   target_link_options(gpt2_wasm PRIVATE
     "-sPTHREAD_POOL_SIZE=Module.gpt2Workers||1" -Wno-pthreads-mem-growth
-    --post-js ${GPT2_WASM_DIR}/threads_post.js)
+    "SHELL:--pre-js ${GPT2_WASM_DIR}/threads_pre.js" "SHELL:--post-js ${GPT2_WASM_DIR}/threads_post.js")
+  add_custom_command(TARGET gpt2_wasm POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -DFILE=${GPT2_DIST_DIR}/gpt2-mt.worker.js -P ${GPT2_WASM_DIR}/patch_worker.cmake)
   file(WRITE "${GPT2_DIST_DIR}/package.json" "{\"type\": \"commonjs\"}\n")
   file(WRITE "${CMAKE_BINARY_DIR}/package.json" "{\"type\": \"commonjs\"}\n") # the tests' workers
 endif()
@@ -58,7 +60,11 @@ target_link_options(gpt2_wasm PRIVATE
   -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
   -sEXPORTED_FUNCTIONS=${GPT2_WASM_EXPORTS_CSV}
   -sEXPORTED_RUNTIME_METHODS=UTF8ToString
-  --extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js)
+  "SHELL:--extern-pre-js ${GPT2_WASM_DIR}/node_esm_shim.js" "SHELL:--pre-js ${GPT2_WASM_DIR}/node_require.js")
+# Relink when the JS pasted into the module changes.
+set_property(TARGET gpt2_wasm APPEND PROPERTY LINK_DEPENDS
+  ${GPT2_WASM_DIR}/node_esm_shim.js ${GPT2_WASM_DIR}/node_require.js ${GPT2_WASM_DIR}/threads_pre.js
+  ${GPT2_WASM_DIR}/threads_post.js ${GPT2_WASM_DIR}/patch_worker.cmake)
 
 # The C unit tests as Node programs reading the real file system (NODERAWFS), run from
 # the repository root like the native ones.

@@ -1,0 +1,148 @@
+// Type declarations for 'gpt2-wasm/browser' (js/browser.js): the model in a Web Worker, for
+// web pages.
+//
+//   import { loadInWorker } from 'gpt2-wasm/browser';
+//   const model = await loadInWorker(undefined, { onProgress: (p) => console.log(p.loaded, p.total) });
+//   for await (const { text } of model.generate('Once upon a time', { maxTokens: 40 })) output.textContent += text;
+//   await model.dispose();
+//
+// The shapes of the Node API (js/index.d.ts) are reused; here every call returns a promise.
+// Keep these declarations in step with js/browser.js.
+
+import type {
+  GenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
+  Precision, RankOptions, RankResult, ScoreOptions, ScoreResult, TokenIds, TokenizeOptions,
+} from './index.js';
+
+export { Gpt2Error } from './index.js';
+
+/** The contents of one checkpoint file handed to the worker (Blob/File by reference; Response and ReadableStream transferred; buffers copied). */
+export type BrowserModelFile = Blob | Response | ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView;
+
+/** A checkpoint given as objects: one entry per file name. */
+export type BrowserModelFiles = { readonly [name in ModelFileName]: BrowserModelFile };
+
+/** A progress event of {@link loadInWorker}: those of `load()`, plus `notice` once a file could not be cached. */
+export type BrowserLoadProgress = LoadProgress & {
+  /** A sentence for the user: the browser cache could not keep a file (e.g. the storage is full); the load goes on without it. */
+  readonly notice?: string;
+};
+
+/** Options of {@link loadInWorker}. */
+export interface BrowserLoadOptions {
+  /** Progress while the files are downloaded and read (`'download'`), and once at the end (`'ready'`). */
+  onProgress?: ((progress: BrowserLoadProgress) => void) | undefined;
+  /** Aborts the load: the worker is terminated and the promise rejects with the signal's reason or a `DOMException` `'AbortError'`. */
+  signal?: AbortSignal | undefined;
+  /** The most bytes the model may take: weights plus one KV cache (0: no limit). */
+  memoryBudget?: number | undefined;
+  /** How the weights are stored in memory (default `'auto'`: as in the file). */
+  precision?: Precision | undefined;
+  /** Keep files downloaded from URLs in the browser's Cache API and use them next time (default `true`). */
+  cache?: boolean | undefined;
+  /**
+   * The folder holding a copy of this package's files (`js/`, `dist/`, `models/`), for hosts
+   * that serve them elsewhere than a bundler put them: a CDN
+   * (`'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/'`: another origin works, its files must
+   * be served with CORS; threads then fall back to 1, see `info.threadsFallback`), or a copy
+   * beside an esbuild bundle (esbuild does not copy the files named with
+   * `new URL(..., import.meta.url)`). The worker starts from its `js/worker.js` and loads
+   * everything else from there. Default: the files next to this module, or wherever the
+   * bundler (Vite, webpack) emitted them.
+   */
+  assetsUrl?: string | URL | undefined;
+  /** Where gpt2-wasm's `js/worker.js` (or a module worker script importing it) is served; takes precedence over `assetsUrl` for the worker. */
+  workerUrl?: string | URL | undefined;
+}
+
+/** Facts about a model loaded in a worker: those of `load()`, plus how the browser cache served its files. */
+export type RemoteModelInfo = ModelInfo & {
+  /**
+   * Files served from the cache, downloaded into it, and fetched without it; `null` when
+   * caching was off or the source was an object of files.
+   */
+  readonly cache: { readonly hits: number; readonly stored: number; readonly uncached: number } | null;
+  /** Why some file could not be cached (e.g. storage full). */
+  readonly cacheNotice?: string;
+};
+
+/**
+ * One generation running in the worker: an async iterator of pieces with a `summary`
+ * promise. Leaving the loop early (`break`) stops the worker's generation (`stopReason`
+ * `'cancelled'`); `options.signal` aborts it (the iterator throws, `summary` rejects).
+ */
+export declare class RemoteGeneration implements AsyncIterableIterator<Piece> {
+  private constructor();
+  /** Settles when the generation ends. */
+  readonly summary: Promise<GenerationSummary>;
+  next(): Promise<IteratorResult<Piece, undefined>>;
+  return(): Promise<IteratorReturnResult<undefined>>;
+  [Symbol.asyncIterator](): RemoteGeneration;
+}
+
+/**
+ * A session living in the worker (see `Session` in the Node API). `position`, `tokens` and
+ * `text` ask the worker; `lastPosition` is the position after the latest answer.
+ */
+export declare class RemoteSession {
+  private constructor();
+  /** The session's length after the latest call that reported it (no round trip). */
+  lastPosition: number;
+  /** Whether `dispose()` was called (or the model's worker is gone). */
+  readonly disposed: boolean;
+  /** Number of tokens in the session. */
+  readonly position: Promise<number>;
+  /** A copy of the session's token ids. */
+  readonly tokens: Promise<number[]>;
+  /** The session's text. */
+  readonly text: Promise<string>;
+  /** Appends text (tokenized on its own) or token ids and runs them through the model; resolves with the ids appended. */
+  append(input: string | TokenIds, options?: TokenizeOptions): Promise<number[]>;
+  /** Generates from the end of the session, appending the generated tokens to it. */
+  generate(options?: GenerateOptions): RemoteGeneration;
+  /** A new session with the same tokens and a copy of the KV cache. */
+  fork(): Promise<RemoteSession>;
+  /** Keeps the first `position` tokens and forgets the rest. */
+  rewind(position: number): Promise<void>;
+  /** Frees the session in the worker. Safe to call twice, and after the model's dispose. */
+  dispose(): Promise<void>;
+}
+
+/** A model loaded in a worker by {@link loadInWorker}: the shape of `Gpt2Model`, with promises. One worker per model. */
+export declare class RemoteModel {
+  private constructor();
+  /** The model's hyper-parameters. */
+  readonly config: Readonly<ModelConfig>;
+  /** Facts about the load. */
+  readonly info: Readonly<RemoteModelInfo>;
+  /** The id of `'<|endoftext|>'`. */
+  readonly eotId: number;
+  /** Whether `dispose()` was called (or the worker died). */
+  readonly disposed: boolean;
+  tokenize(text: string, options?: TokenizeOptions): Promise<number[]>;
+  detokenize(ids: TokenIds): Promise<string>;
+  score(textOrIds: string | TokenIds, options?: ScoreOptions): Promise<ScoreResult>;
+  rank(prompt: string, choices: readonly string[], options?: RankOptions): Promise<RankResult[]>;
+  /** A new, empty session living in the worker. */
+  session(): Promise<RemoteSession>;
+  /** Generates a continuation in the worker; invalid options are reported by the first `next()`. */
+  generate(prompt: string | TokenIds, options?: GenerateOptions): RemoteGeneration;
+  /** Terminates the worker, freeing all of the model's memory; pending calls reject. Safe to call twice. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Loads a GPT-2 checkpoint into a new Web Worker.
+ * @param source a folder URL (relative URLs resolve against the page), an object of the four
+ *   files, or nothing for the embedded model.
+ * @throws {Gpt2Error} invalid or unreadable files (codes as `load()`); `'io'` when the worker
+ *   does not start (the message names the worker's URL and its HTTP status, and the
+ *   `workerUrl` / `assetsUrl` options).
+ */
+export function loadInWorker(source?: string | URL | BrowserModelFiles | null, options?: BrowserLoadOptions): Promise<RemoteModel>;
+
+/** Removes every model file kept by the browser cache; resolves with how many were removed. */
+export function clearModelCache(): Promise<number>;
+
+/** Whether the page is cross-origin isolated (COOP `same-origin` + COEP `require-corp`), which threads need. */
+export function isCrossOriginIsolated(): boolean;

@@ -1,0 +1,38 @@
+// Type-checks a page's use of 'gpt2-wasm/browser' (js/browser.d.ts) and of 'gpt2-wasm' in a
+// browser bundle, the way a user of the package sees them (package.json "exports", "types").
+import { clearModelCache, Gpt2Error, isCrossOriginIsolated, loadInWorker } from 'gpt2-wasm/browser';
+import type { BrowserLoadProgress, RemoteModel, RemoteSession } from 'gpt2-wasm/browser';
+import { load } from 'gpt2-wasm';
+
+export async function page(output: { textContent: string | null }): Promise<void> {
+  const model: RemoteModel = await loadInWorker(undefined, {
+    onProgress: (p: BrowserLoadProgress) => console.log(p.phase, p.loaded, p.total, p.notice),
+    assetsUrl: 'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/',
+    precision: 'q8_0',
+    cache: true,
+  });
+  const threads: number = model.info.threads;
+  const fallback: string | undefined = model.info.threadsFallback;
+  const hits: number | undefined = model.info.cache?.hits;
+  console.log(threads, fallback, hits, model.config.nCtx, isCrossOriginIsolated());
+  const gen = model.generate('Once upon a time', { maxTokens: 40, temperature: 0 });
+  for await (const { text } of gen) output.textContent += text;
+  const { stopReason } = await gen.summary;
+  const session: RemoteSession = await model.session();
+  const ids: number[] = await session.append('Hello');
+  const position: number = await session.position;
+  console.log(stopReason, ids, position, session.lastPosition);
+  await session.dispose();
+  await model.dispose();
+  const removed: number = await clearModelCache();
+  console.log(removed);
+
+  const direct = await load(null, { assetsUrl: new URL('/gpt2-wasm/', 'https://example.com'), threads: 1 });
+  console.log(direct.info.build);
+  direct.dispose();
+  try {
+    await loadInWorker('https://example.com/model/', { workerUrl: '/my-worker.js' });
+  } catch (e) {
+    if (e instanceof Gpt2Error) console.log(e.code);
+  }
+}

@@ -19,6 +19,7 @@
 // from elsewhere (a CDN, or a copy beside an esbuild bundle: esbuild does not copy such
 // files), `assetsUrl` names that folder, and `workerUrl` a worker script of your own.
 import { Gpt2Error, abortError, throwIfAborted } from './errors.js';
+import { checkOptions, OPTION_NAMES } from './options.js';
 import { clearModelCache as clearCache } from './cache.js';
 import { assetsFolder, FILE_NAMES } from './sources.js';
 
@@ -85,6 +86,7 @@ function generateOptions(options) {
  * @throws {DOMException} 'AbortError' when options.signal aborts
  */
 export async function loadInWorker(source, options = {}) {
+  options = checkOptions(options, OPTION_NAMES.loadInWorker);
   const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl } = options;
   throwIfAborted(signal);
   const [message, transfer] = prepareSource(source);
@@ -212,6 +214,7 @@ export class RemoteModel {
    * @returns {Promise<number[]>}
    */
   tokenize(text, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.tokenize);
     return this.#conn.request({ op: 'tokenize', id: this.#id, text, options: { special: !!options.special } });
   }
 
@@ -232,6 +235,7 @@ export class RemoteModel {
    * @returns {Promise<import('./index.js').ScoreResult>}
    */
   score(textOrIds, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.score);
     const opts = { special: !!options.special };
     if (options.topK !== undefined) opts.topK = options.topK;
     return this.#conn.request({ op: 'score', id: this.#id, text: textOrIds, options: opts });
@@ -245,6 +249,7 @@ export class RemoteModel {
    * @returns {Promise<import('./index.js').RankResult[]>}
    */
   rank(prompt, choices, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.rank);
     const opts = {};
     if (options.by !== undefined) opts.by = options.by;
     if (options.special !== undefined) opts.special = !!options.special;
@@ -273,6 +278,7 @@ export class RemoteModel {
    * @returns {RemoteGeneration}
    */
   generate(prompt, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.generate);
     const request = { op: 'generate', id: this.#id, prompt, options: generateOptions(options) };
     return new RemoteGeneration(this.#conn, request, options.signal);
   }
@@ -331,6 +337,7 @@ export class RemoteSession {
    * @returns {Promise<number[]>} the ids appended
    */
   async append(input, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.append);
     const { ids, position } = await this.#conn.request({ op: 'sessionAppend', sid: this.#sid, input, options: { special: !!options.special } });
     this.lastPosition = position;
     return ids;
@@ -343,6 +350,7 @@ export class RemoteSession {
    * @returns {RemoteGeneration}
    */
   generate(options = {}) {
+    options = checkOptions(options, OPTION_NAMES.generate);
     const request = { op: 'sessionGenerate', sid: this.#sid, options: generateOptions(options) };
     return new RemoteGeneration(this.#conn, request, options.signal, (done) => {
       if (typeof done.position === 'number') this.lastPosition = done.position;

@@ -6,11 +6,13 @@ import { Gpt2Error } from './errors.js';
 
 /**
  * Option names by function, as documented in index.d.ts (LoadOptions, TokenizeOptions,
- * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions).
+ * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions) and browser.d.ts
+ * (BrowserLoadOptions: loadInWorker).
  * `generate` is shared by `model.generate` and `session.generate`; `append` is `session.append`.
  */
 export const OPTION_NAMES = Object.freeze({
-  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'threads']),
+  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads']),
+  loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl']),
   tokenize: Object.freeze(['special']),
   score: Object.freeze(['special', 'topK']),
   rank: Object.freeze(['by', 'special']),

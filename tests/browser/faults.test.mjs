@@ -167,6 +167,27 @@ test('a worker terminated mid-generation: the generation fails clearly, a new lo
   assert.equal(again.ok, true, again.message);
 });
 
+test('misspelled options are rejected in the page, before the worker sees them', async () => {
+  const base = new URL('tests/fixtures/tiny-f32/', server.url).href;
+  const r = await page.evaluate(async (base) => {
+    const message = async (f) => { try { await f(); return 'no error'; } catch (e) { return `${e.code}: ${e.message}`; } };
+    const load = await message(() => window.gpt2.loadInWorker(base, { workerURL: 'x' }));
+    const model = await window.gpt2.loadInWorker(base);
+    const gen = await message(() => model.generate('Hi', { maxtokens: 3 }));
+    const score = await message(() => model.score('Hi', { topk: 3 }));
+    const session = await model.session();
+    const append = await message(() => session.append('Hi', { specail: true }));
+    await model.dispose();
+    return { load, gen, score, append };
+  }, base);
+  assert.deepEqual(r, {
+    load: "arg: unknown option 'workerURL' (did you mean 'workerUrl'?)",
+    gen: "arg: unknown option 'maxtokens' (did you mean 'maxTokens'?)",
+    score: "arg: unknown option 'topk' (did you mean 'topK'?)",
+    append: "arg: unknown option 'specail' (did you mean 'special'?)",
+  });
+});
+
 test('two models in one page generate at the same time, each exactly', async () => {
   const a = new URL('tests/fixtures/tiny-f32/', server.url).href;
   const b = new URL('tests/fixtures/tiny-f16/', server.url).href;

@@ -123,7 +123,7 @@ test('every documented option is accepted', async () => {
   assert.equal(model.rank('Hello', [' a', ' b'], { by: 'sum', special: false }).length, 2);
   const m = await load(fixture('tiny-f32'), {
     onProgress: () => {}, signal: controller.signal, memoryBudget: 0, precision: 'auto', fetch: globalThis.fetch,
-    wasmUrl: undefined, threads: 1,
+    wasmUrl: undefined, assetsUrl: undefined, threads: 1,
   });
   m.dispose();
 });
@@ -145,4 +145,7 @@ test('the checked option names are the ones index.d.ts documents', () => {
   for (const [fn, iface] of Object.entries(pairs)) {
     assert.deepEqual([...OPTION_NAMES[fn]].sort(), declaredNames(dts, iface).sort(), `${fn} vs ${iface}`);
   }
+  const browserDts = readFileSync(join(root, 'js', 'browser.d.ts'), 'utf8');
+  assert.deepEqual([...OPTION_NAMES.loadInWorker].sort(), declaredNames(browserDts, 'BrowserLoadOptions').sort(),
+    'loadInWorker vs BrowserLoadOptions (browser.d.ts)');
 });

@@ -364,6 +364,7 @@ async function loadModel() {
   const controller = new AbortController();
   loadController = controller;
   hook.loads++;
+  const choice = { select: el.modelSelect.value, url: el.modelUrl.value };
 
   // Free a big model first (two would not fit); keep a small one usable until the new one is ready.
   const old = model;
@@ -396,7 +397,7 @@ async function loadModel() {
     model = m;
     hook.model = m;
     modelLabel = chosen.label;
-    loadedChoice = { select: el.modelSelect.value, url: el.modelUrl.value };
+    loadedChoice = choice;
     showModelInfo(chosen, m);
     setStatus(`Ready: ${chosen.label}.`);
     setState('ready');

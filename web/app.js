@@ -433,7 +433,8 @@ async function loadModel() {
 function restoreChoice() {
   if (!model || !loadedChoice) return;
   el.modelSelect.value = loadedChoice.select;
-  el.modelUrl.value = loadedChoice.url;
+  // The URL typed stays for another try, unless the loaded model is itself a custom URL.
+  if (loadedChoice.select === 'url') el.modelUrl.value = loadedChoice.url;
   showSourceFields();
 }
 
@@ -974,7 +975,7 @@ async function slideChat(turn, replyTokens) {
     forgotten[forgotten.length - 1].els[1].after(note);
   }
   el.chatStatus.textContent = `The conversation outgrew the model's context (${nCtx} tokens): it now sees ` +
-    `${kept ? `the last ${plural(kept, 'turn')} and ` : ''}this one; the earlier turns stay in the log, greyed.`;
+    `${kept === 1 ? 'the last turn and ' : kept ? `the last ${kept} turns and ` : ''}this one; the earlier turns stay in the log, greyed.`;
   return true;
 }
 

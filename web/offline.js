@@ -53,11 +53,7 @@ async function register(state, set) {
   const sw = navigator.serviceWorker;
   let reg = await sw.getRegistration(SCOPE.href);
   if (reg && reg.active) state.version = versionOf(reg.active);
-  let version = null;
-  if (navigator.onLine !== false) try {
-    const r = await fetch(MANIFEST_URL, { cache: 'no-store' });
-    if (r.ok) version = (await r.json()).version;
-  } catch { /* offline or the server is gone: keep what runs */ }
+  const version = navigator.onLine === false ? null : await servedVersion();
   if (!version) {
     if (reg && reg.active) set('ready', `Saved for offline use (version ${state.version}).`);
     else set('failed', 'This page is not saved for offline use yet: open it once with a connection.');
@@ -68,6 +64,16 @@ async function register(state, set) {
     reg = await sw.register(`${SW_URL.href}?v=${version}`, { scope: SCOPE.href, updateViaCache: 'none' });
   }
   follow(reg, state, set, version);
+}
+
+/** The version of the files the server has now, or null (offline, or the server is gone: keep what runs). */
+async function servedVersion() {
+  try {
+    const r = await fetch(MANIFEST_URL, { cache: 'no-store' });
+    return r.ok ? (await r.json()).version : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Follows the registration's workers: installing -> waiting (an update) or active (first install). */

@@ -15,8 +15,8 @@
 // Model files downloaded from Hugging Face are kept by the worker in its own cache
 // (gpt2-wasm-models-v1, js/cache.js), which this worker never touches.
 //
-// Serving: cache-first for the precached files (a navigation to the root or to web/ gets
-// web/index.html); everything else goes to the network untouched (requests to other origins
+// Serving: cache-first for the precached files (a navigation to web/ gets web/index.html, one
+// to the root is redirected to web/); everything else goes to the network untouched (requests to other origins
 // are not even seen through: only the model source the user picks is ever contacted).
 // Responses from the cache carry the cross-origin isolation headers (COOP same-origin, COEP
 // require-corp, CORP same-origin): those the server sent are stored with them, and on a
@@ -78,7 +78,11 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (url.origin !== SCOPE.origin || url.href === MANIFEST_URL) return; // the network decides
   let key = url.origin + url.pathname;
-  if (request.mode === 'navigate' && (key === SCOPE.href || key === new URL('web/', SCOPE).href)) key = INDEX_URL;
+  if (request.mode === 'navigate' && key === SCOPE.href) {
+    event.respondWith(Response.redirect(new URL('web/', SCOPE).href, 302)); // as the server does
+    return;
+  }
+  if (request.mode === 'navigate' && key === new URL('web/', SCOPE).href) key = INDEX_URL;
   if (url.search) return; // the precached files are requested without a query
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);

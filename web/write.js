@@ -20,7 +20,7 @@
 // the text grows, and when it is full it slides so that half of it is free (one recomputation
 // per half window, not one per keystroke).
 //
-// Test hook: hook.write = { suggestions, shown, lastSuggestion: { text, computeMs, totalMs },
+// Test hook: hook.write = { suggestions, lastSuggestion: { text, computeMs, totalMs },
 //   computed, checks, alternatives, continues, savedAt }
 //   computeMs: from the end of the pause (the debounce timer firing) to the ghost text painted;
 //   totalMs: from the last keystroke (includes PAUSE_MS); computed: tokens appended to the
@@ -50,7 +50,7 @@ export function initWrite(app) {
     exportTxt: $('write-export'), suggest: $('write-suggest'), altList: $('write-alts'), note: $('write-note'),
     status: $('write-status'), panel: $('panel-write'),
   };
-  const hook = { suggestions: 0, shown: 0, lastSuggestion: null, computed: 0, checks: 0, alternatives: 0, continues: 0, savedAt: null };
+  const hook = { suggestions: 0, lastSuggestion: null, computed: 0, checks: 0, alternatives: 0, continues: 0, savedAt: null };
   app.hook.write = hook;
 
   let session = null;      // the RemoteSession

@@ -91,6 +91,14 @@ test('first screen: Generate and the output are above the fold at 1280x800 and 3
     assert.equal(await page.$eval('#banned-words', (e) => !!e.closest('#settings')), true);
     await clickAndWait('#generate', 'generations');
     await page.screenshot({ path: join(SHOTS, `first-screen-${name}.png`) });
+    // The Write tab: its tools and the text fit too.
+    await page.click('#tab-write');
+    const tools = await box('#write-continue');
+    assert.ok(tools.bottom <= viewport.height, `${name}: the Write tools end at ${tools.bottom} px`);
+    const overflowWrite = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflowWrite <= 0, `${name}: Write: no horizontal scrolling (${overflowWrite} px)`);
+    await page.screenshot({ path: join(SHOTS, `write-${name}.png`) });
+    await page.click('#tab-generate');
   }
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.goto(new URL('web/', server.url).href);

@@ -1162,6 +1162,7 @@ write = initWrite({
   getModel: () => model,
   isLoading: () => !!loadController,
   readOptions,
+  bannedWords: readBannedWords,
   showError,
   clearError,
   hook,

@@ -39,6 +39,7 @@ const $ = (id) => document.getElementById(id);
  * Wires the Write tab.
  * @param {object} app what the page shares: getModel() (the loaded RemoteModel or null),
  *   isLoading(), readOptions() (the sampling settings; throws an Error with words),
+ *   bannedWords() (the "Never use these words" list, for suggestions: greedy, no other setting),
  *   showError(title, detail), clearError(), hook (the test hook), onBusy() (called when
  *   the tab starts or ends a tool, so the page can update its buttons)
  * @returns {{ update: () => void, stop: () => boolean, readonly busy: boolean }}
@@ -161,7 +162,7 @@ export function initWrite(app) {
         if (mySeq !== seq) return null;
         const s = await prepare(m, ctx, SUGGEST_TOKENS);
         if (mySeq !== seq) return null;
-        return generate(s, { maxTokens: SUGGEST_TOKENS, temperature: 0, stop: ['\n'], bannedWords: bannedWords() }, (piece) => {
+        return generate(s, { maxTokens: SUGGEST_TOKENS, temperature: 0, stop: ['\n'], bannedWords: app.bannedWords() }, (piece) => {
           text += piece.text;
           return mySeq !== seq; // typing went on: stop computing
         });
@@ -184,14 +185,6 @@ export function initWrite(app) {
     hook.suggestions++;
     hook.lastSuggestion = { text, computeMs: now - firedAt, totalMs: now - lastInputAt };
     el.status.textContent = `Suggestion in ${Math.round(now - firedAt)} ms after the pause.`;
-  }
-
-  function bannedWords() {
-    try {
-      return app.readOptions().bannedWords;
-    } catch {
-      return [];
-    }
   }
 
   function clearSuggestion() {

@@ -119,16 +119,43 @@ async function applyUpdate() {
   waiting.postMessage({ type: 'skipWaiting' });
 }
 
-/** The offline banner: shown while the browser reports no network. */
-function showNetwork() {
+/** The offline banner: shown while the browser reports no network, naming the models that still load. */
+async function showNetwork() {
   const banner = $('net-status');
   if (navigator.onLine) {
     banner.hidden = true;
     return;
   }
+  const saved = await savedModels();
+  if (navigator.onLine) return;
   banner.hidden = false;
-  banner.textContent = 'You are offline. Everything here still works with the embedded model and with models ' +
-    'already downloaded to this browser: Generate, Detect, Chat and Write. Downloading another model needs a connection.';
+  banner.textContent = 'You are offline. Generate, Write, Detect and Chat still work with the embedded model' +
+    (saved.length ? ` and the models saved in this browser (${saved.join(', ')})` : '') +
+    '. Loading any other model needs a connection.';
+}
+
+/**
+ * The models downloaded into this browser's model cache (js/cache.js) other than the embedded
+ * one: Hugging Face repositories by name, other folders by address. Complete entries only
+ * (the weights are there).
+ */
+async function savedModels() {
+  try {
+    if (!(await caches.has('gpt2-wasm-models-v1'))) return [];
+    const keys = await (await caches.open('gpt2-wasm-models-v1')).keys();
+    const embedded = new URL('../models/', import.meta.url).href;
+    const names = [];
+    for (const r of keys) {
+      if (!r.url.endsWith('/model.safetensors')) continue;
+      const folder = r.url.slice(0, -'model.safetensors'.length);
+      if (folder === embedded) continue;
+      const hf = folder.match(/^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\//);
+      names.push(hf ? hf[1].split('/')[1] : folder.replace(/^https?:\/\//, ''));
+    }
+    return names;
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -130,7 +130,9 @@ test('offline reload: the page opens, loads the embedded model, generates, still
     const threads = await page.evaluate(() => navigator.hardwareConcurrency);
     if (threads > 1) assert.match(info, /WebAssembly SIMD, [2-9]\d* threads/, 'the threaded build runs offline');
     assert.equal(await page.isVisible('#net-status'), true);
-    assert.match(await page.textContent('#net-status'), /offline.*still works/i);
+    const banner = await page.textContent('#net-status');
+    assert.match(banner, /offline.*still work/i);
+    assert.ok(banner.includes(new URL(fixture.url('normal')).host + '/normal/'), `the saved model is named: ${banner}`);
     const text = await generateSome();
     assert.ok(text.length > 0, 'text grows');
     mkdirSync(SHOTS, { recursive: true });

@@ -16,11 +16,16 @@
 // /dist/ can come from another build's output folder: startServer({ distDir }) or the
 // environment variable GPT2_WASM_DIST (the one scripts/build-wasm.sh and the Node API read),
 // e.g. GPT2_WASM_DIST=dist-web node scripts/serve.mjs. Default: the root's dist/.
+//
+// /dist/precache.json, the list of files the page's service worker (sw.js) keeps offline with
+// their hashes and the version derived from them, is computed from the files on each request
+// (scripts/precache.mjs), so it always matches what is served.
 import http from 'node:http';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { precacheManifest } from './precache.mjs';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -32,6 +37,7 @@ export const MIME_TYPES = {
   '.mjs': 'text/javascript; charset=utf-8',
   '.wasm': 'application/wasm',
   '.json': 'application/json; charset=utf-8',
+  '.webmanifest': 'application/manifest+json; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
   '.md': 'text/markdown; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
@@ -118,6 +124,13 @@ async function handle(req, res, { rootReal, distReal, counts, onRequest }) {
     return send(res, 405, 'method not allowed\n');
   }
   if (pathname === '/') return redirect(res, '/web/');
+  if (pathname === '/dist/precache.json') {
+    const text = JSON.stringify(await precacheManifest({ root: rootReal, distDir: distReal || undefined }));
+    baseHeaders(res);
+    res.setHeader('Content-Type', MIME_TYPES['.json']);
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    return res.end(req.method === 'HEAD' ? undefined : text);
+  }
   if (pathname.includes('\0')) return send(res, 400, 'bad request\n');
 
   // Resolve inside the root (or the /dist/ folder): the normalized path, then the real path
@@ -180,6 +193,10 @@ function redirect(res, location) {
 
 function sendFile(req, res, file, info) {
   baseHeaders(res);
+  // The service worker asks model hosts whether they answer (sw.js, probe()) with opaque
+  // requests, which COEP require-corp would block: it is served without COEP. (It controls
+  // the pages' isolation through the headers of what it serves, not its own.)
+  if (req.url.split('?')[0] === '/sw.js') res.removeHeader('Cross-Origin-Embedder-Policy');
   const size = info.size;
   const etag = `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
   res.setHeader('Content-Type', MIME_TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream');

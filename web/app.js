@@ -2,13 +2,17 @@
 // and stream generated text. Plain ES module, no framework.
 //
 // Element ids (stable; the browser tests in tests/browser/ rely on them):
-//   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files'
-//   #model-url           custom folder URL (shown for 'url'); an 'owner/name' HF repo works too
+//   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files'; after a failed
+//                        or cancelled load it shows the model that is loaded
+//   #model-url           custom folder URL (shown for 'url'); an 'owner/name' HF repo or a model
+//                        name the downloader knows (gpt2, distilgpt2, ...) works too
+//   #precision           'auto' (as stored) | 'f16' | 'q8_0': the precision option of the next load
 //   #model-files         <input type=file multiple> for the four files (shown for 'files')
 //   #load, #cancel-load  start / abort loading the selected model
 //   #progress            <progress max=1>: fraction of bytes loaded (no value = size unknown)
 //   #progress-text       "12.3 MB of 548 MB · 8.1 MB/s · 1:05 left", "100% · …" when done
-//   #model-info          the loaded model: parameters, layers, context, weight bytes
+//   #model-info          the loaded model: what it is and was trained on, parameters, layers,
+//                        context, weights, the build and threads it runs on
 //   #status              one line: what the page is doing ("Ready: …", "Stopped after 12 tokens.")
 //   #clear-cache         deletes cached model files; #status says how many entries went
 //   #prompt              the prompt <textarea>; #prompt-tokens shows its token count
@@ -18,21 +22,29 @@
 //   #output              the prompt (span.prompt) and the generated text (span.gen, highlighted)
 //   #stats               tokens, tokens/s, time to first token, stop reason, seed
 //   #error               every failure, in words (hidden when there is none)
+//   #notice              things that are not failures (a cancelled load), in words
+//   #gen-warnings        the last generation's summary.warnings (e.g. the prompt was truncated)
 //   <body data-state>    'starting' | 'loading' | 'ready' | 'generating' | 'idle' (no model) | 'broken'
 //   #banned-words        "Never use these words": comma-separated, passed as bannedWords to Generate and Chat
-//   #tab-generate #tab-detect #tab-chat   tabs (role=tab) showing #panel-generate / -detect / -chat
+//   #tab-generate #tab-write #tab-detect #tab-chat   tabs (role=tab) showing #panel-generate / -write / ...
+//   Write: web/write.js (#write-text, ...); offline and updates: web/offline.js (#net-status, ...)
 //   Detect: #detect-text, #analyze; #detect-tokens holds span.tok per token (class bucket-0..3 by
 //     rank: < 10, < 100, < 1000, more; data-rank; tabindex=0); #detect-detail shows the focused or
 //     hovered token's probability, rank and alternatives; #detect-hist li[data-bucket] with
 //     .count; #detect-stats the perplexity; #detect-note says when only the last nCtx tokens were used
-//   Chat: #chat-log (div.msg.you / div.msg.reply), #chat-input, #chat-send, #chat-regenerate,
-//     #chat-reset, #chat-max-tokens, #chat-status
+//   Chat: #chat-log (div.msg.you / div.msg.reply; .forgotten once the model no longer sees them),
+//     #chat-input, #chat-send, #chat-stop (or Esc), #chat-regenerate, #chat-reset, #chat-max-tokens, #chat-status
 //
 // Test hook: window.__gpt2 = { ready, model, lastSummary, lastError, loads, generations,
-//   analyses, lastScore, chatSession, chatTurns, lastChatSummary }
+//   analyses, lastScore, chatSession, chatTurns, lastChatSummary, write, offline }
 //   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
 //   generations: how many generations have ended (finished, stopped or failed);
-//   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended.
+//   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
+//   write: see web/write.js; offline: see web/offline.js.
+
+import { percent, plural } from './format.js';
+import { probeHost, startOffline } from './offline.js';
+import { initWrite } from './write.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -49,6 +61,8 @@ const el = {
   detectDetail: $('detect-detail'), detectHist: $('detect-hist'), detectStats: $('detect-stats'),
   chatLog: $('chat-log'), chatInput: $('chat-input'), chatSend: $('chat-send'), chatRegenerate: $('chat-regenerate'),
   chatReset: $('chat-reset'), chatMaxTokens: $('chat-max-tokens'), chatStatus: $('chat-status'),
+  chatStop: $('chat-stop'), notice: $('notice'), precision: $('precision'), genWarnings: $('gen-warnings'),
+  settings: $('settings'),
 };
 
 const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
@@ -59,6 +73,8 @@ const BIG_MODEL_BYTES = 200e6; // an old model bigger than this is freed before 
 let api = null;          // the js/browser.js module
 let model = null;        // the loaded RemoteModel
 let modelLabel = '';
+let write = null;         // the Write tab (web/write.js)
+let loadedChoice = null; // { select, url }: what the picker showed when the loaded model was chosen
 let loadController = null;
 let genController = null;
 let busy = false;        // a generation is running
@@ -82,6 +98,13 @@ function setStatus(text) {
 function clearError() {
   el.error.hidden = true;
   el.error.textContent = '';
+  showNotice('');
+}
+
+/** A message that is not a failure (hidden when text is empty). */
+function showNotice(text) {
+  el.notice.textContent = text;
+  el.notice.hidden = !text;
 }
 
 function showError(title, detail) {
@@ -101,17 +124,20 @@ function showError(title, detail) {
 
 const isAbort = (e) => e && (e.name === 'AbortError' || e.code === 'aborted');
 
-/** Words for a failure while loading a model. */
-function explainLoadError(e) {
+/** Words for a failure while loading a model from `source` (a URL, or files). */
+async function explainLoadError(e, source) {
   const msg = (e && e.message) || String(e);
   switch (e && e.code) {
     case 'nomem':
       return ['This model is too big for the memory this page can use.',
-        `Try a smaller one (distilgpt2 or gpt2), or close other tabs. (${msg})`];
+        `Try a smaller one (distilgpt2 or gpt2), a lower precision (q8_0), or close other tabs. (${msg})`];
     case 'io':
       if (/\b404\b/.test(msg)) return ['The model files were not found at this address.', msg];
-      return ['The model files could not be downloaded or read.',
-        `Check the address and your connection; the server must allow cross-origin requests. (${msg})`];
+      if (/\bHTTP \d{3}\b/.test(msg)) return ['The server refused to send the model files.', msg];
+      if (typeof source === 'string' && /failed to fetch|networkerror|network error|load failed/i.test(msg)) {
+        return explainNetworkFailure(source, msg);
+      }
+      return ['The model files could not be downloaded or read.', msg];
     case 'format':
       return ['These files are not a valid GPT-2 checkpoint.', msg];
     case 'shape':
@@ -123,6 +149,32 @@ function explainLoadError(e) {
   }
   if (e instanceof TypeError) return ['Network error: the model files could not be fetched.', msg];
   return ['The model could not be loaded.', msg];
+}
+
+/**
+ * A download that failed without an HTTP answer: offline, a host that cannot be reached, or a
+ * server that answers without the CORS headers a page needs (browsers report all three alike).
+ * The offline case is the browser's own report; the other two are told apart by asking the
+ * service worker whether the host answers at all (probeHost).
+ */
+async function explainNetworkFailure(source, msg) {
+  const host = new URL(source).host;
+  if (navigator.onLine === false) {
+    return ['You are offline.', `This model is not saved in this browser, so it needs a connection to ${host}. ` +
+      `The embedded model and models downloaded before still work offline. (${msg})`];
+  }
+  const reach = await probeHost(source);
+  if (reach === 'unreachable') {
+    return [`${host} could not be reached.`, `Check the address and your connection. (${msg})`];
+  }
+  if (reach === 'reachable') {
+    return [`${host} answered, but does not let this page read its files.`,
+      'A page may only read files from another site that allows it with cross-origin (CORS) headers ' +
+      `(Access-Control-Allow-Origin); Hugging Face does, this server does not. (${msg})`];
+  }
+  return [`The model files could not be downloaded from ${host}.`,
+    'Either the host cannot be reached (check the address and your connection), or it does not allow ' +
+    `cross-origin requests (CORS). (${msg})`];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,13 +214,14 @@ function formatParams(config) {
 // Progress: one bar for all four files, with speed and time left.
 
 class ProgressView {
-  start() {
+  /** @param {number} [total] the bytes to read, when known before the first event (local files) */
+  start(total) {
     this.t0 = performance.now();
     this.samples = []; // [time, loaded] over the last few seconds, for the speed
     this.lastPaint = 0;
-    el.progress.value = 0;
     el.progress.max = 1;
-    el.progressText.textContent = 'Starting…';
+    el.progress.value = 0;
+    el.progressText.textContent = total ? `0% · 0 B of ${formatBytes(total)} · starting…` : 'Starting…';
   }
 
   update({ phase, loaded = 0, total, notice }) {
@@ -220,10 +273,20 @@ function showSourceFields() {
   el.modelFilesField.hidden = v !== 'files';
 }
 
-/** A folder URL from what was typed: a full URL, a HF repo page, or 'owner/name'. */
-function normalizeUrl(text) {
+/**
+ * A folder URL from what was typed: a full URL, a HF repo page, 'owner/name', or a model name
+ * the downloader knows ('gpt2', 'distilgpt2', ...: js/download.js's MODEL_REPOS).
+ */
+async function normalizeUrl(text) {
   let s = text.trim();
-  if (!s) throw new Error('Type the URL of a folder holding the model files.');
+  if (!s) throw new Error('Type the URL of a folder holding the model files, or a model name such as gpt2.');
+  if (/^[\w.-]+$/.test(s)) {
+    const { MODEL_REPOS } = await import('../js/download.js');
+    if (!Object.hasOwn(MODEL_REPOS, s)) {
+      throw new Error(`"${s}" is not a model name this page knows (${Object.keys(MODEL_REPOS).join(', ')}); type owner/name or a URL.`);
+    }
+    s = MODEL_REPOS[s];
+  }
   if (/^[\w.-]+\/[\w.-]+$/.test(s)) s = `https://huggingface.co/${s}/resolve/main/`;
   let url;
   try {
@@ -241,19 +304,31 @@ function normalizeUrl(text) {
   return url.href;
 }
 
-/** The source for loadInWorker() and a label, from the picker; throws an Error with words. */
-function chosenSource() {
+/** What the well-known models are and were trained on (shown with the loaded model). */
+const ABOUT = {
+  embedded: "a small GPT-2 trained here on Jane Austen's six novels: it writes period prose, with no facts or plot",
+  'distilbert/distilgpt2': 'a GPT-2 distilled by Hugging Face, trained on OpenWebText (English web pages)',
+  'openai-community/gpt2': "OpenAI's GPT-2, trained on WebText (8 million English web pages)",
+  'openai-community/gpt2-medium': "OpenAI's GPT-2 medium, trained on WebText (8 million English web pages)",
+};
+
+/** The HF repository of a folder URL on huggingface.co, or null. */
+const repoOf = (url) => (url.match(/^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\//) || [])[1] || null;
+
+/** The source for loadInWorker(), a label and what the model is, from the picker; throws an Error with words. */
+async function chosenSource() {
   const v = el.modelSelect.value;
   // The embedded model is passed as its URL (not undefined) so the worker keeps it in the cache.
-  if (v === 'embedded') return { source: EMBEDDED_URL, label: 'embedded demo model' };
+  if (v === 'embedded') return { source: EMBEDDED_URL, label: 'Embedded demo model', about: ABOUT.embedded };
   if (v.startsWith('hf:')) {
     const repo = v.slice(3);
-    return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1] };
+    return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1], about: ABOUT[repo] };
   }
   if (v === 'url') {
-    const url = normalizeUrl(el.modelUrl.value);
+    const url = await normalizeUrl(el.modelUrl.value);
     el.modelUrl.value = url;
-    return { source: url, label: url };
+    const repo = repoOf(url);
+    return { source: url, label: repo || url, about: repo && ABOUT[repo] };
   }
   if (v === 'files') {
     const picked = [...el.modelFiles.files];
@@ -265,7 +340,8 @@ function chosenSource() {
         ? 'Choose the four model files first.'
         : `Missing: ${missing.join(', ')}. Select all four files at once.`);
     }
-    return { source: files, label: `local files (${formatBytes(files['model.safetensors'].size)})` };
+    const total = FILE_NAMES.reduce((sum, n) => sum + files[n].size, 0);
+    return { source: files, label: `local files (${formatBytes(files['model.safetensors'].size)})`, total };
   }
   throw new Error('Choose a model.');
 }
@@ -274,7 +350,7 @@ async function loadModel() {
   clearError();
   let chosen;
   try {
-    chosen = chosenSource();
+    chosen = await chosenSource();
   } catch (e) {
     showError('Cannot load this model.', e.message);
     return false;
@@ -288,6 +364,7 @@ async function loadModel() {
   const controller = new AbortController();
   loadController = controller;
   hook.loads++;
+  const choice = { select: el.modelSelect.value, url: el.modelUrl.value };
 
   // Free a big model first (two would not fit); keep a small one usable until the new one is ready.
   const old = model;
@@ -303,12 +380,13 @@ async function loadModel() {
   updateButtons();
   el.load.disabled = true;
   el.cancelLoad.hidden = false;
-  progressView.start();
+  progressView.start(chosen.total);
   setStatus(`Loading ${chosen.label}…`);
 
   try {
     const m = await api.loadInWorker(chosen.source, {
       signal: controller.signal,
+      precision: el.precision.value,
       onProgress: (p) => { if (loadController === controller) progressView.update(p); },
     });
     if (loadController !== controller) { // superseded by another load
@@ -319,13 +397,8 @@ async function loadModel() {
     model = m;
     hook.model = m;
     modelLabel = chosen.label;
-    const c = m.config;
-    const info = m.info || {};
-    const weights = info.weightsBytes ? ` · ${formatBytes(info.weightsBytes)} of weights` : '';
-    const fromCache = info.cache && info.cache.hits > 0 && !info.cache.stored && !info.cache.uncached ? ' · from the browser cache' : '';
-    el.modelInfo.textContent =
-      `${chosen.label}: ${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${c.nCtx} tokens${weights}${fromCache}.` +
-      (info.cacheNotice ? ` ${info.cacheNotice}` : '');
+    loadedChoice = choice;
+    showModelInfo(chosen, m);
     setStatus(`Ready: ${chosen.label}.`);
     setState('ready');
     countPromptTokens();
@@ -333,13 +406,15 @@ async function loadModel() {
   } catch (e) {
     if (loadController !== controller) return false;
     hook.lastError = e;
+    restoreChoice();
     if (isAbort(e)) {
       progressView.fail('Loading cancelled.');
-      showError('Loading was cancelled.', model ? `Still using ${modelLabel}.` : 'Choose a model and press Load.');
+      showNotice(`Loading was cancelled. ${model ? `Still using ${modelLabel}.` : 'Choose a model and press Load.'}`);
     } else {
       progressView.fail('Loading failed.');
-      const [title, detail] = explainLoadError(e);
-      showError(title, detail);
+      const [title, detail] = await explainLoadError(e, chosen.source);
+      if (loadController !== controller) return false;
+      showError(title, model ? `${detail} Still using ${modelLabel}.` : detail);
     }
     setStatus(model ? `Ready: ${modelLabel} (the new model did not load).` : 'No model loaded.');
     setState(model ? 'ready' : 'idle');
@@ -354,6 +429,31 @@ async function loadModel() {
   }
 }
 
+/** After a failed or cancelled load: the picker shows the model that is loaded again. */
+function restoreChoice() {
+  if (!model || !loadedChoice) return;
+  el.modelSelect.value = loadedChoice.select;
+  // The URL typed stays for another try, unless the loaded model is itself a custom URL.
+  if (loadedChoice.select === 'url') el.modelUrl.value = loadedChoice.url;
+  showSourceFields();
+}
+
+/** #model-info: what the model is, its size, its weights, and what it runs on. */
+function showModelInfo(chosen, m) {
+  const c = m.config;
+  const info = m.info || {};
+  const name = document.createElement('strong');
+  name.textContent = chosen.label;
+  const parts = [`${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
+  if (info.weightsBytes) parts.push(`${info.precision || ''} weights, ${formatBytes(info.weightsBytes)}`.trim());
+  const threads = Number(info.threads) || 1;
+  parts.push(`WebAssembly SIMD, ${plural(threads, 'thread')}` +
+    (threads === 1 && !globalThis.crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''));
+  if (info.cache && info.cache.hits > 0 && !info.cache.stored && !info.cache.uncached) parts.push('from the browser cache');
+  el.modelInfo.replaceChildren(name, `${chosen.about ? `: ${chosen.about}` : ''}. ${parts.join(' · ')}.` +
+    (info.cacheNotice ? ` ${info.cacheNotice}` : ''));
+}
+
 function startLoad() {
   hook.ready = loadModel();
   return hook.ready;
@@ -362,30 +462,54 @@ function startLoad() {
 // ---------------------------------------------------------------------------------------------
 // Sampling options
 
-function readNumber(input, name, { min, max, integer, exclusiveMin, empty }) {
+/**
+ * What is wrong with a number field's value against its own min, max and step (a step of 1:
+ * whole numbers), or null when it is fine. Empty is fine when the field has a placeholder
+ * (it then means the placeholder, e.g. "random").
+ */
+function numberProblem(input, name) {
   const raw = input.value.trim();
-  if (raw === '' && empty !== undefined) return empty;
+  if (raw === '' && input.placeholder) return null;
+  const min = input.min === '' ? undefined : Number(input.min);
+  const max = input.max === '' ? undefined : Number(input.max);
+  const integer = input.step === '1';
   const v = Number(raw);
-  const bad = raw === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) ||
-    (exclusiveMin ? v <= min : v < min) || (max !== undefined && v > max);
-  if (bad) {
-    input.setAttribute('aria-invalid', 'true');
+  if (raw !== '' && Number.isFinite(v) && !(integer && !Number.isInteger(v)) &&
+      !(min !== undefined && v < min) && !(max !== undefined && v > max)) return null;
+  const range = min !== undefined && max !== undefined ? `from ${min} to ${max}` : min !== undefined ? `at least ${min}` : `at most ${max}`;
+  return `${name} must be ${integer ? 'a whole number' : 'a number'} ${range}.`;
+}
+
+/** Marks a number field invalid (aria-invalid) or valid; returns its problem or null. */
+function markNumber(input) {
+  const problem = numberProblem(input, fieldName(input));
+  if (problem) input.setAttribute('aria-invalid', 'true');
+  else input.removeAttribute('aria-invalid');
+  return problem;
+}
+
+const fieldName = (input) => (document.querySelector(`label[for="${input.id}"]`) || {}).textContent || input.id;
+
+/** A number field's value, checked against its min/max/step; throws an Error with words. */
+function readNumber(input, { empty } = {}) {
+  const problem = markNumber(input);
+  if (problem) {
+    if (el.settings && el.settings.contains(input)) el.settings.open = true;
     input.focus();
-    const range = max !== undefined ? `${exclusiveMin ? 'above' : 'from'} ${min} to ${max}` : `${exclusiveMin ? 'above' : 'at least'} ${min}`;
-    throw new Error(`${name} must be ${integer ? 'a whole number ' : 'a number '}${range}.`);
+    throw new Error(problem);
   }
-  input.removeAttribute('aria-invalid');
-  return v;
+  const raw = input.value.trim();
+  return raw === '' ? empty : Number(raw);
 }
 
 function readOptions() {
-  const seed = readNumber(el.seed, 'Seed', { min: 0, max: 4294967295, integer: true, empty: null });
+  const seed = readNumber(el.seed, { empty: null });
   return {
-    temperature: readNumber(el.temperature, 'Temperature', { min: 0, max: 100 }),
-    topK: readNumber(el.topK, 'Top-k', { min: 0, integer: true }),
-    topP: readNumber(el.topP, 'Top-p', { min: 0, max: 1, exclusiveMin: true }),
-    repetitionPenalty: readNumber(el.repetitionPenalty, 'Repetition penalty', { min: 0, max: 100, exclusiveMin: true }),
-    maxTokens: readNumber(el.maxTokens, 'Max tokens', { min: 1, max: 100000, integer: true }),
+    temperature: readNumber(el.temperature),
+    topK: readNumber(el.topK),
+    topP: readNumber(el.topP),
+    repetitionPenalty: readNumber(el.repetitionPenalty),
+    maxTokens: readNumber(el.maxTokens),
     seed: seed ?? Math.floor(Math.random() * 2 ** 31),
     bannedWords: readBannedWords(),
   };
@@ -411,8 +535,10 @@ function updateButtons() {
   el.stop.disabled = !busy;
   el.analyze.disabled = !model || detectBusy || !!loadController;
   el.chatSend.disabled = !model || chat.busy || !!loadController;
+  el.chatStop.disabled = !chat.busy;
   el.chatRegenerate.disabled = !model || chat.busy || !!loadController || chat.replyStart === null || chat.model !== model;
   el.chatReset.disabled = chat.busy || !chat.session;
+  if (write) write.update();
 }
 
 async function generate() {
@@ -434,6 +560,7 @@ async function generate() {
   updateButtons();
   setStatus('Generating…');
   el.stats.textContent = '';
+  showWarnings([]);
 
   const promptSpan = document.createElement('span');
   promptSpan.className = 'prompt';
@@ -467,6 +594,7 @@ async function generate() {
     text = summary.text ?? text;
     paint();
     showStats(summary, options.seed);
+    showWarnings(summary.warnings);
     const why = {
       max_tokens: 'reached the token limit',
       eot: 'the model ended the text',
@@ -474,14 +602,14 @@ async function generate() {
       context_full: "the model's context is full",
       cancelled: 'stopped',
     }[summary.stopReason] || summary.stopReason;
-    setStatus(`Done: ${summary.tokens} tokens (${why}).`);
+    setStatus(`Done: ${plural(summary.tokens, 'token')} (${why}).`);
   } catch (e) {
     paint();
     hook.lastError = e;
     if (isAbort(e)) {
       const secs = (performance.now() - t0) / 1000;
-      setStatus(`Stopped after ${tokens} token${tokens === 1 ? '' : 's'}.`);
-      el.stats.textContent = `${tokens} tokens in ${secs.toFixed(1)} s · seed ${options.seed} · stopped`;
+      setStatus(`Stopped after ${plural(tokens, 'token')}.`);
+      el.stats.textContent = `${plural(tokens, 'token')} in ${secs.toFixed(1)} s · seed ${options.seed} · stopped`;
     } else if (e && e.code === 'range') {
       showError('The prompt is too long for this model.', e.message);
       setStatus('Generation failed.');
@@ -509,13 +637,20 @@ function keepScrolled() {
 
 function showStats(summary, seed) {
   const t = summary.timings || {};
-  const parts = [`${summary.tokens} tokens`];
+  const parts = [plural(summary.tokens, 'token')];
   if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(1)} tokens/s`);
   if (Number.isFinite(t.firstTokenMs)) parts.push(`first token ${Math.round(t.firstTokenMs)} ms`);
   if (Number.isFinite(t.totalMs)) parts.push(`${(t.totalMs / 1000).toFixed(2)} s total`);
-  parts.push(`prompt ${summary.promptTokens} tokens`);
+  parts.push(`prompt ${plural(summary.promptTokens, 'token')}`);
   parts.push(`seed ${seed}`);
   el.stats.textContent = parts.join(' · ');
+}
+
+/** Shows a generation's summary.warnings under the output (hidden when there are none). */
+function showWarnings(warnings) {
+  const list = warnings || [];
+  el.genWarnings.hidden = list.length === 0;
+  el.genWarnings.textContent = list.length ? `Note: ${list.join('; ')}.` : '';
 }
 
 function stop() {
@@ -538,7 +673,7 @@ function countPromptTokens() {
       if (seq !== countSeq || m !== model) return;
       const n = ids.length;
       const over = n >= m.config.nCtx;
-      el.promptTokens.textContent = `${n} token${n === 1 ? '' : 's'} of ${m.config.nCtx}${over ? ' — too long for this model' : ''}. `;
+      el.promptTokens.textContent = `${plural(n, 'token')} of ${m.config.nCtx}${over ? ' — longer than the context: its start will be dropped' : ''}. `;
       el.promptTokens.classList.toggle('warn', over);
     } catch {
       if (seq === countSeq) el.promptTokens.textContent = '';
@@ -588,11 +723,6 @@ let detectBusy = false;
 function bucketOf(rank) {
   return rank < 10 ? 0 : rank < 100 ? 1 : rank < 1000 ? 2 : 3;
 }
-
-const percent = (logprob) => {
-  const p = Math.exp(logprob) * 100;
-  return p >= 10 ? `${p.toFixed(0)}%` : p >= 0.1 ? `${p.toFixed(1)}%` : p >= 0.001 ? `${p.toFixed(3)}%` : `${p.toExponential(1)}%`;
-};
 
 /** A token's text made visible: quotes around it, spaces and newlines shown. */
 const showToken = (text) => `“${text.replace(/\n/g, '⏎')}”`;
@@ -680,11 +810,11 @@ function renderDetection(result, skippedText) {
     count.className = 'count';
     count.textContent = String(counts[b]);
     li.append(name, bar, count);
-    li.setAttribute('aria-label', `${label}: ${counts[b]} token${counts[b] === 1 ? '' : 's'}`);
+    li.setAttribute('aria-label', `${label}: ${plural(counts[b], 'token')}`);
     return li;
   }));
   const ppl = result.perplexity;
-  el.detectStats.textContent = `Perplexity ${ppl === null ? '–' : ppl.toFixed(1)} · ${scored} tokens scored` +
+  el.detectStats.textContent = `Perplexity ${ppl === null ? '–' : ppl.toFixed(1)} · ${plural(scored, 'token')} scored` +
     ` (the first token has no context) · ${scored ? Math.round((counts[0] / scored) * 100) : 0}% in the top 10`;
   el.detectDetail.replaceChildren(helpLine('Hover over or focus a token (Tab) to see its probability, rank and what the model expected instead.'));
 }
@@ -745,9 +875,12 @@ const chat = {
   session: null,     // the RemoteSession
   model: null,       // the model it belongs to
   busy: false,
+  stopRequested: false,
   replyStart: null,  // the session position before the last reply (Regenerate rewinds there)
   needsNewline: false,
   lastReply: null,   // the last reply's element
+  turns: [],         // { you, reply, els } of the conversation shown, oldest first
+  regenerations: 0,  // Regenerates of the last reply (they vary a fixed seed)
 };
 
 function addMessage(who, text) {
@@ -771,14 +904,13 @@ async function newChatSession() {
   chat.model = model;
   chat.replyStart = null;
   chat.needsNewline = false;
-  chat.lastReply = null;
   hook.chatSession = chat.session;
 }
 
 /** Generation options for a reply (the Generate tab's sampling and banned words). */
 function chatOptions() {
   const options = readOptions();
-  options.maxTokens = readNumber(el.chatMaxTokens, 'Reply tokens', { min: 1, max: 1000, integer: true });
+  options.maxTokens = readNumber(el.chatMaxTokens);
   return { ...options, stop: ['\n'], contextPolicy: 'stop' };
 }
 
@@ -796,6 +928,7 @@ async function runChatTurn(work) {
     return;
   }
   chat.busy = true;
+  chat.stopRequested = false;
   updateButtons();
   try {
     await work(options);
@@ -809,6 +942,43 @@ async function runChatTurn(work) {
   }
 }
 
+const turnText = (t) => `You: ${t.you}\nReply:${t.reply}\n`;
+
+/**
+ * The conversation no longer fits the context with the next turn and its reply: a new session
+ * holding the most recent turns that fit, then the new one. The log keeps every turn; the ones
+ * the model no longer sees are greyed, under a line saying so.
+ * @returns {Promise<boolean>} false when even the new turn alone does not fit
+ */
+async function slideChat(turn, replyTokens) {
+  const nCtx = model.config.nCtx;
+  const room = nCtx - replyTokens - (await model.tokenize(turn)).length;
+  if (room < 0) return false;
+  let kept = 0;
+  let used = 0;
+  for (let i = chat.turns.length - 1; i >= 0; i--) {
+    const n = (await model.tokenize(turnText(chat.turns[i]))).length;
+    if (used + n > room) break;
+    used += n;
+    kept++;
+  }
+  await newChatSession();
+  const keep = chat.turns.slice(chat.turns.length - kept);
+  await chat.session.append(keep.map(turnText).join('') + turn);
+  const forgotten = chat.turns.slice(0, chat.turns.length - kept);
+  for (const t of forgotten) for (const e of t.els) e.classList.add('forgotten');
+  el.chatLog.querySelectorAll('.slid-note').forEach((n) => n.remove());
+  if (forgotten.length) {
+    const note = document.createElement('p');
+    note.className = 'slid-note';
+    note.textContent = `The model no longer sees the ${plural(forgotten.length, 'turn')} above (its context holds ${nCtx} tokens).`;
+    forgotten[forgotten.length - 1].els[1].after(note);
+  }
+  el.chatStatus.textContent = `The conversation outgrew the model's context (${nCtx} tokens): it now sees ` +
+    `${kept === 1 ? 'the last turn and ' : kept ? `the last ${kept} turns and ` : ''}this one; the earlier turns stay in the log, greyed.`;
+  return true;
+}
+
 async function chatSend() {
   if (!model || chat.busy || loadController) return;
   clearError();
@@ -817,53 +987,74 @@ async function chatSend() {
   await runChatTurn(async (options) => {
     if (!chat.session || chat.model !== model || chat.session.disposed) {
       el.chatLog.replaceChildren();
+      chat.turns = [];
       await newChatSession();
     }
     const turn = `You: ${message}\nReply:`;
-    try {
-      await chat.session.append((chat.needsNewline ? '\n' : '') + turn);
-    } catch (e) {
-      if (!e || e.code !== 'range') throw e;
-      // The conversation no longer fits the context: start again from this turn.
-      await newChatSession();
-      el.chatLog.replaceChildren();
-      el.chatStatus.textContent = `The conversation outgrew the model's context (${model.config.nCtx} tokens): earlier turns were forgotten.`;
-      await chat.session.append(turn);
+    const text = (chat.needsNewline ? '\n' : '') + turn;
+    const need = (await model.tokenize(text)).length + options.maxTokens;
+    let slid = false;
+    if (chat.session.lastPosition + need > model.config.nCtx) {
+      if (!(await slideChat(turn, options.maxTokens))) {
+        throw new Error(`This message and a reply of ${plural(options.maxTokens, 'token')} do not fit the model's context of ${model.config.nCtx} tokens: shorten it or lower Reply tokens.`);
+      }
+      slid = true;
+    } else {
+      await chat.session.append(text);
     }
-    addMessage('you', message);
+    const you = addMessage('you', message);
     el.chatInput.value = '';
     chat.replyStart = chat.session.lastPosition;
     chat.lastReply = addMessage('reply', '');
-    await chatReply(options);
+    chat.regenerations = 0;
+    const entry = { you: message, reply: '', els: [you.parentElement, chat.lastReply.parentElement] };
+    chat.turns.push(entry);
+    entry.reply = await chatReply(options, slid);
   });
 }
 
-/** Streams a reply from the end of the session into chat.lastReply. */
-async function chatReply(options) {
+/** Streams a reply from the end of the session into chat.lastReply; returns its text. */
+async function chatReply(options, keepStatus = false, note = '') {
   const s = chat.session;
   const target = chat.lastReply;
   target.textContent = '';
+  target.parentElement.classList.remove('empty');
   target.parentElement.classList.add('streaming');
   el.chatLog.setAttribute('aria-busy', 'true'); // screen readers hear the reply once, when it is complete
-  el.chatStatus.textContent = 'Replying…';
+  const before = keepStatus ? `${el.chatStatus.textContent} ` : '';
+  el.chatStatus.textContent = `${before}Replying…`;
   let text = '';
   try {
     const gen = s.generate(options);
     for await (const piece of gen) {
       text += piece.text;
       target.textContent = text;
+      if (chat.stopRequested) break;
     }
     const summary = await gen.summary;
     hook.lastChatSummary = summary;
+    if (summary.stopReason === 'cancelled') {
+      // The worker may have made a token more than was shown: the session ends where the reply shown does.
+      await s.rewind(chat.replyStart + summary.tokens);
+    }
     chat.needsNewline = summary.stopReason !== 'stop_sequence';
     target.textContent = summary.text.trim() ? summary.text : '';
     if (!summary.text.trim()) target.parentElement.classList.add('empty');
-    el.chatStatus.textContent = `${summary.tokens} tokens · ${s.lastPosition} of ${model.config.nCtx} context tokens used` +
-      (summary.stopReason === 'context_full' ? ' · the context is full: press Reset to go on' : '');
+    el.chatStatus.textContent = before + (summary.stopReason === 'cancelled' ? `Stopped after ${plural(summary.tokens, 'token')}. ` : '') +
+      `${plural(summary.tokens, 'token')} · ${s.lastPosition} of ${model.config.nCtx} context tokens used` +
+      (summary.stopReason === 'context_full' ? ' · the context is full: the next turn slides it' : '') +
+      (note ? ` · ${note}` : '');
+    return summary.text;
   } finally {
     target.parentElement.classList.remove('streaming');
     el.chatLog.removeAttribute('aria-busy');
   }
+}
+
+function chatStop() {
+  if (!chat.busy) return false;
+  chat.stopRequested = true;
+  return true;
 }
 
 async function chatRegenerate() {
@@ -871,8 +1062,19 @@ async function chatRegenerate() {
   clearError();
   await runChatTurn(async (options) => {
     await chat.session.rewind(chat.replyStart);
-    chat.lastReply.parentElement.classList.remove('empty');
-    await chatReply(options);
+    // A fixed seed would give the same reply again: each Regenerate takes the next seed. With
+    // temperature 0 the reply is always the same one, and the status says why.
+    let note = '';
+    if (options.temperature === 0) {
+      note = 'temperature 0 (greedy) always gives this same reply: raise the temperature for another';
+    } else if (el.seed.value.trim() !== '') {
+      chat.regenerations++;
+      options.seed = (options.seed + chat.regenerations) % 4294967296;
+      note = `seed ${options.seed} (the Seed field is fixed, so each Regenerate takes the next seed)`;
+    }
+    const text = await chatReply(options, false, note);
+    const last = chat.turns[chat.turns.length - 1];
+    if (last) last.reply = text;
   });
 }
 
@@ -884,6 +1086,7 @@ async function chatReset() {
   chat.replyStart = null;
   chat.needsNewline = false;
   chat.lastReply = null;
+  chat.turns = [];
   hook.chatSession = null;
   el.chatLog.replaceChildren();
   el.chatStatus.textContent = 'A new conversation.';
@@ -933,18 +1136,39 @@ el.chatInput.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.ctrlKey && !e.metaKey) { e.preventDefault(); chatSend(); }
 });
 el.chatRegenerate.addEventListener('click', chatRegenerate);
+el.chatStop.addEventListener('click', chatStop);
 el.chatReset.addEventListener('click', chatReset);
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
     if (!$('panel-detect').hidden) analyze();
+    else if (!$('panel-write').hidden) $('write-continue').click();
     else if (!$('panel-chat').hidden) chatSend();
     else generate();
-  } else if (e.key === 'Escape' && busy) {
+  } else if (e.key === 'Escape') {
+    if (busy) stop();
+    else if (!chatStop() && !(write && write.stop())) return;
     e.preventDefault();
-    stop();
   }
 });
+for (const input of document.querySelectorAll('input[type="number"]')) {
+  input.addEventListener('input', () => markNumber(input));
+}
+el.precision.addEventListener('focus', () => { $('precision-help').hidden = false; });
+// The sampling options sit beside the output on wide screens (open), below it on phones (closed).
+if (matchMedia('(min-width: 960px)').matches) el.settings.open = true;
+
+write = initWrite({
+  getModel: () => model,
+  isLoading: () => !!loadController,
+  readOptions,
+  bannedWords: readBannedWords,
+  showError,
+  clearError,
+  hook,
+  onBusy: updateButtons,
+});
+startOffline(hook);
 if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) {
   for (const k of document.querySelectorAll('kbd')) if (k.textContent === 'Ctrl') k.textContent = '⌘';
 }

@@ -193,6 +193,7 @@ test('a bad model URL shows an error and the page stays usable', async () => {
   const error = await page.textContent('#error');
   assert.match(error, /could not|not found|404|failed/i);
   await waitReady(); // the embedded model is still loaded
+  assert.equal(await page.inputValue('#model-select'), 'embedded', 'the picker shows the model that is loaded');
   assert.equal(await page.isEnabled('#load'), true);
   assert.equal(await page.isEnabled('#generate'), true);
 
@@ -231,7 +232,9 @@ test('local files: missing and broken files give errors, the four good files loa
   assert.equal(await page.isVisible('#error'), true);
   assert.match(await page.textContent('#error'), /not a valid GPT-2 checkpoint|could not be loaded/);
   await waitReady(); // the previous model is still there
+  assert.equal(await page.inputValue('#model-select'), 'embedded', 'the picker shows the model that is loaded');
 
+  await page.selectOption('#model-select', 'files');
   await page.setInputFiles('#model-files', good);
   await page.click('#load');
   assert.equal(await page.evaluate(() => window.__gpt2.ready), true);

@@ -17,6 +17,7 @@ import { load, Gpt2Error } from './index.js';
 import { ProgressBar } from './progress.js';
 import { download, MODEL_REPOS, resolveRepo } from './download.js';
 import { quantizeFolder } from './quantize.js';
+import { closest } from './options.js';
 
 const PROGRAM = 'gpt2-wasm';
 const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize'];
@@ -137,7 +138,10 @@ function parseArgs(argv) {
       a = a.slice(0, eq);
     }
     const spec = OPTIONS[a];
-    if (!spec) throw new UsageError(`unknown option '${a}'`);
+    if (!spec) {
+      const near = closest(a, Object.keys(OPTIONS));
+      throw new UsageError(`unknown option '${a}'${near ? ` (did you mean '${near}'?)` : ''}`);
+    }
     const [key, kind] = spec;
     if (kind === 'flag') {
       if (value !== undefined) throw new UsageError(`option ${a} takes no value`);

@@ -60,7 +60,7 @@ function unknownOptionMessage(key, names) {
  * max(2, a third of key's length); else undefined.
  * @param {string} key @param {readonly string[]} names
  */
-function closest(key, names) {
+export function closest(key, names) {
   let best, bestDistance = Infinity;
   for (const name of names) {
     const d = editDistance(key.toLowerCase(), name.toLowerCase());

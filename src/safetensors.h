@@ -35,7 +35,7 @@ typedef enum gpt2_st_dtype {
 typedef struct gpt2_st_tensor {
     const char *name;       /* decoded UTF-8, NUL-terminated (owned by the header) */
     size_t name_len;        /* byte length; names may contain \0 via \u0000 */
-    const char *dtype_name; /* as written, e.g. "F64" (owned by the header) */
+    const char *dtype_name; /* as written, e.g. "F64"; never holds a NUL byte (owned by the header) */
     gpt2_st_dtype dtype;
     unsigned elem_size;     /* bytes per element; 0 for a dtype string we do not know */
     int ndim;

@@ -119,6 +119,8 @@ static void test_bad_headers(void) {
         {"{\"__metadata__\":[]}", "__metadata__"},
         {"{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", "dtype"},
         {"{\"a\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", "dtype"},
+        /* "BF16\0" is no dtype (found by fuzzing: the name must not read as "BF16") */
+        {"{\"a\":{\"dtype\":\"BF16\\u0000\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", "NUL byte"},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", "shape"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", "shape"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", "shape"},

@@ -22,9 +22,10 @@
  *            (127/amax)) in [-127, 127] (all zero when amax = 0). Per block b the exact
  *            integer S_b = sum_i q_i*wq_i (any order: integers), then one float sum over the
  *            blocks in order: s += (float)S_b * (wd_b * d_b); out = s + b.
- * Weights are packed (matrix.h): tiles of 4 rows, read as one sequential stream. Prefill
- * tiles are 2 rows x 3 tokens (f32: 12 accumulators of the 16 SIMD registers) and 4 rows x 4
- * tokens (q8_0: 4 int + 4 float accumulators), each weight load serving every token of the tile.
+ * Weights are packed (matrix.h): tiles of 4 rows, read as one sequential stream. f32 register
+ * tiles are 4 rows x 1 token (8 accumulators); prefill reuses each weight tile from L1/L2 for
+ * every token. q8_0 tiles are 4 rows x 4 tokens (8 int + 4 float accumulators), each weight
+ * load serving the 4 tokens.
  */
 #include "kernels.h"
 
@@ -323,78 +324,60 @@ void k_attn_values(float *y, const float *att, const float *v, long stride, int 
 
 /* ------------------------------------------------------------------------------------------
  * f32 products on packed tiles (matrix.h). f32_kern computes R rows (r0 .. r0+R-1 of a tile
- * of rt rows) x T input rows: out[t*ldo + r] = b[r] + dot(x + t*k, row r0 + r). R and T are
- * compile-time constants at every call (the loops unroll, the accumulators live in registers).
+ * of rt rows) for one input row: out[r] = b[r] + dot(x, row r0 + r). R is a compile-time
+ * constant at every call (the loops unroll, the 2R accumulators live in registers).
  */
-K_INLINE void f32_kern(float *out, long ldo, const float *x, const float *tile, int rt, int r0, const float *b,
-                       int k, int R, int T) {
+K_INLINE void f32_kern(float *out, const float *x, const float *tile, int rt, int r0, const float *b, int k, int R) {
     const int c8 = k & ~7;
     const long cs = 4L * rt; /* floats from one column chunk to the next */
-    vf acc[4][3][2];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t][0] = acc[r][t][1] = vf_zero();
+    vf acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vf_zero();
     const float *p = tile + 4L * r0;
     for (int i = 0; i < c8; i += 8, p += 2 * cs) {
-        for (int h = 0; h < 2; h++) {
-            vf wv[4];
-            for (int r = 0; r < R; r++) wv[r] = vf_load(p + h * cs + 4 * r);
-            for (int t = 0; t < T; t++) {
-                vf xv = vf_load(x + (long)t * k + i + 4 * h);
-                for (int r = 0; r < R; r++) acc[r][t][h] = vf_add(acc[r][t][h], vf_mul(xv, wv[r]));
-            }
+        vf x0 = vf_load(x + i), x1 = vf_load(x + i + 4);
+        for (int r = 0; r < R; r++) {
+            acc[r][0] = vf_add(acc[r][0], vf_mul(x0, vf_load(p + 4 * r)));
+            acc[r][1] = vf_add(acc[r][1], vf_mul(x1, vf_load(p + cs + 4 * r)));
         }
     }
     const int nt = k - c8;
     const float *tail = tile + (long)c8 * rt + (long)r0 * nt;
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) {
-            float s = lanes8(acc[r][t][0], acc[r][t][1]);
-            for (int j = 0; j < nt; j++) s += x[(long)t * k + c8 + j] * tail[r * nt + j];
-            out[(long)t * ldo + r] = s + (b ? b[r] : 0.0f);
-        }
+    for (int r = 0; r < R; r++) {
+        float s = lanes8(acc[r][0], acc[r][1]);
+        for (int j = 0; j < nt; j++) s += x[c8 + j] * tail[r * nt + j];
+        out[r] = s + (b ? b[r] : 0.0f);
+    }
 }
 
-/* Kernels named by shape, so each is compiled once with constant R and T. */
-#define F32_KERN(R, T)                                                                                      \
-    static void f32_kern_##R##x##T(float *out, long ldo, const float *x, const float *tile, int rt, int r0, \
-                                   const float *b, int k) {                                                 \
-        f32_kern(out, ldo, x, tile, rt, r0, b, k, R, T);                                                    \
-    }
-F32_KERN(4, 1)
-F32_KERN(2, 3)
-F32_KERN(2, 2)
-F32_KERN(1, 1)
+/* A full tile (rt = 4, a compile-time constant: every load is at a fixed offset from one
+ * pointer) against one input row. */
+static void f32_kern_full(float *out, const float *x, const float *tile, const float *b, int k) {
+    f32_kern(out, x, tile, 4, 0, b, k, 4);
+}
 
-/* Tokens blocked by 3 against rows r0, r0+1 of a tile. */
-static void f32_pair_tokens(float *out, long ldo, const float *x, const float *tile, int rt, int r0,
-                            const float *b, int n, int k) {
-    int t = 0;
-    for (; t + 3 <= n; t += 3) f32_kern_2x3(out + t * ldo, ldo, x + (long)t * k, tile, rt, r0, b, k);
-    if (n - t == 2) f32_kern_2x2(out + t * ldo, ldo, x + (long)t * k, tile, rt, r0, b, k);
-    if (n - t == 1) {
-        f32_kern_1x1(out + t * ldo, ldo, x + (long)t * k, tile, rt, r0, b, k);
-        f32_kern_1x1(out + t * ldo + 1, ldo, x + (long)t * k, tile, rt, r0 + 1, b ? b + 1 : NULL, k);
-    }
+/* Row r0 of a tile of rt rows against one input row. */
+static void f32_kern_row(float *out, const float *x, const float *tile, int rt, int r0, const float *b, int k) {
+    f32_kern(out, x, tile, rt, r0, b, k, 1);
 }
 
 /* Rows [ra, rb) of one packed tile of rt rows (tile data at `tile`), for n input rows;
- * out and b point at the tile's first row. */
+ * out and b point at the tile's first row. A full tile is streamed once per input row:
+ * decode reads it from memory as one sequential stream, prefill from L1/L2 once per token
+ * (measured faster, natively and in WASM, than 2x3 or 4x2 register tiles of rows x tokens:
+ * 8 accumulators, fixed-offset loads and no spills). */
 static void f32_tile_rows(float *out, long ldo, const float *x, const float *tile, int rt, int ra, int rb,
                           const float *b, int n, int k) {
-    if (n == 1 && ra == 0 && rb == 4) {
-        f32_kern_4x1(out, ldo, x, tile, 4, 0, b, k); /* decode: the tile as one stream */
+    if (ra == 0 && rb == 4) {
+        for (int t = 0; t < n; t++) f32_kern_full(out + t * ldo, x + (long)t * k, tile, b, k);
         return;
     }
-    int r = ra;
-    if (n > 1)
-        for (; r + 2 <= rb; r += 2) f32_pair_tokens(out + r, ldo, x, tile, rt, r, b ? b + r : NULL, n, k);
-    for (; r < rb; r++)
+    for (int r = ra; r < rb; r++)
         for (int t = 0; t < n; t++)
-            f32_kern_1x1(out + t * ldo + r, ldo, x + (long)t * k, tile, rt, r, b ? b + r : NULL, k);
+            f32_kern_row(out + t * ldo + r, x + (long)t * k, tile, rt, r, b ? b + r : NULL, k);
 }
 
-/* The tiles of rows [o0, o1) of a packed matrix of `rows` rows: calls fn for each with the
- * tile's first row, its row count and the sub-range [ra, rb) of it to compute. */
+/* Runs BODY for each tile holding rows of [o0, o1) of a packed matrix of `rows` rows, with
+ * base (the tile's first row), rt (its rows) and [ra, rb) (its rows to compute) defined. */
 #define FOR_TILES(o0, o1, rows, BODY)                                          \
     for (int base = (o0) & ~3; base < (o1); base += 4) {                      \
         const int rt = (rows) - base < 4 ? (rows) - base : 4;                 \
@@ -434,7 +417,7 @@ static void f16_to_f32(float *dst, const uint16_t *h, long n) {
 }
 
 /* Decode against one full tile of halves: rows 0,1 then 2,3 of each 4-column chunk are one
- * 8-half load each. The same sums as f32_kern_4x1 on the converted tile. */
+ * 8-half load each. The same sums as f32_kern_full on the converted tile. */
 static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
     const int c8 = k & ~7;
     vf acc[4][2];

@@ -130,6 +130,7 @@ typedef struct matmul_job {
     const gpt2_matrix *w;
     const float *b;
     int n, rows_per_task;
+    int gelu; /* apply gelu_new to the outputs (each task to its own rows) */
 } matmul_job;
 
 static void matmul_task(void *ctx, int task) {
@@ -137,10 +138,14 @@ static void matmul_task(void *ctx, int task) {
     int o0 = task * j->rows_per_task;
     int o1 = o0 + j->rows_per_task < j->w->rows ? o0 + j->rows_per_task : j->w->rows;
     k_matmul_rows_act(j->out, j->x, j->act, j->w, j->b, j->n, o0, o1);
+    if (j->gelu)
+        for (int t = 0; t < j->n; t++) k_gelu(j->out + (size_t)t * j->w->rows + o0, o1 - o0);
 }
 
-/* out[n][w->rows] = x[n][w->cols] W^T + b */
-static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n) {
+/* out[n][w->rows] = x[n][w->cols] W^T + b, then gelu_new elementwise when gelu is set (in
+ * the same tasks, so the threads share it too) */
+static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n,
+                   int gelu) {
     gpt2_pool *pool = s->pool ? s->pool : s->w->pool;
     int threads = gpt2_pool_threads(pool);
     void *act = NULL;
@@ -150,13 +155,14 @@ static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix 
     }
     if (threads <= 1) {
         k_matmul_rows_act(out, x, act, w, b, n, 0, w->rows);
+        if (gelu) k_gelu(out, n * w->rows);
     } else {
         /* a few tasks per thread, each a multiple of 16 rows (whole packed tiles), so uneven
          * speeds even out */
         int tasks = 4 * threads;
         int per = (w->rows + tasks - 1) / tasks;
         per = (per + 15) / 16 * 16;
-        matmul_job j = {out, x, act, w, b, n, per};
+        matmul_job j = {out, x, act, w, b, n, per, gelu};
         gpt2_pool_run(pool, matmul_task, &j, (w->rows + per - 1) / per);
     }
 }
@@ -210,7 +216,7 @@ static void attention(gpt2_state *s, int l, int n, float *out) {
 static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *logits, int all_logits) {
     const gpt2_weights *w = s->w;
     const gpt2_config *c = &w->config;
-    const int C = c->n_embd, F = c->n_inner;
+    const int C = c->n_embd;
     const size_t ctx_stride = (size_t)c->n_ctx * C;
 
     for (int t = 0; t < n; t++) {
@@ -224,7 +230,7 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         const gpt2_layer_weights *L = &w->layers[l];
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln1_w, L->ln1_b, C, c->ln_eps);
-        matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n);
+        matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n, 0);
         for (int t = 0; t < n; t++) {
             const float *row = s->qkv + (size_t)t * 3 * C;
             size_t at = (size_t)l * ctx_stride + (size_t)(s->pos + t) * C;
@@ -232,15 +238,14 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
             memcpy(s->v_cache + at, row + 2 * C, (size_t)C * sizeof(float));
         }
         attention(s, l, n, s->a);
-        matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n);
+        matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n, 0);
         k_add(s->x, s->h, n * C);
 
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln2_w, L->ln2_b, C, c->ln_eps);
-        matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n);
-        k_gelu(s->h, n * F);
+        matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n, 1); /* with gelu_new */
         /* s->a is free again: use it for the projection output */
-        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n);
+        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n, 0);
         k_add(s->x, s->a, n * C);
     }
 
@@ -248,7 +253,7 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         int first = all_logits ? 0 : n - 1;
         for (int t = first; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, w->lnf_w, w->lnf_b, C, c->ln_eps);
-        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first);
+        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first, 0);
     }
     s->pos += n;
 }

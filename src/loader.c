@@ -736,6 +736,24 @@ static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t 
     }
 }
 
+/* SEG_Q8: int8 values e0 .. e0+cnt-1 of a source [out, in] (row-major) into their packed
+ * places (matrix.h): row by row, block by block, pairs of columns 2 * (rows in tile) apart. */
+static void put_q8_values(gpt2_matrix *m, size_t e0, const uint8_t *src, size_t cnt) {
+    size_t K = (size_t)m->cols, o = e0 / K, i = e0 % K;
+    while (cnt) {
+        size_t rt = (size_t)gpt2_pack_tile_rows((uint64_t)m->rows, o), step = 2 * rt;
+        unsigned char *row = (unsigned char *)m->data + (size_t)gpt2_q8_value_offset((uint64_t)m->rows, K, o, 0);
+        size_t end = K - i < cnt ? K : i + cnt;
+        cnt -= end - i;
+        while (i < end) {
+            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * 36 * rt;
+            size_t e = i % GPT2_Q8_BLOCK, stop = i - e + GPT2_Q8_BLOCK < end ? i - e + GPT2_Q8_BLOCK : end;
+            for (; i < stop; i++, e++) blk[(e >> 1) * step + (e & 1)] = *src++;
+        }
+        if (i == K) o++, i = 0;
+    }
+}
+
 /* SEG_MAT32 from a source [out, in]: elements e0 .. e0+cnt-1 (row-major) into the packed
  * matrix, in runs of consecutive columns (up to a chunk of 4, or the row's tail). */
 static void put_f32_rows(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
@@ -786,19 +804,16 @@ static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, 
     switch (s->kind) {
     case SEG_SKIP: return;
     case SEG_BAND: emit_band(stage, s, e0, src, cnt); return;
-    case SEG_Q8: { /* source [out, in] row-major -> packed values */
-        uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols;
-        unsigned char *d = (unsigned char *)s->m->data;
-        for (size_t k = 0; k < cnt; k++) d[gpt2_q8_value_offset(R, K, (e0 + k) / K, (e0 + k) % K)] = src[k];
-        return;
-    }
+    case SEG_Q8: put_q8_values(s->m, e0, src, cnt); return;
     case SEG_SCALE: { /* source [out, in / 32] -> the scale of each packed block */
         uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols, nb = K / GPT2_Q8_BLOCK;
         unsigned char *d = (unsigned char *)s->m->data;
+        uint64_t o = e0 / nb, b = e0 % nb;
         for (size_t k = 0; k < cnt; k++) {
             float v;
             convert(GPT2_ST_F16, src + 2 * k, 1, &v, 1);
-            memcpy(d + gpt2_q8_scale_offset(R, K, (e0 + k) / nb, (e0 + k) % nb), &v, sizeof v);
+            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &v, sizeof v);
+            if (++b == nb) o++, b = 0;
         }
         return;
     }

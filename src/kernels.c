@@ -24,8 +24,8 @@
  *            blocks in order: s += (float)S_b * (wd_b * d_b); out = s + b.
  * Weights are packed (matrix.h): tiles of 4 rows, read as one sequential stream. f32 register
  * tiles are 4 rows x 1 token (8 accumulators); prefill reuses each weight tile from L1/L2 for
- * every token. q8_0 tiles are 4 rows x 4 tokens (8 int + 4 float accumulators), each weight
- * load serving the 4 tokens.
+ * every token. q8_0 register tiles are 8 rows x 4 tokens (int accumulators; each weight load
+ * serves the 4 tokens, each activation load the 8 rows).
  */
 #include "kernels.h"
 
@@ -503,52 +503,102 @@ static void q8_quantize(int16_t *q, float *d, const float *x, int n, int k) {
         }
 }
 
-/* A full tile (4 rows) of q8_0 weights against T quantized input rows (xq + t*k, scales
- * xd + t*nb*XD): out[t*ldo + r] for r < 4. Per pair of columns, one 8-byte load holds the pair
- * for the 4 rows; a splat of the pair of activations and one i32x4.dot_i16x8_s give the 4 rows'
- * partial integer sums (two accumulators alternate, for latency; integer sums are exact). */
+/* NT consecutive full tiles (4 rows each; NT = 1 or 2) of q8_0 weights against T quantized
+ * input rows (xq + t*k, scales xd + t*nb*XD): out[t*ldo + 4j + r] for tile j, r < 4. Per pair
+ * of columns, one 8-byte load holds the pair for a tile's 4 rows; a splat of the pair of
+ * activations (shared by the NT tiles) and one i32x4.dot_i16x8_s give the 4 rows' partial
+ * integer sums (exact in any order; with one input row, two accumulators alternate for
+ * latency). Then one float step per block: acc += (float)S * (wd * d). */
 K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, const unsigned char *tile,
-                      const float *b, int k, int T) {
+                      const float *b, int k, int NT, int T) {
+    const int nb = k / GPT2_Q8_BLOCK, H = T == 1 ? 2 : 1;
+    const long ts = (long)nb * 36 * 4; /* bytes from one tile to the next */
+    vf acc[2][4];
+    for (int j = 0; j < NT; j++)
+        for (int t = 0; t < T; t++) acc[j][t] = vf_zero();
+    const unsigned char *p = tile;
+    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
+        vi is[2][4][2];
+        for (int pp = 0; pp < H; pp++) { /* the first pair(s) start the sums */
+            vi w[2];
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int t = 0; t < T; t++) {
+                vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
+                for (int j = 0; j < NT; j++) is[j][t][pp] = vi_dot16(w[j], xs);
+            }
+        }
+        for (int pp = H; pp < 16; pp++) {
+            const int h = pp % H;
+            vi w[2];
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int t = 0; t < T; t++) {
+                vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
+                for (int j = 0; j < NT; j++) is[j][t][h] = vi_add32(is[j][t][h], vi_dot16(w[j], xs));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            vf d = vf_load(xd + ((long)t * nb + blk) * XD);
+            for (int j = 0; j < NT; j++) {
+                vi S = H == 2 ? vi_add32(is[j][t][0], is[j][t][1]) : is[j][t][0];
+                vf ws = vf_load((const float *)(const void *)(p + j * ts));
+                acc[j][t] = vf_add(acc[j][t], vf_mul(vf_from_i32(S), vf_mul(ws, d)));
+            }
+        }
+    }
+    for (int j = 0; j < NT; j++) {
+        vf bv = b ? vf_load(b + 4 * j) : vf_zero();
+        for (int t = 0; t < T; t++) vf_store(out + (long)t * ldo + 4 * j, vf_add(acc[j][t], bv));
+    }
+}
+
+/* Decode: one full tile against one input row, as one sequential stream; the same sums as
+ * q8_kern with NT = T = 1. */
+static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const unsigned char *tile, const float *b,
+                           int k) {
     const int nb = k / GPT2_Q8_BLOCK;
-    vf acc[4];
-    for (int t = 0; t < T; t++) acc[t] = vf_zero();
+    vf acc = vf_zero();
     const unsigned char *p = tile;
     for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
         const int8_t *wq = (const int8_t *)(p + 16);
-        vi is[4][2];
+        const int16_t *xb = xq + blk * GPT2_Q8_BLOCK;
         vi w0 = vi_load_i8x8(wq), w1 = vi_load_i8x8(wq + 8);
-        for (int t = 0; t < T; t++) {
-            const int16_t *xb = xq + (long)t * k + blk * GPT2_Q8_BLOCK;
-            is[t][0] = vi_dot16(w0, vi_load32_splat(xb));
-            is[t][1] = vi_dot16(w1, vi_load32_splat(xb + 2));
-        }
+        vi s0 = vi_dot16(w0, vi_load32_splat(xb)), s1 = vi_dot16(w1, vi_load32_splat(xb + 2));
         for (int pp = 2; pp < 16; pp += 2) {
             w0 = vi_load_i8x8(wq + 8 * pp);
             w1 = vi_load_i8x8(wq + 8 * pp + 8);
-            for (int t = 0; t < T; t++) {
-                const int16_t *xb = xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp;
-                is[t][0] = vi_add32(is[t][0], vi_dot16(w0, vi_load32_splat(xb)));
-                is[t][1] = vi_add32(is[t][1], vi_dot16(w1, vi_load32_splat(xb + 2)));
-            }
+            s0 = vi_add32(s0, vi_dot16(w0, vi_load32_splat(xb + 2 * pp)));
+            s1 = vi_add32(s1, vi_dot16(w1, vi_load32_splat(xb + 2 * pp + 2)));
         }
         vf ws = vf_load((const float *)(const void *)p);
-        for (int t = 0; t < T; t++)
-            acc[t] = vf_add(acc[t], vf_mul(vf_from_i32(vi_add32(is[t][0], is[t][1])),
-                                           vf_mul(ws, vf_load(xd + ((long)t * nb + blk) * XD))));
+        acc = vf_add(acc, vf_mul(vf_from_i32(vi_add32(s0, s1)), vf_mul(ws, vf_load(xd + (long)blk * XD))));
     }
     vf bv = b ? vf_load(b) : vf_zero();
-    for (int t = 0; t < T; t++) vf_store(out + (long)t * ldo, vf_add(acc[t], bv));
+    vf_store(out, vf_add(acc, bv));
 }
 
-#define Q8_KERN(T)                                                                                          \
-    static void q8_kern_##T(float *out, long ldo, const int16_t *xq, const float *xd, const unsigned char *tile, \
-                            const float *b, int k) {                                                        \
-        q8_kern(out, ldo, xq, xd, tile, b, k, T);                                                           \
-    }
-Q8_KERN(1)
-Q8_KERN(2)
-Q8_KERN(3)
-Q8_KERN(4)
+/* n (> 1) input rows against NT full tiles (at tile; outputs out, bias b at their first row),
+ * 4 input rows at a time. */
+K_INLINE void q8_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                       const float *b, int n, int k, int NT) {
+    const int nb = k / GPT2_Q8_BLOCK;
+    int t = 0;
+    for (; t + 4 <= n; t += 4) q8_kern(out + t * ldo, ldo, q + (long)t * k, d + (long)t * nb * XD, tile, b, k, NT, 4);
+    const int16_t *qt = q + (long)t * k;
+    const float *dt = d + (long)t * nb * XD;
+    float *ot = out + t * ldo;
+    if (n - t == 3) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 3);
+    if (n - t == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 2);
+    if (n - t == 1 && NT == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, 2, 1);
+    if (n - t == 1 && NT == 1) q8_kern_decode(ot, qt, dt, tile, b, k);
+}
+static void q8_two_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                         const float *b, int n, int k) {
+    q8_tiles(out, ldo, q, d, tile, b, n, k, 2);
+}
+static void q8_one_tile(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                        const float *b, int n, int k) {
+    q8_tiles(out, ldo, q, d, tile, b, n, k, 1);
+}
 
 /* One output of row o (any tile) for one quantized input row, value by value. */
 static float q8_dot_any(const int16_t *xq, const float *xd, const gpt2_matrix *w, int o) {
@@ -566,34 +616,32 @@ static float q8_dot_any(const int16_t *xq, const float *xd, const gpt2_matrix *w
     return s;
 }
 
-/* out[t*ldo + o] for o in [o0, o1), t < n, from quantized activations (q, d). */
+/* out[t*ldo + o] for o in [o0, o1), t < n, from quantized activations (q, d). Prefill takes
+ * full tiles two at a time (8 rows share each activation load); decode one at a time (one
+ * sequential stream, measured much faster than two); partial tiles row by row. */
 static void q8_rows(float *out, long ldo, const int16_t *q, const float *d, const gpt2_matrix *w, const float *b,
                     int n, int o0, int o1) {
     const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
     const unsigned char *data = w->data;
-    FOR_TILES(o0, o1, w->rows, {
-        if (ra == 0 && rb == 4) {
-            const unsigned char *tile = data + (size_t)base / 4 * (size_t)nb * 36 * 4;
-            const float *bt = b ? b + base : NULL;
-            int t = 0;
-            for (; t + 4 <= n; t += 4)
-                q8_kern_4(out + t * ldo + base, ldo, q + (long)t * k, d + (long)t * nb * XD, tile, bt, k);
-            const int16_t *qt = q + (long)t * k;
-            const float *dt = d + (long)t * nb * XD;
-            float *ot = out + t * ldo + base;
-            switch (n - t) {
-            case 3: q8_kern_3(ot, ldo, qt, dt, tile, bt, k); break;
-            case 2: q8_kern_2(ot, ldo, qt, dt, tile, bt, k); break;
-            case 1: q8_kern_1(ot, ldo, qt, dt, tile, bt, k); break;
-            default: break;
-            }
-        } else {
-            for (int r = ra; r < rb; r++)
-                for (int t = 0; t < n; t++)
-                    out[(long)t * ldo + base + r] =
-                        q8_dot_any(q + (long)t * k, d + (long)t * nb * XD, w, base + r) + (b ? b[base + r] : 0.0f);
+    const size_t tile_bytes = (size_t)nb * 36 * 4;
+    const int first = (o0 + 3) / 4 * 4 < o1 ? (o0 + 3) / 4 * 4 : o1; /* the first full tile's row */
+    const int full_end = first + (o1 - first) / 4 * 4;                /* the end of the last one */
+    int o = o0;
+    for (int stage = 0; stage < 2; stage++) {
+        /* stage 0: the rows before the first full tile, then the full tiles; stage 1: the rest */
+        for (int end = stage ? o1 : first; o < end; o++)
+            for (int t = 0; t < n; t++)
+                out[(long)t * ldo + o] = q8_dot_any(q + (long)t * k, d + (long)t * nb * XD, w, o) + (b ? b[o] : 0.0f);
+        if (stage == 0 && n == 1)
+            for (; o < full_end; o += 4)
+                q8_kern_decode(out + o, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, k);
+        if (stage == 0 && n > 1) {
+            for (; o + 8 <= full_end; o += 8)
+                q8_two_tiles(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, n, k);
+            if (o < full_end)
+                q8_one_tile(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, n, k), o += 4;
         }
-    })
+    }
 }
 
 size_t k_q8_act_bytes(int n, int k) {

@@ -52,8 +52,8 @@ enum seg_kind {
     SEG_FLOAT,  /* float32 destination dst (vectors and tables) */
     SEG_MAT32,  /* an f32 matrix m, written in its packed order (matrix.h), maybe transposed */
     SEG_BAND,   /* an f16 or q8_0 matrix converted from floats through the staging band */
-    SEG_Q8,     /* NAME.q8: int8 bytes copied into m's data */
-    SEG_SCALE,  /* NAME.scale: F16 scales widened into m's scales */
+    SEG_Q8,     /* NAME.q8: int8 values placed into m's packed blocks */
+    SEG_SCALE,  /* NAME.scale: F16 scales widened to float, each beside its packed block (matrix.h) */
     SEG_Q8_UP,  /* NAME.q8 into an f32/f16 matrix (forced precision): dequantized (see up_state) */
     SEG_SCALE_UP /* NAME.scale for such a matrix: kept in up_state until both halves are in */
 };

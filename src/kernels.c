@@ -103,9 +103,21 @@ K_INLINE vf vf_from_f16_hi(v128_t x) {
 /* 8 halves -> 8 floats (lo: 0..3, hi: 4..7); interleaving zeros below the halves gives each
  * lane h << 16 (punpcklwd / punpckhwd). */
 K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
-    v128_t h = wasm_v128_load(p), z = wasm_i32x4_splat(0);
-    *lo = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 0, 8, 1, 9, 2, 10, 3, 11));
-    *hi = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 4, 12, 5, 13, 6, 14, 7, 15));
+    v128_t h = wasm_v128_load(p);
+    v128_t e = wasm_v128_and(h, wasm_i16x8_splat(0x7c00));
+    if (wasm_v128_any_true(wasm_i16x8_eq(e, wasm_i16x8_splat(0x7c00)))) { /* an inf or NaN among them */
+        v128_t z = wasm_i32x4_splat(0);
+        *lo = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 0, 8, 1, 9, 2, 10, 3, 11));
+        *hi = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 4, 12, 5, 13, 6, 14, 7, 15));
+        return;
+    }
+    /* All finite: each half sign-extended to 32 bits and shifted left by 13 has exponent and
+     * mantissa at a float's places and the sign in bits 28..31; clearing bits 28..30 leaves
+     * the sign in bit 31, and the multiplication by 2^112 re-biases as above (exact; the sign,
+     * zeros included, is kept). */
+    v128_t m = wasm_i32x4_splat((int32_t)0x8fffffffu), s = wasm_f32x4_splat(0x1p112f);
+    *lo = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), m), s);
+    *hi = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), m), s);
 }
 #elif K_SSE
 typedef __m128 vf;

@@ -4,27 +4,28 @@
  *   - WASM SIMD128 intrinsics (wasm_simd128.h) under __wasm_simd128__;
  *   - x86 SSE4.1 intrinsics natively (plus F16C for f16 when the build has it: -march=native;
  *     128-bit on purpose: wider vectors would change the order of the float sums);
- *   - a scalar fallback (GPT2_SCALAR_KERNELS forces it) that computes the same lanes in
- *     plain C, in the same order.
- * Every float sum is defined over 4 lanes (see "The arithmetic" below), so the three give
- * bit-identical results (no fused multiply-add: -ffp-contract=off, and no FMA intrinsics),
+ *   - a scalar fallback (GPT2_SCALAR_KERNELS forces it, or a target without either) whose
+ *     "vectors" are arrays of 4 floats operated on lane by lane.
+ * The kernels are written once against a small 4-lane vector layer (vf, vi below), so the three
+ * give bit-identical results (no fused multiply-add: -ffp-contract=off, and no FMA intrinsics),
  * and the result of a product does not depend on how the work is tiled or split between
  * threads: prefill and one-token-at-a-time decode agree exactly.
  *
- * The arithmetic (all dtypes):
- *   f32/f16: dot(x, w) over k: lane j (0..3) accumulates x[i]*W(i) for i = j (mod 4),
- *            i < k - k%4, in increasing i (one rounding for the product, one for the sum);
- *            then s = (lane0 + lane1) + (lane2 + lane3); then s += x[i]*W(i) for the last
- *            k%4 elements in order; out = s + b.
+ * The arithmetic (the reduction order every build follows):
+ *   f32/f16 (and k_dot, attention scores): dot(x, w) over k, c8 = k - k%8: lane j (0..7)
+ *            accumulates x[i]*W(i) for i = j (mod 8), i < c8, in increasing i (one rounding for
+ *            the product, one for the sum); then s = ((l0+l4) + (l1+l5)) + ((l2+l6) + (l3+l7));
+ *            then s += x[i]*W(i) for the last k%8 elements in order; out = s + b (b = 0 when
+ *            there is no bias). Eight independent sums per row: decode keeps 4 rows x 8 lanes
+ *            of adds in flight.
  *   q8_0:    activations are quantized per 32-block: d = amax/127, q_i = round_even(x_i *
- *            (127/amax)) in [-127, 127] (all zero when amax = 0). Per block, lane j gets the
- *            exact integer sum of q_i*wq_i over i mod 8 in {2j, 2j+1} (i32x4.dot_i16x8_s on
- *            four groups of 8), converted to float and multiplied by (wd*d) (one float
- *            product); lane j accumulates those block terms in block order; out =
- *            (lane0 + lane1) + (lane2 + lane3) + b.
- * Matrix products are tiled: R output rows x T input rows per register tile, so that each
- * weight load serves T tokens and each activation load R rows. Decode (n == 1) streams four
- * weight rows at a time (four independent accumulators), reading each weight exactly once.
+ *            (127/amax)) in [-127, 127] (all zero when amax = 0). Per block b the exact
+ *            integer S_b = sum_i q_i*wq_i (any order: integers), then one float sum over the
+ *            blocks in order: s += (float)S_b * (wd_b * d_b); out = s + b.
+ * Weights are packed (matrix.h): tiles of 4 rows, read as one sequential stream. f32 register
+ * tiles are 4 rows x 1 token (8 accumulators); prefill reuses each weight tile from L1/L2 for
+ * every token. q8_0 register tiles are 8 rows x 4 tokens (int accumulators; each weight load
+ * serves the 4 tokens, each activation load the 8 rows).
  */
 #include "kernels.h"
 
@@ -81,6 +82,8 @@ K_INLINE vi vi_dot16(vi a, vi b) { return wasm_i32x4_dot_i16x8(a, b); }
 K_INLINE vi vi_add32(vi a, vi b) { return wasm_i32x4_add(a, b); }
 K_INLINE vi vi_xor(vi a, vi b) { return wasm_v128_xor(a, b); }
 K_INLINE vf vf_from_i32(vi a) { return wasm_f32x4_convert_i32x4(a); }
+/* one 32-bit word (two int16) in every lane */
+K_INLINE vi vi_load32_splat(const void *p) { return wasm_v128_load32_splat(p); }
 /* round to nearest even, then 2 x 4 int32 -> 8 int16 (values are within [-127, 127]) */
 K_INLINE vi vi_round_pack(vf a, vf b) {
     return wasm_i16x8_narrow_i32x4(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(a)),
@@ -98,12 +101,23 @@ K_INLINE vf vf_from_f16_hi(v128_t x) {
     return wasm_v128_or(wasm_v128_or(f, special), wasm_v128_and(x, wasm_i32x4_splat((int32_t)0x80000000u)));
 }
 /* 8 halves -> 8 floats (lo: 0..3, hi: 4..7); interleaving zeros below the halves gives each
- * lane h << 16 (punpcklwd / punpckhwd). Always succeeds. */
-K_INLINE int vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
-    v128_t h = wasm_v128_load(p), z = wasm_i32x4_splat(0);
-    *lo = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 0, 8, 1, 9, 2, 10, 3, 11));
-    *hi = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 4, 12, 5, 13, 6, 14, 7, 15));
-    return 1;
+ * lane h << 16 (punpcklwd / punpckhwd). */
+K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
+    v128_t h = wasm_v128_load(p);
+    v128_t e = wasm_v128_and(h, wasm_i16x8_splat(0x7c00));
+    if (wasm_v128_any_true(wasm_i16x8_eq(e, wasm_i16x8_splat(0x7c00)))) { /* an inf or NaN among them */
+        v128_t z = wasm_i32x4_splat(0);
+        *lo = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 0, 8, 1, 9, 2, 10, 3, 11));
+        *hi = vf_from_f16_hi(wasm_i16x8_shuffle(z, h, 4, 12, 5, 13, 6, 14, 7, 15));
+        return;
+    }
+    /* All finite: each half sign-extended to 32 bits and shifted left by 13 has exponent and
+     * mantissa at a float's places and the sign in bits 28..31; clearing bits 28..30 leaves
+     * the sign in bit 31, and the multiplication by 2^112 re-biases as above (exact; the sign,
+     * zeros included, is kept). */
+    v128_t m = wasm_i32x4_splat((int32_t)0x8fffffffu), s = wasm_f32x4_splat(0x1p112f);
+    *lo = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), m), s);
+    *hi = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), m), s);
 }
 #elif K_SSE
 typedef __m128 vf;
@@ -137,42 +151,133 @@ K_INLINE vi vi_dot16(vi a, vi b) { return _mm_madd_epi16(a, b); }
 K_INLINE vi vi_add32(vi a, vi b) { return _mm_add_epi32(a, b); }
 K_INLINE vi vi_xor(vi a, vi b) { return _mm_xor_si128(a, b); }
 K_INLINE vf vf_from_i32(vi a) { return _mm_cvtepi32_ps(a); }
+K_INLINE vi vi_load32_splat(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_set1_epi32(v);
+}
 /* cvtps rounds to nearest even under the default MXCSR */
 K_INLINE vi vi_round_pack(vf a, vf b) { return _mm_packs_epi32(_mm_cvtps_epi32(a), _mm_cvtps_epi32(b)); }
+/* 8 halves -> 8 floats, exact (F16C, else gpt2_f16_to_f32 one by one) */
+K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
 #ifdef __F16C__
-/* 8 halves -> 8 floats, exact (F16C); always succeeds */
-K_INLINE int vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     __m128i h = _mm_loadu_si128((const __m128i *)p);
     *lo = _mm_cvtph_ps(h);
     *hi = _mm_cvtph_ps(_mm_unpackhi_epi64(h, h));
-    return 1;
+#else
+    float t[8];
+    for (int j = 0; j < 8; j++) t[j] = gpt2_f16_to_f32(p[j]);
+    *lo = _mm_loadu_ps(t);
+    *hi = _mm_loadu_ps(t + 4);
+#endif
 }
 #else
-K_INLINE int vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
-    (void)p, (void)lo, (void)hi;
-    return 0; /* the caller converts one by one */
+/* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
+typedef struct vf {
+    float f[4];
+} vf;
+typedef union vi {
+    int32_t i32[4];
+    uint32_t u32[4];
+    int16_t i16[8];
+} vi;
+K_INLINE vf vf_load(const float *p) {
+    vf v;
+    memcpy(v.f, p, sizeof v.f);
+    return v;
+}
+K_INLINE void vf_store(float *p, vf v) { memcpy(p, v.f, sizeof v.f); }
+K_INLINE vf vf_splat(float a) {
+    vf v = {{a, a, a, a}};
+    return v;
+}
+K_INLINE vf vf_zero(void) { return vf_splat(0.0f); }
+#define K_LANEWISE(name, expr)                                      \
+    K_INLINE vf name(vf a, vf b) {                                  \
+        vf r;                                                       \
+        for (int j = 0; j < 4; j++) {                               \
+            float x = a.f[j], y = b.f[j];                           \
+            r.f[j] = (expr);                                        \
+        }                                                           \
+        return r;                                                   \
+    }
+K_LANEWISE(vf_add, x + y)
+K_LANEWISE(vf_mul, x * y)
+K_LANEWISE(vf_max, x > y ? x : y)
+#undef K_LANEWISE
+K_INLINE vf vf_abs(vf a) {
+    for (int j = 0; j < 4; j++) a.f[j] = fabsf(a.f[j]);
+    return a;
+}
+K_INLINE float vf_hsum(vf v) { return (v.f[0] + v.f[1]) + (v.f[2] + v.f[3]); }
+K_INLINE float vf_hmax(vf v) {
+    float a = v.f[0] > v.f[2] ? v.f[0] : v.f[2], b = v.f[1] > v.f[3] ? v.f[1] : v.f[3];
+    return a > b ? a : b;
+}
+K_INLINE vi vi_load_i8x8(const int8_t *p) {
+    vi v;
+    for (int j = 0; j < 8; j++) v.i16[j] = p[j];
+    return v;
+}
+K_INLINE vi vi_load(const void *p) {
+    vi v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+K_INLINE void vi_store(void *p, vi v) { memcpy(p, &v, sizeof v); }
+K_INLINE vi vi_dot16(vi a, vi b) {
+    vi r;
+    for (int j = 0; j < 4; j++)
+        r.i32[j] = (int32_t)a.i16[2 * j] * b.i16[2 * j] + (int32_t)a.i16[2 * j + 1] * b.i16[2 * j + 1];
+    return r;
+}
+K_INLINE vi vi_add32(vi a, vi b) {
+    for (int j = 0; j < 4; j++) a.u32[j] += b.u32[j];
+    return a;
+}
+K_INLINE vi vi_xor(vi a, vi b) {
+    for (int j = 0; j < 4; j++) a.u32[j] ^= b.u32[j];
+    return a;
+}
+K_INLINE vf vf_from_i32(vi a) {
+    vf r;
+    for (int j = 0; j < 4; j++) r.f[j] = (float)a.i32[j];
+    return r;
+}
+K_INLINE vi vi_load32_splat(const void *p) {
+    vi v;
+    int32_t w;
+    memcpy(&w, p, 4);
+    for (int j = 0; j < 4; j++) v.i32[j] = w;
+    return v;
+}
+K_INLINE vi vi_round_pack(vf a, vf b) {
+    vi v;
+    for (int j = 0; j < 4; j++) v.i16[j] = (int16_t)rintf(a.f[j]), v.i16[4 + j] = (int16_t)rintf(b.f[j]);
+    return v;
+}
+K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
+    for (int j = 0; j < 4; j++) lo->f[j] = gpt2_f16_to_f32(p[j]), hi->f[j] = gpt2_f16_to_f32(p[4 + j]);
 }
 #endif
-#endif
+
 
 /* ------------------------------------------------------------------------------------------
  * Small vector kernels.
  */
 
-/* dot(a, b) = sum_i a[i]*b[i], in the 4-lane order described at the top. */
+/* The 8-lane sum of two accumulators (lanes 0..3 in a, 4..7 in b), in the order above. */
+K_INLINE float lanes8(vf a, vf b) { return vf_hsum(vf_add(a, b)); }
+
+/* dot(a, b) = sum_i a[i]*b[i], in the 8-lane order described at the top. */
 float k_dot(const float *a, const float *b, int k) {
+    vf a0 = vf_zero(), a1 = vf_zero();
     int i = 0;
-    float s;
-#if K_SIMD
-    vf acc = vf_zero();
-    for (; i + 4 <= k; i += 4) acc = vf_add(acc, vf_mul(vf_load(a + i), vf_load(b + i)));
-    s = vf_hsum(acc);
-#else
-    float l[4] = {0, 0, 0, 0};
-    for (; i + 4 <= k; i += 4)
-        for (int j = 0; j < 4; j++) l[j] += a[i + j] * b[i + j];
-    s = (l[0] + l[1]) + (l[2] + l[3]);
-#endif
+    for (; i + 8 <= k; i += 8) {
+        a0 = vf_add(a0, vf_mul(vf_load(a + i), vf_load(b + i)));
+        a1 = vf_add(a1, vf_mul(vf_load(a + i + 4), vf_load(b + i + 4)));
+    }
+    float s = lanes8(a0, a1);
     for (; i < k; i++) s += a[i] * b[i];
     return s;
 }
@@ -180,41 +285,21 @@ float k_dot(const float *a, const float *b, int k) {
 /* y[i] += x[i] */
 void k_add(float *y, const float *x, int n) {
     int i = 0;
-#if K_SIMD
     for (; i + 4 <= n; i += 4) vf_store(y + i, vf_add(vf_load(y + i), vf_load(x + i)));
-#endif
     for (; i < n; i++) y[i] += x[i];
 }
 
 /* y[i] += a * x[i] */
 void k_axpy(float *y, float a, const float *x, int n) {
     int i = 0;
-#if K_SIMD
     vf av = vf_splat(a);
     for (; i + 4 <= n; i += 4) vf_store(y + i, vf_add(vf_load(y + i), vf_mul(av, vf_load(x + i))));
-#endif
     for (; i < n; i++) y[i] += a * x[i];
 }
 
 /* att[j] = dot(q, K_j) * scale for j < n, K_j = k + j*stride (each dot as k_dot). */
 void k_attn_scores(float *att, const float *q, const float *k, long stride, int n, int d, float scale) {
-    for (int j = 0; j < n; j++) {
-        const float *kj = k + (long)j * stride;
-        int i = 0;
-        float s;
-#if K_SIMD
-        vf acc = vf_zero();
-        for (; i + 4 <= d; i += 4) acc = vf_add(acc, vf_mul(vf_load(q + i), vf_load(kj + i)));
-        s = vf_hsum(acc);
-#else
-        float l[4] = {0, 0, 0, 0};
-        for (; i + 4 <= d; i += 4)
-            for (int u = 0; u < 4; u++) l[u] += q[i + u] * kj[i + u];
-        s = (l[0] + l[1]) + (l[2] + l[3]);
-#endif
-        for (; i < d; i++) s += q[i] * kj[i];
-        att[j] = s * scale;
-    }
+    for (int j = 0; j < n; j++) att[j] = k_dot(q, k + (long)j * stride, d) * scale;
 }
 
 /* y[i] = sum_j att[j] * V_j[i] for i < d, V_j = v + j*stride, summed in order of j from 0
@@ -222,7 +307,6 @@ void k_attn_scores(float *att, const float *q, const float *k, long stride, int 
  * while all rows pass. */
 void k_attn_values(float *y, const float *att, const float *v, long stride, int n, int d) {
     int i = 0;
-#if K_SIMD
     for (; i + 16 <= d; i += 16) {
         vf y0 = vf_zero(), y1 = vf_zero(), y2 = vf_zero(), y3 = vf_zero();
         for (int j = 0; j < n; j++) {
@@ -243,7 +327,6 @@ void k_attn_values(float *y, const float *att, const float *v, long stride, int 
         for (int j = 0; j < n; j++) y0 = vf_add(y0, vf_mul(vf_splat(att[j]), vf_load(v + (long)j * stride + i)));
         vf_store(y + i, y0);
     }
-#endif
     for (; i < d; i++) {
         float s = 0.0f;
         for (int j = 0; j < n; j++) s += att[j] * v[(long)j * stride + i];
@@ -252,226 +335,157 @@ void k_attn_values(float *y, const float *att, const float *v, long stride, int 
 }
 
 /* ------------------------------------------------------------------------------------------
- * f32 products. f32_tile computes an R x T tile: out[t*ldo + r] for r < R, t < T, with
- * weight row r at w + r*k and input row t at x + t*k; R and T are compile-time constants
- * at every call (the loops unroll, the accumulators live in registers).
+ * f32 products on packed tiles (matrix.h). f32_kern computes R rows (r0 .. r0+R-1 of a tile
+ * of rt rows) for one input row: out[r] = b[r] + dot(x, row r0 + r). R is a compile-time
+ * constant at every call (the loops unroll, the 2R accumulators live in registers).
  */
-K_INLINE void f32_tile(float *out, long ldo, const float *x, const float *w, const float *b, int k, int R,
-                       int T) {
-    int i = 0;
-    float s[4][4];
-#if K_SIMD
-    vf acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = vf_zero();
-    /* two steps per turn: the second step's loads use constant offsets from the first's
-     * addresses (fewer address computations in WASM), the sums keep their order */
-    for (; i + 8 <= k; i += 8) {
-        for (int h = 0; h < 8; h += 4) {
-            vf wv[4];
-            for (int r = 0; r < R; r++) wv[r] = vf_load(w + (long)r * k + i + h);
-            for (int t = 0; t < T; t++) {
-                vf xv = vf_load(x + (long)t * k + i + h);
-                for (int r = 0; r < R; r++) acc[r][t] = vf_add(acc[r][t], vf_mul(xv, wv[r]));
-            }
+K_INLINE void f32_kern(float *out, const float *x, const float *tile, int rt, int r0, const float *b, int k, int R) {
+    const int c8 = k & ~7;
+    const long cs = 4L * rt; /* floats from one column chunk to the next */
+    vf acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = vf_zero();
+    const float *p = tile + 4L * r0;
+    for (int i = 0; i < c8; i += 8, p += 2 * cs) {
+        vf x0 = vf_load(x + i), x1 = vf_load(x + i + 4);
+        for (int r = 0; r < R; r++) {
+            acc[r][0] = vf_add(acc[r][0], vf_mul(x0, vf_load(p + 4 * r)));
+            acc[r][1] = vf_add(acc[r][1], vf_mul(x1, vf_load(p + cs + 4 * r)));
         }
     }
-    for (; i + 4 <= k; i += 4) {
-        vf wv[4];
-        for (int r = 0; r < R; r++) wv[r] = vf_load(w + (long)r * k + i);
-        for (int t = 0; t < T; t++) {
-            vf xv = vf_load(x + (long)t * k + i);
-            for (int r = 0; r < R; r++) acc[r][t] = vf_add(acc[r][t], vf_mul(xv, wv[r]));
-        }
+    const int nt = k - c8;
+    const float *tail = tile + (long)c8 * rt + (long)r0 * nt;
+    for (int r = 0; r < R; r++) {
+        float s = lanes8(acc[r][0], acc[r][1]);
+        for (int j = 0; j < nt; j++) s += x[c8 + j] * tail[r * nt + j];
+        out[r] = s + (b ? b[r] : 0.0f);
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) s[r][t] = vf_hsum(acc[r][t]);
-#else
-    float l[4][4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < 4; j++) l[r][t][j] = 0.0f;
-    for (; i + 4 <= k; i += 4)
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < 4; j++) l[r][t][j] += x[(long)t * k + i + j] * w[(long)r * k + i + j];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) s[r][t] = (l[r][t][0] + l[r][t][1]) + (l[r][t][2] + l[r][t][3]);
-#endif
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) {
-            float v = s[r][t];
-            for (int j = i; j < k; j++) v += x[(long)t * k + j] * w[(long)r * k + j];
-            out[(long)t * ldo + r] = v + (b ? b[r] : 0.0f);
-        }
 }
 
-/* Tiles named by shape, so each is compiled once with constant R and T. */
-#define F32_TILE(R, T)                                                                                   \
-    static void f32_tile_##R##x##T(float *out, long ldo, const float *x, const float *w, const float *b, \
-                                   int k) {                                                              \
-        f32_tile(out, ldo, x, w, b, k, R, T);                                                            \
-    }
-F32_TILE(4, 1)
-F32_TILE(1, 1)
-F32_TILE(2, 4)
-F32_TILE(2, 3)
-F32_TILE(2, 2)
-F32_TILE(1, 4)
-F32_TILE(1, 3)
-F32_TILE(1, 2)
+/* A full tile (rt = 4, a compile-time constant: every load is at a fixed offset from one
+ * pointer) against one input row. */
+static void f32_kern_full(float *out, const float *x, const float *tile, const float *b, int k) {
+    f32_kern(out, x, tile, 4, 0, b, k, 4);
+}
 
-/* out[t*ldo + r] = b[r] + dot(x_t, w_r) for r < rows, t < n: w holds `rows` rows of k.
- * Decode (n == 1): 4 rows per pass, weights streamed once. Prefill: blocks of 2 weight rows
- * (kept in L1) against tiles of 4 tokens. */
-static void f32_rows(float *out, long ldo, const float *x, const float *w, const float *b, int n, int k,
-                     int rows) {
-    int r = 0;
-    if (n == 1) {
-        for (; r + 4 <= rows; r += 4) f32_tile_4x1(out + r, ldo, x, w + (long)r * k, b ? b + r : NULL, k);
-        for (; r < rows; r++) f32_tile_1x1(out + r, ldo, x, w + (long)r * k, b ? b + r : NULL, k);
+/* Row r0 of a tile of rt rows against one input row. */
+static void f32_kern_row(float *out, const float *x, const float *tile, int rt, int r0, const float *b, int k) {
+    f32_kern(out, x, tile, rt, r0, b, k, 1);
+}
+
+/* Rows [ra, rb) of one packed tile of rt rows (tile data at `tile`), for n input rows;
+ * out and b point at the tile's first row. A full tile is streamed once per input row:
+ * decode reads it from memory as one sequential stream, prefill from L1/L2 once per token
+ * (measured faster, natively and in WASM, than 2x3 or 4x2 register tiles of rows x tokens:
+ * 8 accumulators, fixed-offset loads and no spills). */
+static void f32_tile_rows(float *out, long ldo, const float *x, const float *tile, int rt, int ra, int rb,
+                          const float *b, int n, int k) {
+    if (ra == 0 && rb == 4) {
+        for (int t = 0; t < n; t++) f32_kern_full(out + t * ldo, x + (long)t * k, tile, b, k);
         return;
     }
-    for (; r + 2 <= rows; r += 2) {
-        const float *wr = w + (long)r * k, *br = b ? b + r : NULL;
-        int t = 0;
-        for (; t + 4 <= n; t += 4) f32_tile_2x4(out + t * ldo + r, ldo, x + (long)t * k, wr, br, k);
-        float *o = out + t * ldo + r;
-        const float *xt = x + (long)t * k;
-        switch (n - t) {
-        case 3: f32_tile_2x3(o, ldo, xt, wr, br, k); break;
-        case 2: f32_tile_2x2(o, ldo, xt, wr, br, k); break;
-        case 1:
-            f32_tile_1x1(o, ldo, xt, wr, br, k);
-            f32_tile_1x1(o + 1, ldo, xt, wr + k, br ? br + 1 : NULL, k);
-            break;
-        default: break;
-        }
-    }
-    for (; r < rows; r++) {
-        const float *wr = w + (long)r * k, *br = b ? b + r : NULL;
-        int t = 0;
-        for (; t + 4 <= n; t += 4) f32_tile_1x4(out + t * ldo + r, ldo, x + (long)t * k, wr, br, k);
-        float *o = out + t * ldo + r;
-        const float *xt = x + (long)t * k;
-        switch (n - t) {
-        case 3: f32_tile_1x3(o, ldo, xt, wr, br, k); break;
-        case 2: f32_tile_1x2(o, ldo, xt, wr, br, k); break;
-        case 1: f32_tile_1x1(o, ldo, xt, wr, br, k); break;
-        default: break;
-        }
-    }
+    for (int r = ra; r < rb; r++)
+        for (int t = 0; t < n; t++)
+            f32_kern_row(out + t * ldo + r, x + (long)t * k, tile, rt, r, b ? b + r : NULL, k);
 }
 
-void k_matmul(float *out, const float *x, const float *w, const float *b, int n, int k, int m) {
-    f32_rows(out, m, x, w, b, n, k, m);
+/* Runs BODY for each tile holding rows of [o0, o1) of a packed matrix of `rows` rows, with
+ * base (the tile's first row), rt (its rows) and [ra, rb) (its rows to compute) defined. */
+#define FOR_TILES(o0, o1, rows, BODY)                                          \
+    for (int base = (o0) & ~3; base < (o1); base += 4) {                      \
+        const int rt = (rows) - base < 4 ? (rows) - base : 4;                 \
+        const int ra = (o0) > base ? (o0) - base : 0;                         \
+        const int rb = (o1) - base < rt ? (o1) - base : rt;                   \
+        BODY                                                                  \
+    }
+
+static void f32_rows(float *out, long ldo, const float *x, const gpt2_matrix *w, const float *b, int n, int o0,
+                     int o1) {
+    const int k = w->cols;
+    const float *data = w->data;
+    FOR_TILES(o0, o1, w->rows, {
+        f32_tile_rows(out + base, ldo, x, data + (size_t)base * k, rt, ra, rb, b ? b + base : NULL, n, k);
+    })
 }
 
 /* ------------------------------------------------------------------------------------------
- * f16 products: blocks of weight rows are converted to float32 (exactly) into a stack buffer
- * and multiplied by the f32 kernel, so the conversion is paid once per weight, not per token,
- * and f16 results equal the f32 kernel's on the converted weights.
+ * f16 products. Decode converts the halves in registers as they stream in (converting into
+ * a buffer first would leave memory idle while the buffer is multiplied); prefill converts
+ * one tile into a stack buffer (the same packed order, as floats: exact) and runs the f32
+ * kernels on it, so the conversion is paid once per weight, not per token. Either way the
+ * sums are the f32 kernel's on the converted weights.
  */
-enum { F16_BUF_FLOATS = 16384 }; /* 64 KiB of stack: 4 rows of up to 4096 */
+enum { F16_BUF_FLOATS = 16384 }; /* 64 KiB of stack: a tile of up to 4 x 4096 */
 
-/* dst[0..k) = row of halves as floats */
-static void f16_row_to_f32(float *dst, const uint16_t *h, int k) {
-    int i = 0;
-#if K_SIMD
-    for (; i + 8 <= k; i += 8) {
+/* dst[0..n) = halves as floats */
+static void f16_to_f32(float *dst, const uint16_t *h, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
         vf lo, hi;
-        if (vf_load_f16x8(h + i, &lo, &hi)) {
-            vf_store(dst + i, lo);
-            vf_store(dst + i + 4, hi);
-        } else {
-            for (int j = 0; j < 8; j++) dst[i + j] = gpt2_f16_to_f32(h[i + j]);
-        }
+        vf_load_f16x8(h + i, &lo, &hi);
+        vf_store(dst + i, lo);
+        vf_store(dst + i + 4, hi);
     }
-#endif
-    for (; i < k; i++) dst[i] = gpt2_f16_to_f32(h[i]);
+    for (; i < n; i++) dst[i] = gpt2_f16_to_f32(h[i]);
 }
 
-#if K_SIMD
-/* Decode (one input row) against R rows of halves, converted in registers as they stream in
- * (converting into a buffer first would leave memory idle while the buffer is multiplied).
- * The same sums, in the same order, as f32_tile on the converted rows. */
-K_INLINE void f16_tile_n1(float *out, const float *x, const uint16_t *w, const float *b, int k, int R) {
-    vf acc[4];
-    for (int r = 0; r < R; r++) acc[r] = vf_zero();
+/* Decode against one full tile of halves: rows 0,1 then 2,3 of each 4-column chunk are one
+ * 8-half load each. The same sums as f32_kern_full on the converted tile. */
+static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
+    const int c8 = k & ~7;
+    vf acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vf_zero();
+    const uint16_t *p = tile;
+    for (int i = 0; i < c8; i += 8, p += 32) {
+        for (int h = 0; h < 2; h++) {
+            vf xv = vf_load(x + i + 4 * h), w0, w1, w2, w3;
+            vf_load_f16x8(p + 16 * h, &w0, &w1);
+            vf_load_f16x8(p + 16 * h + 8, &w2, &w3);
+            acc[0][h] = vf_add(acc[0][h], vf_mul(xv, w0));
+            acc[1][h] = vf_add(acc[1][h], vf_mul(xv, w1));
+            acc[2][h] = vf_add(acc[2][h], vf_mul(xv, w2));
+            acc[3][h] = vf_add(acc[3][h], vf_mul(xv, w3));
+        }
+    }
+    const int nt = k - c8;
+    for (int r = 0; r < 4; r++) {
+        float s = lanes8(acc[r][0], acc[r][1]);
+        for (int j = 0; j < nt; j++) s += x[c8 + j] * gpt2_f16_to_f32(p[r * nt + j]);
+        out[r] = s + (b ? b[r] : 0.0f);
+    }
+}
+
+/* One output (row o, input row xt) of any f32/f16 matrix, element by element, in the 8-lane
+ * order: for rows longer than the stack buffer (not hit by GPT-2). */
+static float dot_any(const float *xt, const gpt2_matrix *w, int o) {
+    const int k = w->cols, c8 = k & ~7;
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int i = 0;
-    for (; i + 8 <= k; i += 8) {
-        vf x0 = vf_load(x + i), x1 = vf_load(x + i + 4);
-        for (int r = 0; r < R; r++) {
-            vf lo, hi;
-            const uint16_t *wr = w + (long)r * k + i;
-            if (!vf_load_f16x8(wr, &lo, &hi)) {
-                float t[8];
-                for (int j = 0; j < 8; j++) t[j] = gpt2_f16_to_f32(wr[j]);
-                lo = vf_load(t);
-                hi = vf_load(t + 4);
-            }
-            acc[r] = vf_add(acc[r], vf_mul(x0, lo));
-            acc[r] = vf_add(acc[r], vf_mul(x1, hi));
-        }
-    }
-    for (; i + 4 <= k; i += 4) {
-        vf xv = vf_load(x + i);
-        for (int r = 0; r < R; r++) {
-            float t[4];
-            for (int j = 0; j < 4; j++) t[j] = gpt2_f16_to_f32(w[(long)r * k + i + j]);
-            acc[r] = vf_add(acc[r], vf_mul(xv, vf_load(t)));
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        float v = vf_hsum(acc[r]);
-        for (int j = i; j < k; j++) v += x[j] * gpt2_f16_to_f32(w[(long)r * k + j]);
-        out[r] = v + (b ? b[r] : 0.0f);
-    }
+    for (; i < c8; i += 8)
+        for (int j = 0; j < 8; j++) l[j] += xt[i + j] * gpt2_matrix_get(w, o, i + j);
+    float s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    for (; i < k; i++) s += xt[i] * gpt2_matrix_get(w, o, i);
+    return s;
 }
-static void f16_tile_4x1(float *out, const float *x, const uint16_t *w, const float *b, int k) {
-    f16_tile_n1(out, x, w, b, k, 4);
-}
-static void f16_tile_1x1(float *out, const float *x, const uint16_t *w, const float *b, int k) {
-    f16_tile_n1(out, x, w, b, k, 1);
-}
-#endif
 
-static void f16_rows(float *out, long ldo, const float *x, const uint16_t *w, const float *b, int n, int k,
-                     int rows) {
-#if K_SIMD
-    if (n == 1) {
-        int r = 0;
-        for (; r + 4 <= rows; r += 4) f16_tile_4x1(out + r, x, w + (long)r * k, b ? b + r : NULL, k);
-        for (; r < rows; r++) f16_tile_1x1(out + r, x, w + (long)r * k, b ? b + r : NULL, k);
+static void f16_rows(float *out, long ldo, const float *x, const gpt2_matrix *w, const float *b, int n, int o0,
+                     int o1) {
+    const int k = w->cols;
+    const uint16_t *data = w->data;
+    if (4L * k > F16_BUF_FLOATS) {
+        for (int o = o0; o < o1; o++)
+            for (int t = 0; t < n; t++) out[(long)t * ldo + o] = dot_any(x + (long)t * k, w, o) + (b ? b[o] : 0.0f);
         return;
     }
-#endif
     float buf[F16_BUF_FLOATS];
-    /* rows per block: a multiple of 4 when it fits (the decode tile), at least 1 */
-    int per = F16_BUF_FLOATS / (k > 0 ? k : 1);
-    if (per >= 4) per &= ~3;
-    if (per < 1) {
-        /* a row longer than the buffer: convert element by element (not hit by GPT-2) */
-        for (int r = 0; r < rows; r++)
-            for (int t = 0; t < n; t++) {
-                float s = 0.0f;
-                const float *xt = x + (long)t * k;
-                const uint16_t *wr = w + (long)r * k;
-                float l[4] = {0, 0, 0, 0};
-                int i = 0;
-                for (; i + 4 <= k; i += 4)
-                    for (int j = 0; j < 4; j++) l[j] += xt[i + j] * gpt2_f16_to_f32(wr[i + j]);
-                s = (l[0] + l[1]) + (l[2] + l[3]);
-                for (; i < k; i++) s += xt[i] * gpt2_f16_to_f32(wr[i]);
-                out[(long)t * ldo + r] = s + (b ? b[r] : 0.0f);
-            }
-        return;
-    }
-    for (int r = 0; r < rows; r += per) {
-        int nr = rows - r < per ? rows - r : per;
-        for (int j = 0; j < nr; j++) f16_row_to_f32(buf + (long)j * k, w + (long)(r + j) * k, k);
-        f32_rows(out + r, ldo, x, buf, b ? b + r : NULL, n, k, nr);
-    }
+    FOR_TILES(o0, o1, w->rows, {
+        const uint16_t *tile = data + (size_t)base * k;
+        if (n == 1 && ra == 0 && rb == 4) {
+            f16_kern_4x1(out + base, x, tile, b ? b + base : NULL, k);
+        } else {
+            f16_to_f32(buf, tile, (long)rt * k);
+            f32_tile_rows(out + base, ldo, x, buf, rt, ra, rb, b ? b + base : NULL, n, k);
+        }
+    })
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -490,120 +504,154 @@ static void q8_quantize(int16_t *q, float *d, const float *x, int n, int k) {
         for (int blk = 0; blk < nb; blk++) {
             const float *xb = x + (long)t * k + blk * GPT2_Q8_BLOCK;
             int16_t *qb = q + (long)t * k + blk * GPT2_Q8_BLOCK;
-            float amax;
-#if K_SIMD
             vf m = vf_zero();
             for (int i = 0; i < GPT2_Q8_BLOCK; i += 4) m = vf_max(m, vf_abs(vf_load(xb + i)));
-            amax = vf_hmax(m);
-#else
-            amax = 0.0f;
-            for (int i = 0; i < GPT2_Q8_BLOCK; i++) {
-                float a = fabsf(xb[i]);
-                if (a > amax) amax = a;
-            }
-#endif
+            float amax = vf_hmax(m);
             float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            for (int j = 0; j < XD; j++) d[((long)t * nb + blk) * XD + j] = amax / 127.0f;
-#if K_SIMD
+            vf_store(d + ((long)t * nb + blk) * XD, vf_splat(amax / 127.0f));
             vf iv = vf_splat(inv);
             for (int i = 0; i < GPT2_Q8_BLOCK; i += 8)
                 vi_store(qb + i, vi_round_pack(vf_mul(vf_load(xb + i), iv), vf_mul(vf_load(xb + i + 4), iv)));
-#else
-            for (int i = 0; i < GPT2_Q8_BLOCK; i++) qb[i] = (int16_t)rintf(xb[i] * inv);
-#endif
         }
 }
 
-/* An R x T tile of the q8_0 product: out[t*ldo + r], weight row r at wq + r*k with scales
- * ws + r*nb, quantized input row t at xq + t*k with scales xd + t*nb. */
-K_INLINE void q8_tile(float *out, long ldo, const int16_t *xq, const float *xd, const int8_t *wq,
-                      const float *ws, const float *b, int k, int R, int T) {
+/* NT consecutive full tiles (4 rows each; NT = 1 or 2) of q8_0 weights against T quantized
+ * input rows (xq + t*k, scales xd + t*nb*XD): out[t*ldo + 4j + r] for tile j, r < 4. Per pair
+ * of columns, one 8-byte load holds the pair for a tile's 4 rows; a splat of the pair of
+ * activations (shared by the NT tiles) and one i32x4.dot_i16x8_s give the 4 rows' partial
+ * integer sums (exact in any order; with one input row, two accumulators alternate for
+ * latency). Then one float step per block: acc += (float)S * (wd * d). */
+K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, const unsigned char *tile,
+                      const float *b, int k, int NT, int T) {
+    const int nb = k / GPT2_Q8_BLOCK, H = T == 1 ? 2 : 1;
+    const long ts = (long)nb * 36 * 4; /* bytes from one tile to the next */
+    vf acc[2][4];
+    for (int j = 0; j < NT; j++)
+        for (int t = 0; t < T; t++) acc[j][t] = vf_zero();
+    const unsigned char *p = tile;
+    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
+        vi is[2][4][2];
+        for (int pp = 0; pp < H; pp++) { /* the first pair(s) start the sums */
+            vi w[2];
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int t = 0; t < T; t++) {
+                vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
+                for (int j = 0; j < NT; j++) is[j][t][pp] = vi_dot16(w[j], xs);
+            }
+        }
+        for (int pp = H; pp < 16; pp++) {
+            const int h = pp % H;
+            vi w[2];
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int t = 0; t < T; t++) {
+                vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
+                for (int j = 0; j < NT; j++) is[j][t][h] = vi_add32(is[j][t][h], vi_dot16(w[j], xs));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            vf d = vf_load(xd + ((long)t * nb + blk) * XD);
+            for (int j = 0; j < NT; j++) {
+                vi S = H == 2 ? vi_add32(is[j][t][0], is[j][t][1]) : is[j][t][0];
+                vf ws = vf_load((const float *)(const void *)(p + j * ts));
+                acc[j][t] = vf_add(acc[j][t], vf_mul(vf_from_i32(S), vf_mul(ws, d)));
+            }
+        }
+    }
+    for (int j = 0; j < NT; j++) {
+        vf bv = b ? vf_load(b + 4 * j) : vf_zero();
+        for (int t = 0; t < T; t++) vf_store(out + (long)t * ldo + 4 * j, vf_add(acc[j][t], bv));
+    }
+}
+
+/* Decode: one full tile against one input row, as one sequential stream; the same sums as
+ * q8_kern with NT = T = 1. */
+static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const unsigned char *tile, const float *b,
+                           int k) {
     const int nb = k / GPT2_Q8_BLOCK;
-    float s[4][4];
-#if K_SIMD
-    vf acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = vf_zero();
+    vf acc = vf_zero();
+    const unsigned char *p = tile;
+    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
+        const int8_t *wq = (const int8_t *)(p + 16);
+        const int16_t *xb = xq + blk * GPT2_Q8_BLOCK;
+        vi w0 = vi_load_i8x8(wq), w1 = vi_load_i8x8(wq + 8);
+        vi s0 = vi_dot16(w0, vi_load32_splat(xb)), s1 = vi_dot16(w1, vi_load32_splat(xb + 2));
+        for (int pp = 2; pp < 16; pp += 2) {
+            w0 = vi_load_i8x8(wq + 8 * pp);
+            w1 = vi_load_i8x8(wq + 8 * pp + 8);
+            s0 = vi_add32(s0, vi_dot16(w0, vi_load32_splat(xb + 2 * pp)));
+            s1 = vi_add32(s1, vi_dot16(w1, vi_load32_splat(xb + 2 * pp + 2)));
+        }
+        vf ws = vf_load((const float *)(const void *)p);
+        acc = vf_add(acc, vf_mul(vf_from_i32(vi_add32(s0, s1)), vf_mul(ws, vf_load(xd + (long)blk * XD))));
+    }
+    vf bv = b ? vf_load(b) : vf_zero();
+    vf_store(out, vf_add(acc, bv));
+}
+
+/* n (> 1) input rows against NT full tiles (at tile; outputs out, bias b at their first row),
+ * 4 input rows at a time. */
+K_INLINE void q8_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                       const float *b, int n, int k, int NT) {
+    const int nb = k / GPT2_Q8_BLOCK;
+    int t = 0;
+    for (; t + 4 <= n; t += 4) q8_kern(out + t * ldo, ldo, q + (long)t * k, d + (long)t * nb * XD, tile, b, k, NT, 4);
+    const int16_t *qt = q + (long)t * k;
+    const float *dt = d + (long)t * nb * XD;
+    float *ot = out + t * ldo;
+    if (n - t == 3) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 3);
+    if (n - t == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 2);
+    if (n - t == 1 && NT == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, 2, 1);
+    if (n - t == 1 && NT == 1) q8_kern_decode(ot, qt, dt, tile, b, k);
+}
+static void q8_two_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                         const float *b, int n, int k) {
+    q8_tiles(out, ldo, q, d, tile, b, n, k, 2);
+}
+static void q8_one_tile(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
+                        const float *b, int n, int k) {
+    q8_tiles(out, ldo, q, d, tile, b, n, k, 1);
+}
+
+/* One output of row o (any tile) for one quantized input row, value by value. */
+static float q8_dot_any(const int16_t *xq, const float *xd, const gpt2_matrix *w, int o) {
+    const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
+    const unsigned char *d = w->data;
+    float s = 0.0f;
     for (int blk = 0; blk < nb; blk++) {
-        const int at = blk * GPT2_Q8_BLOCK;
-        vi wv[4][4];
-        vf wsv[4];
-        for (int r = 0; r < R; r++) {
-            for (int g = 0; g < 4; g++) wv[r][g] = vi_load_i8x8(wq + (long)r * k + at + 8 * g);
-            wsv[r] = vf_splat(ws[(long)r * nb + blk]);
-        }
-        for (int t = 0; t < T; t++) {
-            const int16_t *xb = xq + (long)t * k + at;
-            vi x0 = vi_load(xb), x1 = vi_load(xb + 8), x2 = vi_load(xb + 16), x3 = vi_load(xb + 24);
-            vf dt = vf_load(xd + ((long)t * nb + blk) * XD);
-            for (int r = 0; r < R; r++) {
-                vi p = vi_add32(vi_add32(vi_dot16(wv[r][0], x0), vi_dot16(wv[r][1], x1)),
-                                vi_add32(vi_dot16(wv[r][2], x2), vi_dot16(wv[r][3], x3)));
-                acc[r][t] = vf_add(acc[r][t], vf_mul(vf_from_i32(p), vf_mul(wsv[r], dt)));
-            }
-        }
+        int32_t S = 0;
+        for (int i = blk * GPT2_Q8_BLOCK; i < (blk + 1) * GPT2_Q8_BLOCK; i++)
+            S += (int32_t)(int8_t)d[gpt2_q8_value_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)i)] * xq[i];
+        float ws;
+        memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)blk), sizeof ws);
+        s += (float)S * (ws * xd[blk * XD]);
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) s[r][t] = vf_hsum(acc[r][t]);
-#else
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) {
-            const int8_t *wr = wq + (long)r * k;
-            const int16_t *xr = xq + (long)t * k;
-            float l[4] = {0, 0, 0, 0};
-            for (int blk = 0; blk < nb; blk++) {
-                const int at = blk * GPT2_Q8_BLOCK;
-                float sc = ws[(long)r * nb + blk] * xd[((long)t * nb + blk) * XD];
-                for (int j = 0; j < 4; j++) {
-                    int32_t p = 0;
-                    for (int g = 0; g < 4; g++) {
-                        int i = at + 8 * g + 2 * j;
-                        p += (int32_t)wr[i] * xr[i] + (int32_t)wr[i + 1] * xr[i + 1];
-                    }
-                    l[j] += (float)p * sc;
-                }
-            }
-            s[r][t] = (l[0] + l[1]) + (l[2] + l[3]);
-        }
-#endif
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) out[(long)t * ldo + r] = s[r][t] + (b ? b[r] : 0.0f);
+    return s;
 }
 
-#define Q8_TILE(R, T)                                                                                        \
-    static void q8_tile_##R##x##T(float *out, long ldo, const int16_t *xq, const float *xd, const int8_t *wq, \
-                                  const float *ws, const float *b, int k) {                                  \
-        q8_tile(out, ldo, xq, xd, wq, ws, b, k, R, T);                                                       \
-    }
-Q8_TILE(4, 1)
-Q8_TILE(1, 1)
-Q8_TILE(1, 2)
-Q8_TILE(1, 3)
-Q8_TILE(1, 4)
-
-/* out[t*ldo + r] = b[r] + q8 dot of quantized row t and weight row r, for r < rows, t < n. */
-static void q8_rows(float *out, long ldo, const int16_t *xq, const float *xd, const int8_t *wq, const float *ws,
-                    const float *b, int n, int k, int rows) {
-    const int nb = k / GPT2_Q8_BLOCK;
-    int r = 0;
-    if (n == 1) {
-        for (; r + 4 <= rows; r += 4)
-            q8_tile_4x1(out + r, ldo, xq, xd, wq + (long)r * k, ws + (long)r * nb, b ? b + r : NULL, k);
-    }
-    for (; r < rows; r++) {
-        const int8_t *wr = wq + (long)r * k;
-        const float *sr = ws + (long)r * nb, *br = b ? b + r : NULL;
-        int t = 0;
-        for (; t + 4 <= n; t += 4)
-            q8_tile_1x4(out + t * ldo + r, ldo, xq + (long)t * k, xd + (long)t * nb * XD, wr, sr, br, k);
-        float *o = out + t * ldo + r;
-        const int16_t *xt = xq + (long)t * k;
-        const float *dt = xd + (long)t * nb * XD;
-        switch (n - t) {
-        case 3: q8_tile_1x3(o, ldo, xt, dt, wr, sr, br, k); break;
-        case 2: q8_tile_1x2(o, ldo, xt, dt, wr, sr, br, k); break;
-        case 1: q8_tile_1x1(o, ldo, xt, dt, wr, sr, br, k); break;
-        default: break;
+/* out[t*ldo + o] for o in [o0, o1), t < n, from quantized activations (q, d). Prefill takes
+ * full tiles two at a time (8 rows share each activation load); decode one at a time (one
+ * sequential stream, measured much faster than two); partial tiles row by row. */
+static void q8_rows(float *out, long ldo, const int16_t *q, const float *d, const gpt2_matrix *w, const float *b,
+                    int n, int o0, int o1) {
+    const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
+    const unsigned char *data = w->data;
+    const size_t tile_bytes = (size_t)nb * 36 * 4;
+    const int first = (o0 + 3) / 4 * 4 < o1 ? (o0 + 3) / 4 * 4 : o1; /* the first full tile's row */
+    const int full_end = first + (o1 - first) / 4 * 4;                /* the end of the last one */
+    int o = o0;
+    for (int stage = 0; stage < 2; stage++) {
+        /* stage 0: the rows before the first full tile, then the full tiles; stage 1: the rest */
+        for (int end = stage ? o1 : first; o < end; o++)
+            for (int t = 0; t < n; t++)
+                out[(long)t * ldo + o] = q8_dot_any(q + (long)t * k, d + (long)t * nb * XD, w, o) + (b ? b[o] : 0.0f);
+        if (stage == 0 && n == 1)
+            for (; o < full_end; o += 4)
+                q8_kern_decode(out + o, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, k);
+        if (stage == 0 && n > 1) {
+            for (; o + 8 <= full_end; o += 8)
+                q8_two_tiles(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, n, k);
+            if (o < full_end)
+                q8_one_tile(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, n, k), o += 4;
         }
     }
 }
@@ -626,8 +674,7 @@ static void q8_matmul_act(float *out, const void *act, const gpt2_matrix *w, con
     const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
     const float *d = (const float *)act;
     const int16_t *q = (const int16_t *)(d + (size_t)n * (size_t)nb * XD);
-    q8_rows(out + o0, w->rows, q, d, (const int8_t *)w->data + (long)o0 * k, w->scales + (long)o0 * nb,
-            b ? b + o0 : NULL, n, k, o1 - o0);
+    q8_rows(out, w->rows, q, d, w, b, n, o0, o1);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -635,20 +682,30 @@ static void q8_matmul_act(float *out, const void *act, const gpt2_matrix *w, con
  */
 
 void k_matrix_row(float *out, const gpt2_matrix *w, int r) {
-    const int k = w->cols;
+    const int k = w->cols, rt = (int)gpt2_pack_tile_rows((uint64_t)w->rows, (uint64_t)r), rr = r & 3;
+    const int c8 = k & ~7, nt = k - c8;
+    const size_t base = (size_t)(r - rr) * (size_t)k; /* the tile's first element (f32/f16) */
     switch (w->type) {
-    case GPT2_DTYPE_F32:
-        memcpy(out, (const float *)w->data + (long)r * k, (size_t)k * sizeof(float));
-        break;
-    case GPT2_DTYPE_F16:
-        f16_row_to_f32(out, (const uint16_t *)w->data + (long)r * k, k);
-        break;
-    case GPT2_DTYPE_Q8_0: {
-        const int8_t *q = (const int8_t *)w->data + (long)r * k;
-        const float *sc = w->scales + (long)r * (k / GPT2_Q8_BLOCK);
-        for (int i = 0; i < k; i++) out[i] = (float)q[i] * sc[i / GPT2_Q8_BLOCK];
+    case GPT2_DTYPE_F32: {
+        const float *tile = (const float *)w->data + base;
+        for (int i = 0; i < c8; i += 4) memcpy(out + i, tile + (long)i * rt + 4 * rr, 4 * sizeof(float));
+        memcpy(out + c8, tile + (long)c8 * rt + (long)rr * nt, (size_t)nt * sizeof(float));
         break;
     }
+    case GPT2_DTYPE_F16: {
+        const uint16_t *tile = (const uint16_t *)w->data + base;
+        for (int i = 0; i < c8; i += 8) { /* two chunks of this row, converted together */
+            uint16_t h[8];
+            memcpy(h, tile + (long)i * rt + 4 * rr, 4 * sizeof(uint16_t));
+            memcpy(h + 4, tile + (long)(i + 4) * rt + 4 * rr, 4 * sizeof(uint16_t));
+            f16_to_f32(out + i, h, 8);
+        }
+        f16_to_f32(out + c8, tile + (long)c8 * rt + (long)rr * nt, nt);
+        break;
+    }
+    case GPT2_DTYPE_Q8_0:
+        for (int i = 0; i < k; i++) out[i] = gpt2_matrix_get(w, r, i);
+        break;
     }
 }
 
@@ -659,49 +716,42 @@ void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_m
     if (o0 >= o1 || n < 1) return;
     const int k = w->cols, m = w->rows;
     switch (w->type) {
-    case GPT2_DTYPE_F32:
-        f32_rows(out + o0, m, x, (const float *)w->data + (long)o0 * k, b ? b + o0 : NULL, n, k, o1 - o0);
-        return;
-    case GPT2_DTYPE_F16:
-        f16_rows(out + o0, m, x, (const uint16_t *)w->data + (long)o0 * k, b ? b + o0 : NULL, n, k, o1 - o0);
-        return;
-    case GPT2_DTYPE_Q8_0:
-        break;
+    case GPT2_DTYPE_F32: f32_rows(out, m, x, w, b, n, o0, o1); return;
+    case GPT2_DTYPE_F16: f16_rows(out, m, x, w, b, n, o0, o1); return;
+    case GPT2_DTYPE_Q8_0: break;
     }
     if (act) {
         q8_matmul_act(out, act, w, b, n, o0, o1);
         return;
     }
-    /* Quantize the activations here: a chunk of tokens at a time into a stack buffer. The
-     * chunk's weights stay in cache when the chunk is all of n (decode, short prompts);
-     * callers with long inputs quantize once with k_q8_quantize_act instead. */
+    /* Quantize the activations here: a chunk of tokens at a time into a stack buffer.
+     * Callers with long inputs, or several threads, quantize once with k_q8_quantize_act. */
     _Alignas(16) unsigned char buf[Q8_STACK_BYTES];
     size_t per_token = k_q8_act_bytes(1, k);
     int chunk = (int)(sizeof buf / (per_token ? per_token : 1));
     if (chunk < 1) {
-        /* a single row does not fit (k > 13107): exact same arithmetic, one block at a time */
-        for (int t = 0; t < n; t++) {
+        /* a single row does not fit (k > 13107): the same arithmetic, one block quantized at
+         * a time (quantization is per block, so the values are the same) */
+        const int nb = k / GPT2_Q8_BLOCK;
+        const unsigned char *d = w->data;
+        for (int t = 0; t < n; t++)
             for (int o = o0; o < o1; o++) {
-                const int nb = k / GPT2_Q8_BLOCK;
-                float l[4] = {0, 0, 0, 0};
+                float s = 0.0f;
                 for (int blk = 0; blk < nb; blk++) {
                     int16_t q[GPT2_Q8_BLOCK];
-                    float d[XD];
-                    q8_quantize(q, d, x + (long)t * k + blk * GPT2_Q8_BLOCK, 1, GPT2_Q8_BLOCK);
-                    const int8_t *wr = (const int8_t *)w->data + (long)o * k + blk * GPT2_Q8_BLOCK;
-                    float sc = w->scales[(long)o * nb + blk] * d[0];
-                    for (int j = 0; j < 4; j++) {
-                        int32_t p = 0;
-                        for (int g = 0; g < 4; g++) {
-                            int i = 8 * g + 2 * j;
-                            p += (int32_t)wr[i] * q[i] + (int32_t)wr[i + 1] * q[i + 1];
-                        }
-                        l[j] += (float)p * sc;
-                    }
+                    float xd[XD], ws;
+                    q8_quantize(q, xd, x + (long)t * k + blk * GPT2_Q8_BLOCK, 1, GPT2_Q8_BLOCK);
+                    int32_t S = 0;
+                    for (int i = 0; i < GPT2_Q8_BLOCK; i++)
+                        S += (int32_t)(int8_t)d[gpt2_q8_value_offset((uint64_t)m, (uint64_t)k, (uint64_t)o,
+                                                                     (uint64_t)(blk * GPT2_Q8_BLOCK + i))] *
+                             q[i];
+                    memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)m, (uint64_t)k, (uint64_t)o, (uint64_t)blk),
+                           sizeof ws);
+                    s += (float)S * (ws * xd[0]);
                 }
-                out[(long)t * m + o] = (l[0] + l[1]) + (l[2] + l[3]) + (b ? b[o] : 0.0f);
+                out[(long)t * m + o] = s + (b ? b[o] : 0.0f);
             }
-        }
         return;
     }
     for (int t = 0; t < n; t += chunk) {
@@ -716,32 +766,25 @@ void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float
 }
 
 /* Reads bytes [p, p + n) once and returns the XOR of its 32-bit words (zero-padded tail):
- * the memory-bandwidth roofline's probe. The bulk is read as 4 interleaved streams (the four
- * quarters of the range, a 64-byte line of each per step, 16-byte loads), as decode's
- * products read 4 weight rows at a time; XOR does not depend on the order of the reads. */
+ * the memory-bandwidth roofline's probe. The bulk is read in order as one stream (as decode
+ * reads its packed tiles), 128 bytes per step into 8 independent accumulators of 16-byte
+ * loads (a plain read loop); XOR does not depend on the order of the reads. */
 uint32_t k_read_bytes(const void *p, size_t n) {
     const unsigned char *c = p;
     size_t done = 0;
     uint32_t r = 0;
 #if K_SIMD
-    const size_t q = (n / 4) & ~(size_t)63; /* bytes per stream, whole lines */
+    const size_t q = n & ~(size_t)127;
     if (q) {
-        const unsigned char *s0 = c, *s1 = c + q, *s2 = c + 2 * q, *s3 = c + 3 * q;
-        vi a0 = vi_load(c);
-        a0 = vi_xor(a0, a0);
-        vi a1 = a0, a2 = a0, a3 = a0;
-#define K_LINE(x) vi_xor(vi_xor(vi_load(x), vi_load((x) + 16)), vi_xor(vi_load((x) + 32), vi_load((x) + 48)))
-        for (size_t i = 0; i < q; i += 64) {
-            a0 = vi_xor(a0, K_LINE(s0 + i));
-            a1 = vi_xor(a1, K_LINE(s1 + i));
-            a2 = vi_xor(a2, K_LINE(s2 + i));
-            a3 = vi_xor(a3, K_LINE(s3 + i));
-        }
-#undef K_LINE
+        vi a[8];
+        for (int j = 0; j < 8; j++) a[j] = vi_load(c + 16 * j);
+        for (size_t i = 128; i < q; i += 128)
+            for (int j = 0; j < 8; j++) a[j] = vi_xor(a[j], vi_load(c + i + 16 * j));
+        vi s = vi_xor(vi_xor(vi_xor(a[0], a[1]), vi_xor(a[2], a[3])), vi_xor(vi_xor(a[4], a[5]), vi_xor(a[6], a[7])));
         uint32_t t[4];
-        vi_store(t, vi_xor(vi_xor(a0, a1), vi_xor(a2, a3)));
+        vi_store(t, s);
         r = t[0] ^ t[1] ^ t[2] ^ t[3];
-        done = 4 * q;
+        done = q;
     }
 #endif
     for (; done + 4 <= n; done += 4) {

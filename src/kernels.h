@@ -2,22 +2,21 @@
  *
  * One portable source (kernels.c): WASM SIMD128 intrinsics, x86 SSE4.1/F16C natively,
  * and a scalar fallback (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three
- * compute the same 4-lane sums in the same order, so results are bit-identical across
- * builds and do not depend on tiling or on how rows are split between threads.
+ * compute the same sums in the same order (8 lanes per dot product; q8_0: exact integer
+ * block sums, then the blocks in order; see kernels.c), so results are bit-identical across
+ * builds and do not depend on tiling or on how rows are split between threads. Weights are
+ * read in the packed order of matrix.h.
  */
 #ifndef GPT2_KERNELS_H
 #define GPT2_KERNELS_H
 
 #include "matrix.h"
 
-/* out[t*m + o] = b[o] + sum_i x[t*k + i] * w[o*k + i]   for t < n, o < m.
- * x is [n, k], w is [m, k] (one row per output), b is [m] or NULL, out is [n, m].
- * out must not alias x. n == 1 is the decode (matrix-vector) case. */
-void k_matmul(float *out, const float *x, const float *w, const float *b, int n, int k, int m);
-
-/* The same product for rows o in [o0, o1) only, with weights w of any dtype (matrix.h):
- * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i), k = w->cols, m = w->rows. Rows outside
- * [o0, o1) of out are not touched, so threads can split the rows between them. */
+/* The product for rows o in [o0, o1), with packed weights w of any dtype (matrix.h):
+ * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i) for t < n, k = w->cols, m = w->rows;
+ * x is [n, k], b is [m] or NULL, out is [n, m] and must not alias x. n == 1 is the decode
+ * (matrix-vector) case. Rows outside [o0, o1) of out are not touched, so threads can split
+ * the rows between them. */
 void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1);
 
 /* q8_0 activations: for an input x [n, k] (k a multiple of 32), k_q8_quantize_act writes the
@@ -32,10 +31,11 @@ void k_q8_quantize_act(void *act, const float *x, int n, int k);
 void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n,
                        int o0, int o1);
 
-/* out[0..cols) = row r of w as float32 (embedding lookup for any dtype). */
+/* out[0..cols) = row r of w as float32 (embedding lookup for any dtype, from the packed
+ * layout: the tied LM head's matrix serves the lookup too). */
 void k_matrix_row(float *out, const gpt2_matrix *w, int r);
 
-/* Dot product of two length-k vectors. */
+/* Dot product of two length-k vectors (the 8-lane order of the matrix products). */
 float k_dot(const float *a, const float *b, int k);
 
 /* out = (x - mean(x)) / sqrt(var(x) + eps) * g + b over one row of length c
@@ -62,8 +62,9 @@ void k_attn_scores(float *att, const float *q, const float *k, long stride, int 
  * zeroing y and calling k_axpy(y, att[j], V_j, d) for each j). y must not alias v. */
 void k_attn_values(float *y, const float *att, const float *v, long stride, int n, int d);
 
-/* Reads n bytes at p once (4 interleaved streams of 16-byte loads) and returns the XOR of
- * their 32-bit words: times the memory-bandwidth roofline (streaming all weight bytes once). */
+/* Reads n bytes at p once (one sequential stream, 8 accumulators of 16-byte loads) and returns
+ * the XOR of their 32-bit words: times the memory-bandwidth roofline (streaming all weight
+ * bytes once). */
 uint32_t k_read_bytes(const void *p, size_t n);
 
 #endif

@@ -49,10 +49,11 @@ enum { VAR_PLAIN, VAR_Q8, VAR_SCALE };
 /* What a segment's bytes become. */
 enum seg_kind {
     SEG_SKIP,   /* ignored tensor */
-    SEG_FLOAT,  /* float32 destination dst (vectors, and f32 matrices, maybe transposed) */
+    SEG_FLOAT,  /* float32 destination dst (vectors and tables) */
+    SEG_MAT32,  /* an f32 matrix m, written in its packed order (matrix.h), maybe transposed */
     SEG_BAND,   /* an f16 or q8_0 matrix converted from floats through the staging band */
-    SEG_Q8,     /* NAME.q8: int8 bytes copied into m's data */
-    SEG_SCALE,  /* NAME.scale: F16 scales widened into m's scales */
+    SEG_Q8,     /* NAME.q8: int8 values placed into m's packed blocks */
+    SEG_SCALE,  /* NAME.scale: F16 scales widened to float, each beside its packed block (matrix.h) */
     SEG_Q8_UP,  /* NAME.q8 into an f32/f16 matrix (forced precision): dequantized (see up_state) */
     SEG_SCALE_UP /* NAME.scale for such a matrix: kept in up_state until both halves are in */
 };
@@ -62,7 +63,8 @@ enum seg_kind {
  * matrix's own storage and are widened in place, last element first, when the scales are in
  * (element k's destination starts at byte 2k or 4k >= k, so nothing unread is overwritten). */
 typedef struct up_state {
-    float *scales;         /* [rows * cols / 32] */
+    float *scales;         /* [rows * cols / 32], row-major */
+    int8_t *head;          /* room for the values of the first tile (4 rows; see segment_done) */
     int q8_done, scales_done;
 } up_state;
 
@@ -71,13 +73,12 @@ typedef struct segment {
     uint64_t begin, end; /* byte range in the data section */
     enum seg_kind kind;
     float *dst;          /* SEG_FLOAT destination */
-    gpt2_matrix *m;      /* SEG_BAND / SEG_Q8* / SEG_SCALE* destination */
+    gpt2_matrix *m;      /* SEG_MAT32 / SEG_BAND / SEG_Q8* / SEG_SCALE* destination */
     up_state *up;        /* SEG_Q8_UP / SEG_SCALE_UP */
     gpt2_st_dtype dtype;
     unsigned es;         /* source bytes per element (1..4 unless SEG_SKIP) */
-    size_t rows, cols;   /* SEG_FLOAT transposed: source [rows, cols] -> dst [cols, rows]; rows == 0: copy.
-                          * SEG_BAND: the source shape ([in, out] if transposed, else [out, in]) */
-    int transposed;      /* SEG_BAND: the source is a Conv1D [in, out] tensor */
+    size_t rows, cols;   /* SEG_MAT32 / SEG_BAND: the source shape ([in, out] if transposed, else [out, in]) */
+    int transposed;      /* SEG_MAT32 / SEG_BAND: the source is a Conv1D [in, out] tensor */
     size_t tensor;       /* index into hdr->tensors, for messages */
 } segment;
 
@@ -417,11 +418,13 @@ static gpt2_err check_tensor(gpt2_loader *ld, const gpt2_st_tensor *t, int slot,
     return check_shape(ld, t, want, nd, err);
 }
 
-/* Dequantized value k of a quantized weight going to an f32/f16 matrix. */
+/* Dequantized value k (row-major: row k / cols, column k % cols) of a quantized weight going
+ * to an f32/f16 matrix, written at its packed place. */
 static void put_up(gpt2_matrix *m, size_t k, int8_t q, const float *scales) {
     float v = (float)q * scales[k / GPT2_Q8_BLOCK]; /* exact: 8 x 11 significant bits */
-    if (m->type == GPT2_DTYPE_F32) ((float *)m->data)[k] = v;
-    else ((uint16_t *)m->data)[k] = gpt2_f32_to_f16(v);
+    uint64_t K = (uint64_t)m->cols, at = gpt2_packed_index((uint64_t)m->rows, K, k / K, k % K);
+    if (m->type == GPT2_DTYPE_F32) ((float *)m->data)[at] = v;
+    else ((uint16_t *)m->data)[at] = gpt2_f32_to_f16(v);
 }
 
 /* A segment is complete: a quantized weight whose two halves are both in is finished. */
@@ -432,9 +435,15 @@ static void segment_done(const segment *s) {
     if (s->kind == SEG_Q8_UP) u->q8_done = 1;
     else u->scales_done = 1;
     if (was_waiting) {
-        size_t n = (size_t)s->m->rows * (size_t)s->m->cols;
+        /* Widened in place, last element first: an element k of tile g >= 1 goes to byte
+         * >= 2 * 4g * cols >= k (packed index >= 4g * cols, k < 4(g+1) * cols), past every
+         * value not yet read. The first tile's values are moved aside first. */
+        size_t n = (size_t)s->m->rows * (size_t)s->m->cols, head = (size_t)s->m->cols * 4;
         const int8_t *q = s->m->data;
-        for (size_t k = n; k-- > 0;) put_up(s->m, k, q[k], u->scales);
+        if (head > n) head = n;
+        for (size_t k = n; k-- > head;) put_up(s->m, k, q[k], u->scales);
+        memcpy(u->head, q, head);
+        for (size_t k = head; k-- > 0;) put_up(s->m, k, u->head[k], u->scales);
     }
     if (u->q8_done && u->scales_done) {
         free(u->scales);
@@ -585,10 +594,12 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
                 }
             }
             up_state *u = &ld->ups[slot_of[i]];
-            if (!u->scales && !(u->scales = malloc((size_t)m->rows * (size_t)m->cols / GPT2_Q8_BLOCK * sizeof(float) + 1))) {
+            size_t nsc = (size_t)m->rows * (size_t)m->cols / GPT2_Q8_BLOCK;
+            if (!u->scales && !(u->scales = malloc(nsc * sizeof(float) + 4 * (size_t)m->cols + 1))) {
                 free(slot_of);
                 return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
             }
+            u->head = (int8_t *)(u->scales + nsc);
             s->kind = var_of[i] == VAR_Q8 ? SEG_Q8_UP : SEG_SCALE_UP;
             s->m = m;
             s->up = u;
@@ -599,13 +610,12 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
             s->kind = SEG_SCALE;
             s->m = m;
         } else if (m->type == GPT2_DTYPE_F32) {
-            s->kind = SEG_FLOAT;
-            s->dst = (float *)m->data;
-            if (transposed) {
-                /* fits size_t: the destination of rows * cols floats was allocated */
-                s->rows = (size_t)shape[0];
-                s->cols = (size_t)shape[1];
-            }
+            s->kind = SEG_MAT32;
+            s->m = m;
+            s->transposed = transposed;
+            /* fits size_t: the destination of rows * cols floats was allocated */
+            s->rows = (size_t)shape[0];
+            s->cols = (size_t)shape[1];
         } else {
             s->kind = SEG_BAND;
             s->m = m;
@@ -656,24 +666,45 @@ static void convert(gpt2_st_dtype dtype, const uint8_t *src, size_t cnt, float *
     }
 }
 
-/* Transposes full source rows [nrows, cols] (elements of es bytes) into dst[o * rows + r]
- * (dst already offset by the first row's index). Rows are taken TILE_ROWS at a time, so each
- * destination write is TILE_ROWS consecutive floats (one 64-byte line) and the source tile
- * stays in cache: far faster than scattering one element per destination line. */
+/* Where row o of a packed f32/f16 matrix keeps column i (matrix.h): chunk columns at
+ * row + (i / 4) * stride + i % 4, tail columns (i >= c8) at tail + i - c8. */
+typedef struct packed_row {
+    size_t row, stride, tail, c8;
+} packed_row;
+
+static packed_row packed_row_of(const gpt2_matrix *m, size_t o) {
+    size_t K = (size_t)m->cols, rt = (size_t)gpt2_pack_tile_rows((uint64_t)m->rows, o), r = o & 3;
+    packed_row p;
+    p.c8 = K & ~(size_t)7;
+    p.row = (o - r) * K + r * 4;
+    p.stride = 4 * rt;
+    p.tail = (o - r) * K + p.c8 * rt + r * (K - p.c8);
+    return p;
+}
+
+static inline size_t packed_at(const packed_row *p, size_t i) {
+    return i < p->c8 ? p->row + (i >> 2) * p->stride + (i & 3) : p->tail + (i - p->c8);
+}
+
+/* Transposes full source rows [nrows, cols] (elements of es bytes; source row i0 + r is input
+ * column i0 + r of every output o) into the packed f32 matrix dst (rows = its cols). Rows are
+ * taken TILE_ROWS at a time, so each output's writes are a few runs of 4 consecutive floats
+ * and the source tile stays in cache: far faster than one element per destination line. */
 #define TILE_ROWS 16
 #define TRANSPOSE_TILE(LOAD)                                                                \
     for (size_t o = 0; o < cols; o++) {                                                     \
         const uint8_t *p = src + o * es;                                                    \
-        float *d = dst + o * rows;                                                          \
-        for (size_t r = 0; r < nrows; r++) d[r] = LOAD(p + r * row_bytes);                  \
+        packed_row pr = packed_row_of(m, o);                                                \
+        for (size_t r = 0; r < nrows; r++) d[packed_at(&pr, i0 + r)] = LOAD(p + r * row_bytes); \
     }
 static inline float load_f32(const uint8_t *p) { return gpt2_f32_from_bits(load_le32(p)); }
 static inline float load_f16(const uint8_t *p) { return gpt2_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 static inline float load_bf16(const uint8_t *p) { return gpt2_bf16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 static void transpose_rows(gpt2_st_dtype dtype, const uint8_t *src, size_t nrows, size_t cols,
-                           size_t es, float *dst, size_t rows) {
+                           size_t es, const gpt2_matrix *m, size_t i0) {
     size_t row_bytes = cols * es;
+    float *d = (float *)m->data;
     switch (dtype) {
     case GPT2_ST_F32: TRANSPOSE_TILE(load_f32) break;
     case GPT2_ST_F16: TRANSPOSE_TILE(load_f16) break;
@@ -685,15 +716,58 @@ static void transpose_rows(gpt2_st_dtype dtype, const uint8_t *src, size_t nrows
 /* Writes v[0..nb) as columns i0 .. i0+nb-1 of row o of an f16 or q8_0 matrix (for q8_0, i0
  * and nb are multiples of 32: whole blocks). */
 static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t nb) {
-    size_t K = (size_t)m->cols;
+    uint64_t R = (uint64_t)m->rows, K = (uint64_t)m->cols;
+    unsigned char *base = (unsigned char *)m->data;
     if (m->type == GPT2_DTYPE_F16) {
-        uint16_t *d = (uint16_t *)m->data + o * K + i0;
-        for (size_t r = 0; r < nb; r++) d[r] = gpt2_f32_to_f16(v[r]);
+        packed_row pr = packed_row_of(m, o);
+        uint16_t *d = (uint16_t *)m->data;
+        for (size_t r = 0; r < nb; r++) d[packed_at(&pr, i0 + r)] = gpt2_f32_to_f16(v[r]);
     } else {
-        int8_t *q = (int8_t *)m->data + o * K + i0;
-        float *sc = (float *)m->scales + o * (K / GPT2_Q8_BLOCK) + i0 / GPT2_Q8_BLOCK;
-        for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++)
-            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q + b * GPT2_Q8_BLOCK, NULL, sc + b);
+        for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++) {
+            int8_t q[GPT2_Q8_BLOCK];
+            float sc;
+            size_t i = i0 + b * GPT2_Q8_BLOCK;
+            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, NULL, &sc);
+            memcpy(base + gpt2_q8_scale_offset(R, K, o, i / GPT2_Q8_BLOCK), &sc, sizeof sc);
+            unsigned char *d = base + gpt2_q8_value_offset(R, K, o, i); /* pairs, 2 * rows-in-tile apart */
+            size_t step = 2 * (size_t)gpt2_pack_tile_rows(R, o);
+            for (size_t p = 0; p < GPT2_Q8_BLOCK / 2; p++) memcpy(d + p * step, q + 2 * p, 2);
+        }
+    }
+}
+
+/* SEG_Q8: int8 values e0 .. e0+cnt-1 of a source [out, in] (row-major) into their packed
+ * places (matrix.h): row by row, block by block, pairs of columns 2 * (rows in tile) apart. */
+static void put_q8_values(gpt2_matrix *m, size_t e0, const uint8_t *src, size_t cnt) {
+    size_t K = (size_t)m->cols, o = e0 / K, i = e0 % K;
+    while (cnt) {
+        size_t rt = (size_t)gpt2_pack_tile_rows((uint64_t)m->rows, o), step = 2 * rt;
+        unsigned char *row = (unsigned char *)m->data + (size_t)gpt2_q8_value_offset((uint64_t)m->rows, K, o, 0);
+        size_t end = K - i < cnt ? K : i + cnt;
+        cnt -= end - i;
+        while (i < end) {
+            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * 36 * rt;
+            size_t e = i % GPT2_Q8_BLOCK, stop = i - e + GPT2_Q8_BLOCK < end ? i - e + GPT2_Q8_BLOCK : end;
+            for (; i < stop; i++, e++) blk[(e >> 1) * step + (e & 1)] = *src++;
+        }
+        if (i == K) o++, i = 0;
+    }
+}
+
+/* SEG_MAT32 from a source [out, in]: elements e0 .. e0+cnt-1 (row-major) into the packed
+ * matrix, in runs of consecutive columns (up to a chunk of 4, or the row's tail). */
+static void put_f32_rows(const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+    float *d = (float *)s->m->data;
+    size_t cols = s->cols, o = e0 / cols, i = e0 % cols;
+    packed_row pr = packed_row_of(s->m, o);
+    while (cnt) {
+        size_t run = i < pr.c8 ? 4 - (i & 3) : cols - i;
+        if (run > cnt) run = cnt;
+        convert(s->dtype, src, run, d + packed_at(&pr, i), 1);
+        src += run * s->es;
+        cnt -= run;
+        i += run;
+        if (i == cols && cnt) pr = packed_row_of(s->m, ++o), i = 0;
     }
 }
 
@@ -730,8 +804,19 @@ static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, 
     switch (s->kind) {
     case SEG_SKIP: return;
     case SEG_BAND: emit_band(stage, s, e0, src, cnt); return;
-    case SEG_Q8: memcpy((int8_t *)s->m->data + e0, src, cnt); return;
-    case SEG_SCALE: convert(GPT2_ST_F16, src, cnt, (float *)s->m->scales + e0, 1); return;
+    case SEG_Q8: put_q8_values(s->m, e0, src, cnt); return;
+    case SEG_SCALE: { /* source [out, in / 32] -> the scale of each packed block */
+        uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols, nb = K / GPT2_Q8_BLOCK;
+        unsigned char *d = (unsigned char *)s->m->data;
+        uint64_t o = e0 / nb, b = e0 % nb;
+        for (size_t k = 0; k < cnt; k++) {
+            float v;
+            convert(GPT2_ST_F16, src + 2 * k, 1, &v, 1);
+            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &v, sizeof v);
+            if (++b == nb) o++, b = 0;
+        }
+        return;
+    }
     case SEG_SCALE_UP: convert(GPT2_ST_F16, src, cnt, s->up->scales + e0, 1); return;
     case SEG_Q8_UP:
         if (s->up->scales_done) {
@@ -740,27 +825,32 @@ static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, 
             memcpy((int8_t *)s->m->data + e0, src, cnt); /* widened when the scales are in */
         }
         return;
-    case SEG_FLOAT: break;
+    case SEG_FLOAT: convert(s->dtype, src, cnt, s->dst + e0, 1); return;
+    case SEG_MAT32: break;
     }
-    if (!s->rows) {
-        convert(s->dtype, src, cnt, s->dst + e0, 1);
+    if (!s->transposed) {
+        put_f32_rows(s, e0, src, cnt);
         return;
     }
-    /* source (i, o) of [rows=in, cols=out] goes to dst[o * rows + i] */
+    /* source (i, o) of [rows=in, cols=out] goes to W(o, i) */
     size_t i = e0 / s->cols, o = e0 % s->cols;
+    float *d = (float *)s->m->data;
     while (cnt) {
         if (o == 0 && cnt >= s->cols) { /* whole rows: tiled */
             size_t nrows = cnt / s->cols;
             if (nrows > TILE_ROWS) nrows = TILE_ROWS;
-            transpose_rows(s->dtype, src, nrows, s->cols, s->es, s->dst + i, s->rows);
+            transpose_rows(s->dtype, src, nrows, s->cols, s->es, s->m, i);
             src += nrows * s->cols * s->es;
             cnt -= nrows * s->cols;
             i += nrows;
             continue;
         }
-        /* a partial row (chunk boundary): one strided run */
+        /* a partial row (chunk boundary): element by element */
         size_t run = s->cols - o < cnt ? s->cols - o : cnt;
-        convert(s->dtype, src, run, s->dst + o * s->rows + i, s->rows);
+        for (size_t k = 0; k < run; k++) {
+            packed_row pr = packed_row_of(s->m, o + k);
+            convert(s->dtype, src + k * s->es, 1, d + packed_at(&pr, i), 1);
+        }
         src += run * s->es;
         cnt -= run;
         i++;

@@ -31,6 +31,7 @@ struct gpt2_state {
     float *h;       /* [B][n_inner] MLP hidden; also [B][C] projection output */
     float *att;     /* [n_ctx] attention scores of one head */
     float *block;   /* the single allocation */
+    void *act;      /* q8_0 activations of one product (k_q8_quantize_act), NULL without q8_0 weights */
     gpt2_pool *pool; /* not owned; NULL = compute on the calling thread */
 };
 
@@ -46,9 +47,17 @@ static size_t state_floats(const gpt2_config *c, int max_batch, size_t *cache_fl
     return 2 * cache + scratch;
 }
 
+/* Bytes of the q8_0 activation buffer: max_batch rows of the widest product input. */
+static size_t act_bytes(const gpt2_config *c, int max_batch) {
+    int wide = c->n_inner > c->n_embd ? c->n_inner : c->n_embd;
+    return k_q8_act_bytes(max_batch, wide);
+}
+
 size_t gpt2_state_bytes(const gpt2_config *config, int max_batch) {
     if (!config || max_batch < 1) return 0;
-    return state_floats(config, max_batch, NULL) * sizeof(float);
+    size_t f = state_floats(config, max_batch, NULL);
+    if (f == 0) return 0;
+    return f * sizeof(float) + act_bytes(config, max_batch); /* the q8_0 buffer counted always */
 }
 
 gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **out, gpt2_error *err) {
@@ -58,13 +67,21 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
     const gpt2_config *c = &w->config;
     size_t cache = 0, total = state_floats(c, max_batch, &cache);
     if (total == 0) return gpt2_fail(err, GPT2_ERR_NOMEM, "state size overflows");
+    const gpt2_layer_weights *L0 = &w->layers[0]; /* every layer's matrix of a kind has one dtype */
+    int q8 = w->lm_head.type == GPT2_DTYPE_Q8_0 || L0->qkv_w.type == GPT2_DTYPE_Q8_0 ||
+             L0->attn_proj_w.type == GPT2_DTYPE_Q8_0 || L0->fc_w.type == GPT2_DTYPE_Q8_0 ||
+             L0->mlp_proj_w.type == GPT2_DTYPE_Q8_0;
+    size_t abytes = q8 ? act_bytes(c, max_batch) : 0;
     gpt2_state *s = calloc(1, sizeof *s);
     float *block = s ? malloc(total * sizeof(float)) : NULL;
-    if (!block) {
+    void *act = abytes && block ? malloc(abytes) : NULL;
+    if (!block || (abytes && !act)) {
+        free(block);
         free(s);
         return gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %zu bytes for the KV cache and scratch",
-                         total * sizeof(float));
+                         total * sizeof(float) + abytes);
     }
+    s->act = act;
     size_t C = (size_t)c->n_embd, B = (size_t)max_batch;
     size_t wide = (size_t)c->n_inner > C ? (size_t)c->n_inner : C;
     s->w = w;
@@ -84,6 +101,7 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
 void gpt2_state_free(gpt2_state *s) {
     if (!s) return;
     free(s->block);
+    free(s->act);
     free(s);
 }
 
@@ -103,7 +121,8 @@ gpt2_err gpt2_state_rewind(gpt2_state *s, int pos, gpt2_error *err) {
 }
 
 /* A matrix product split by output rows over the thread pool (the state's, else the
- * weights'). For q8_0 weights the activations are quantized once, here, and shared. */
+ * weights'). For q8_0 weights the activations are quantized once, here, into the state's
+ * buffer, and shared by the threads. */
 typedef struct matmul_job {
     float *out;
     const float *x;
@@ -111,6 +130,7 @@ typedef struct matmul_job {
     const gpt2_matrix *w;
     const float *b;
     int n, rows_per_task;
+    int gelu; /* apply gelu_new to the outputs (each task to its own rows) */
 } matmul_job;
 
 static void matmul_task(void *ctx, int task) {
@@ -118,30 +138,33 @@ static void matmul_task(void *ctx, int task) {
     int o0 = task * j->rows_per_task;
     int o1 = o0 + j->rows_per_task < j->w->rows ? o0 + j->rows_per_task : j->w->rows;
     k_matmul_rows_act(j->out, j->x, j->act, j->w, j->b, j->n, o0, o1);
+    if (j->gelu)
+        for (int t = 0; t < j->n; t++) k_gelu(j->out + (size_t)t * j->w->rows + o0, o1 - o0);
 }
 
-/* out[n][w->rows] = x[n][w->cols] W^T + b */
-static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n) {
+/* out[n][w->rows] = x[n][w->cols] W^T + b, then gelu_new elementwise when gelu is set (in
+ * the same tasks, so the threads share it too) */
+static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix *w, const float *b, int n,
+                   int gelu) {
     gpt2_pool *pool = s->pool ? s->pool : s->w->pool;
     int threads = gpt2_pool_threads(pool);
     void *act = NULL;
-    if (w->type == GPT2_DTYPE_Q8_0 && (n > 1 || threads > 1)) {
-        /* quantized once for all rows and threads (on failure each call quantizes its own) */
-        size_t bytes = k_q8_act_bytes(n, w->cols);
-        act = bytes ? malloc(bytes) : NULL;
-        if (act) k_q8_quantize_act(act, x, n, w->cols);
+    if (w->type == GPT2_DTYPE_Q8_0 && s->act) { /* n <= max_batch, cols <= the widest input */
+        act = s->act;
+        k_q8_quantize_act(act, x, n, w->cols);
     }
     if (threads <= 1) {
         k_matmul_rows_act(out, x, act, w, b, n, 0, w->rows);
+        if (gelu) k_gelu(out, n * w->rows);
     } else {
-        /* a few tasks per thread, each a multiple of 16 rows, so uneven speeds even out */
+        /* a few tasks per thread, each a multiple of 16 rows (whole packed tiles), so uneven
+         * speeds even out */
         int tasks = 4 * threads;
         int per = (w->rows + tasks - 1) / tasks;
         per = (per + 15) / 16 * 16;
-        matmul_job j = {out, x, act, w, b, n, per};
+        matmul_job j = {out, x, act, w, b, n, per, gelu};
         gpt2_pool_run(pool, matmul_task, &j, (w->rows + per - 1) / per);
     }
-    free(act);
 }
 
 /* Causal multi-head attention for rows t < n at positions pos + t, reading q from qkv
@@ -193,7 +216,7 @@ static void attention(gpt2_state *s, int l, int n, float *out) {
 static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *logits, int all_logits) {
     const gpt2_weights *w = s->w;
     const gpt2_config *c = &w->config;
-    const int C = c->n_embd, F = c->n_inner;
+    const int C = c->n_embd;
     const size_t ctx_stride = (size_t)c->n_ctx * C;
 
     for (int t = 0; t < n; t++) {
@@ -207,7 +230,7 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         const gpt2_layer_weights *L = &w->layers[l];
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln1_w, L->ln1_b, C, c->ln_eps);
-        matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n);
+        matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n, 0);
         for (int t = 0; t < n; t++) {
             const float *row = s->qkv + (size_t)t * 3 * C;
             size_t at = (size_t)l * ctx_stride + (size_t)(s->pos + t) * C;
@@ -215,15 +238,14 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
             memcpy(s->v_cache + at, row + 2 * C, (size_t)C * sizeof(float));
         }
         attention(s, l, n, s->a);
-        matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n);
+        matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n, 0);
         k_add(s->x, s->h, n * C);
 
         for (int t = 0; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln2_w, L->ln2_b, C, c->ln_eps);
-        matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n);
-        k_gelu(s->h, n * F);
+        matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n, 1); /* with gelu_new */
         /* s->a is free again: use it for the projection output */
-        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n);
+        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n, 0);
         k_add(s->x, s->a, n * C);
     }
 
@@ -231,7 +253,7 @@ static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *log
         int first = all_logits ? 0 : n - 1;
         for (int t = first; t < n; t++)
             k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, w->lnf_w, w->lnf_b, C, c->ln_eps);
-        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first);
+        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first, 0);
     }
     s->pos += n;
 }

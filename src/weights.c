@@ -44,19 +44,17 @@ static void take_matrix(layout_walk *lw, gpt2_matrix *m, gpt2_dtype t, uint64_t 
         lw->overflow = 1;
         return;
     }
-    uint64_t n = rows * cols, data_bytes = t == GPT2_DTYPE_F32 ? 4 * n : t == GPT2_DTYPE_F16 ? 2 * n : n;
-    if (t == GPT2_DTYPE_Q8_0 && cols % GPT2_Q8_BLOCK) {
+    uint64_t data_bytes = gpt2_matrix_bytes(t, rows, cols); /* packed: q8_0 scales included */
+    if (data_bytes == UINT64_MAX) {
         lw->overflow = 1;
         return;
     }
     uint8_t *data = take_bytes(lw, data_bytes);
-    float *scales = t == GPT2_DTYPE_Q8_0 ? (float *)(void *)take_bytes(lw, n / GPT2_Q8_BLOCK * 4) : NULL;
     if (m) {
         m->type = t;
         m->rows = (int)rows;
         m->cols = (int)cols;
         m->data = data;
-        m->scales = scales;
     }
 }
 

@@ -1,9 +1,10 @@
 /* weights.h - the model's parameters in the layout the kernels want, in one allocation.
  *
  * Every linear weight (qkv, attention projection, MLP fc and projection, the token
- * embedding wte and the LM head) is a gpt2_matrix (matrix.h) stored [out, in] (each output's
- * weights contiguous), i.e. transposed from Hugging Face's Conv1D [in, out] layout, so that
- * y[o] = b[o] + sum_i W(o, i) * x[i]; its dtype is f32, f16 or q8_0 (see gpt2_weights_plan).
+ * embedding wte and the LM head) is a gpt2_matrix (matrix.h) W [out, in], i.e. transposed
+ * from Hugging Face's Conv1D [in, out] layout, so that y[o] = b[o] + sum_i W(o, i) * x[i],
+ * stored in the kernels' packed order (tiles of 4 rows, matrix.h); its dtype is f32, f16
+ * or q8_0 (see gpt2_weights_plan).
  * Biases, layer norms and the position embedding wpe are always float32.
  */
 #ifndef GPT2_WEIGHTS_H

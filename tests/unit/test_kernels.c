@@ -1,11 +1,17 @@
 /* test_kernels.c - the kernels of this build (WASM SIMD128, native SSE/AVX or scalar)
- * against the scalar fallback and against float64 math.
+ * against the scalar fallback, against the reduction order written out here, and against
+ * float64 math.
  *
  * The scalar fallback is compiled into this test a second time: kernels.c included with
  * GPT2_SCALAR_KERNELS and every public name prefixed ref_. All builds compute the same lanes
  * in the same order (kernels.c), so the build's kernels must equal the scalar ones bit for
  * bit, for every dtype, on random shapes with odd sizes (k, m not multiples of 4/8/16,
  * n = 1..9, row sub-ranges [o0, o1)); rows outside [o0, o1) must stay untouched.
+ * The order itself is written out independently below (order_dot, order_q8: 8 lanes i mod 8
+ * then ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)) then the tail; q8_0: exact integer block sums,
+ * then blocks in order) on the logical matrix, and every output must equal it bit for bit.
+ * Matrices are packed as matrix.h describes; the packing positions are checked to be a
+ * one-to-one map onto the storage, with a few positions worked out by hand.
  * Against float64 math:
  *   f32, f16: |out - exact| <= 1e-5 * sum_i |x_i W(o,i)| + 1e-6;
  *   q8_0 (int8 activations): activations are rounded to amax/127 steps, an error of at most
@@ -15,7 +21,6 @@
  * scalar ones, and pre-quantized q8_0 products against per-call quantization.
  */
 #define GPT2_SCALAR_KERNELS 1
-#define k_matmul ref_k_matmul
 #define k_matmul_rows ref_k_matmul_rows
 #define k_matmul_rows_act ref_k_matmul_rows_act
 #define k_q8_act_bytes ref_k_q8_act_bytes
@@ -31,7 +36,6 @@
 #define k_attn_scores ref_k_attn_scores
 #define k_attn_values ref_k_attn_values
 #include "kernels.c"
-#undef k_matmul
 #undef k_matmul_rows
 #undef k_matmul_rows_act
 #undef k_q8_act_bytes
@@ -80,38 +84,51 @@ static uint16_t to_half(float f) {
 
 typedef struct test_matrix {
     gpt2_matrix m;
-    void *data;
-    float *scales;
-    double *deq; /* W(o, i) as doubles */
+    void *data;     /* packed */
+    float *w;       /* W(o, i) row-major as floats (f32, f16: the value; q8_0: unused) */
+    int8_t *q;      /* q8_0: values row-major */
+    float *scales;  /* q8_0: [rows * cols/32] row-major */
+    double *deq;    /* W(o, i) as doubles */
 } test_matrix;
 
 static test_matrix make_matrix(gpt2_dtype t, int rows, int cols) {
     test_matrix tm;
     memset(&tm, 0, sizeof tm);
     size_t count = (size_t)rows * cols;
+    uint64_t R = (uint64_t)rows, K = (uint64_t)cols;
     tm.deq = malloc(count * sizeof(double));
+    tm.w = malloc(count * sizeof(float));
     if (t == GPT2_DTYPE_F32) {
         float *d = malloc(count * sizeof(float));
-        for (size_t i = 0; i < count; i++) tm.deq[i] = d[i] = frand();
+        for (size_t i = 0; i < count; i++) {
+            tm.deq[i] = tm.w[i] = frand();
+            d[gpt2_packed_index(R, K, i / K, i % K)] = tm.w[i];
+        }
         tm.data = d;
     } else if (t == GPT2_DTYPE_F16) {
         uint16_t *d = malloc(count * sizeof(uint16_t));
         for (size_t i = 0; i < count; i++) {
             /* mostly ordinary values, some tiny ones (subnormal halves) */
             float v = (rnd() % 16 == 0) ? frand() * 1e-6f : frand();
-            d[i] = to_half(v);
-            tm.deq[i] = gpt2_f16_to_f32(d[i]);
+            uint16_t h = to_half(v);
+            d[gpt2_packed_index(R, K, i / K, i % K)] = h;
+            tm.deq[i] = tm.w[i] = gpt2_f16_to_f32(h);
         }
         tm.data = d;
     } else {
-        int8_t *d = malloc(count);
+        unsigned char *d = malloc(gpt2_matrix_bytes(t, R, K));
         int nb = cols / GPT2_Q8_BLOCK;
         tm.scales = malloc((size_t)rows * nb * sizeof(float));
+        tm.q = malloc(count);
         for (int r = 0; r < rows; r++)
-            for (int b = 0; b < nb; b++) tm.scales[r * nb + b] = 0.001f + 0.01f * (float)(rnd() % 100) / 100.0f;
+            for (int b = 0; b < nb; b++) {
+                tm.scales[r * nb + b] = 0.001f + 0.01f * (float)(rnd() % 100) / 100.0f;
+                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &tm.scales[r * nb + b], 4);
+            }
         for (size_t i = 0; i < count; i++) {
-            d[i] = (int8_t)(irand(-127, 127));
-            tm.deq[i] = (double)d[i] * tm.scales[(i / cols) * nb + (i % cols) / GPT2_Q8_BLOCK];
+            tm.q[i] = (int8_t)(irand(-127, 127));
+            d[gpt2_q8_value_offset(R, K, i / K, i % K)] = (unsigned char)tm.q[i];
+            tm.deq[i] = (double)tm.q[i] * tm.scales[(i / cols) * nb + (i % cols) / GPT2_Q8_BLOCK];
         }
         tm.data = d;
     }
@@ -119,14 +136,41 @@ static test_matrix make_matrix(gpt2_dtype t, int rows, int cols) {
     tm.m.rows = rows;
     tm.m.cols = cols;
     tm.m.data = tm.data;
-    tm.m.scales = tm.scales;
     return tm;
 }
 
 static void free_matrix(test_matrix *tm) {
     free(tm->data);
+    free(tm->w);
+    free(tm->q);
     free(tm->scales);
     free(tm->deq);
+}
+
+/* The f32/f16 order, written out: 8 lanes (i mod 8) up to k - k%8, the fixed tree, the tail. */
+static float order_dot(const float *x, const float *w, int k) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int c8 = k - k % 8, i;
+    for (i = 0; i < c8; i++) l[i % 8] += x[i] * w[i];
+    float s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    for (; i < k; i++) s += x[i] * w[i];
+    return s;
+}
+
+/* The q8_0 order, written out: activations quantized per block (d = amax/127, q = nearest-even
+ * of x * (127/amax)), exact integer block sums, then s += S_b * (wd_b * d_b) over the blocks. */
+static float order_q8(const float *x, const int8_t *q, const float *sc, int k) {
+    float s = 0.0f;
+    for (int b = 0; b < k / GPT2_Q8_BLOCK; b++) {
+        const float *xb = x + b * GPT2_Q8_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < GPT2_Q8_BLOCK; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        int32_t S = 0;
+        for (int i = 0; i < GPT2_Q8_BLOCK; i++) S += (int32_t)q[b * GPT2_Q8_BLOCK + i] * (int32_t)nearbyintf(xb[i] * inv);
+        s += (float)S * (sc[b] * d);
+    }
+    return s;
 }
 
 /* One product: the build's kernel, the scalar one, float64; returns failures seen. */
@@ -149,7 +193,7 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
     }
     k_matmul_rows_act(out, x, act, &tm.m, b, n, o0, o1);
     ref_k_matmul_rows(ref, x, &tm.m, b, n, o0, o1);
-    int bad_exact = 0, bad_math = 0, touched = 0;
+    int bad_exact = 0, bad_order = 0, bad_math = 0, touched = 0;
     double worst = 0;
     for (int tok = 0; tok < n; tok++)
         for (int o = 0; o < m; o++) {
@@ -159,6 +203,10 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
                 continue;
             }
             if (!same_bits(v, ref[(size_t)tok * m + o])) bad_exact++;
+            const float *xt = x + (size_t)tok * k;
+            float ord = t == GPT2_DTYPE_Q8_0 ? order_q8(xt, tm.q + (size_t)o * k, tm.scales + (size_t)o * (k / GPT2_Q8_BLOCK), k)
+                                             : order_dot(xt, tm.w + (size_t)o * k, k);
+            if (!same_bits(v, ord + (b ? b[o] : 0.0f))) bad_order++;
             double exact = b ? b[o] : 0.0, mag = 0.0, qerr = 0.0;
             for (int i = 0; i < k; i++) {
                 double p = (double)x[(size_t)tok * k + i] * tm.deq[(size_t)o * k + i];
@@ -180,6 +228,8 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
         }
     CHECK(bad_exact == 0, "%s n=%d k=%d m=%d rows [%d,%d) bias=%d pre=%d: %d outputs differ from the scalar kernel",
           gpt2_dtype_name(t), n, k, m, o0, o1, with_bias, pre_quantized, bad_exact);
+    CHECK(bad_order == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs differ from the order written out",
+          gpt2_dtype_name(t), n, k, m, o0, o1, bad_order);
     CHECK(bad_math == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs outside the float64 bound (worst %.2f x)",
           gpt2_dtype_name(t), n, k, m, o0, o1, bad_math, worst);
     CHECK(touched == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs outside the rows written", gpt2_dtype_name(t),
@@ -216,7 +266,7 @@ static void test_products(void) {
 
 static void test_f16_all(void) {
     int bad = 0;
-    gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL, NULL};
+    gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL}; /* one row: packed = row-major */
     uint16_t *h = malloc(65536 * sizeof(uint16_t));
     float *f = malloc(65536 * sizeof(float));
     for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
@@ -236,6 +286,7 @@ static void test_vectors(void) {
         float a[100], b[100], y1[100], y2[100];
         for (int i = 0; i < n; i++) a[i] = frand(), b[i] = frand(), y1[i] = y2[i] = frand();
         CHECK(same_bits(k_dot(a, b, n), ref_k_dot(a, b, n)), "k_dot n=%d", n);
+        CHECK(same_bits(k_dot(a, b, n), order_dot(a, b, n)), "k_dot n=%d: not the order written out", n);
         float s = frand();
         k_axpy(y1, s, a, n);
         ref_k_axpy(y2, s, a, n);
@@ -283,7 +334,47 @@ static void test_read_bytes(void) {
                   "k_read_bytes n=%d off=%d", n, off);
 }
 
+/* Every element (and q8_0 scale) of a packed matrix has its own place, and together they fill
+ * the storage exactly; a few places worked out by hand from matrix.h's description. */
+static void test_packing(void) {
+    const int shapes[][2] = {{1, 8}, {3, 12}, {4, 9}, {6, 12}, {9, 21}, {13, 64}, {5, 96}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint64_t R = (uint64_t)shapes[s][0], K = (uint64_t)shapes[s][1];
+        for (int q8 = 0; q8 < 2; q8++) {
+            if (q8 && K % 32) continue;
+            uint64_t bytes = gpt2_matrix_bytes(q8 ? GPT2_DTYPE_Q8_0 : GPT2_DTYPE_F32, R, K);
+            unsigned char *hit = calloc(bytes, 1);
+            int bad = 0;
+            for (uint64_t o = 0; o < R; o++)
+                for (uint64_t i = 0; i < K; i++) {
+                    uint64_t at = q8 ? gpt2_q8_value_offset(R, K, o, i) : 4 * gpt2_packed_index(R, K, o, i);
+                    for (int j = 0; j < (q8 ? 1 : 4); j++) bad += at + j >= bytes || hit[at + j]++;
+                    if (q8 && i % 32 == 0) {
+                        uint64_t sc = gpt2_q8_scale_offset(R, K, o, i / 32);
+                        for (int j = 0; j < 4; j++) bad += sc + j >= bytes || hit[sc + j]++;
+                    }
+                }
+            for (uint64_t j = 0; j < bytes; j++) bad += hit[j] != 1;
+            CHECK(bad == 0, "packing %dx%d %s: %d bytes not covered exactly once", (int)R, (int)K, q8 ? "q8_0" : "f32", bad);
+            free(hit);
+        }
+    }
+    /* 6 x 12: tile 1 holds rows 4, 5 (rt = 2) from element 48; c8 = 8. (5, 9): tail column
+     * 1 of row 1 of the tile: 48 + 8*2 + 1*4 + 1 = 69. (5, 6): chunk 1, row 1, column 2:
+     * 48 + 1*4*2 + 1*4 + 2 = 62. (2, 3): tile 0, chunk 0, row 2: 2*4 + 3 = 11. */
+    CHECK(gpt2_packed_index(6, 12, 5, 9) == 69 && gpt2_packed_index(6, 12, 5, 6) == 62 &&
+              gpt2_packed_index(6, 12, 2, 3) == 11,
+          "packed f32 positions");
+    /* q8_0 5 x 96 (nb = 3): tile 0 groups are 144 bytes. (2, 37): block 1, pair 2, h 1:
+     * 144 + 16 + 2*8 + 2*2 + 1 = 181; scale (3, 2): 288 + 12 = 300. Tile 1 (row 4, rt = 1)
+     * starts at 4*3*36 = 432: (4, 33): block 1 (36 bytes each), 432 + 36 + 4 + 0*2 + 1 = 473. */
+    CHECK(gpt2_q8_value_offset(5, 96, 2, 37) == 181 && gpt2_q8_scale_offset(5, 96, 3, 2) == 300 &&
+              gpt2_q8_value_offset(5, 96, 4, 33) == 473,
+          "packed q8_0 positions");
+}
+
 int main(void) {
+    test_packing();
     test_read_bytes();
     test_attention();
     test_products();

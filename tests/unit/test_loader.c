@@ -221,16 +221,7 @@ static const gpt2_matrix *dest_for(const gpt2_weights *w, const char *name, int 
 }
 
 /* Element (o, i) of a matrix of any dtype, as float. */
-static float mat_at(const gpt2_matrix *m, uint64_t o, uint64_t i) {
-    uint64_t k = (uint64_t)m->cols;
-    switch (m->type) {
-    case GPT2_DTYPE_F32: return ((const float *)m->data)[o * k + i];
-    case GPT2_DTYPE_F16: return gpt2_f16_to_f32(((const uint16_t *)m->data)[o * k + i]);
-    case GPT2_DTYPE_Q8_0:
-        return (float)((const int8_t *)m->data)[o * k + i] * m->scales[o * (k / GPT2_Q8_BLOCK) + i / GPT2_Q8_BLOCK];
-    }
-    return NAN;
-}
+static float mat_at(const gpt2_matrix *m, uint64_t o, uint64_t i) { return gpt2_matrix_get(m, (int)o, (int)i); }
 
 /* Every loaded value sits where weights.h says: HF [in, out] (i, o) -> dst[o * in + i]. */
 static void check_values(const gpt2_weights *w, const gen_opts *o, const char *what) {

@@ -204,10 +204,8 @@ static int same_matrices(const gpt2_weights *a, const gpt2_weights *b) {
             const gpt2_matrix *mb[4] = {&lb->qkv_w, &lb->attn_proj_w, &lb->fc_w, &lb->mlp_proj_w};
             x = ma[(k - 2) % 4], y = mb[(k - 2) % 4];
         }
-        size_t cnt = (size_t)x->rows * (size_t)x->cols;
-        size_t es = x->type == GPT2_DTYPE_F32 ? 4 : x->type == GPT2_DTYPE_F16 ? 2 : 1;
-        bad = x->type != y->type || x->rows != y->rows || x->cols != y->cols || memcmp(x->data, y->data, cnt * es) ||
-              (x->type == GPT2_DTYPE_Q8_0 && memcmp(x->scales, y->scales, cnt / 32 * sizeof(float)));
+        size_t bytes = (size_t)gpt2_matrix_bytes(x->type, (uint64_t)x->rows, (uint64_t)x->cols); /* packed, scales included */
+        bad = x->type != y->type || x->rows != y->rows || x->cols != y->cols || memcmp(x->data, y->data, bytes);
     }
     return !bad;
 }

@@ -41,6 +41,12 @@ export interface BrowserLoadOptions {
   /** Keep files downloaded from URLs in the browser's Cache API and use them next time (default `true`). */
   cache?: boolean | undefined;
   /**
+   * Threads the model computes with, in its worker (default `'auto'`: one per core when the
+   * page is cross-origin isolated, else 1). A number above 1 needs a cross-origin-isolated
+   * page; elsewhere the model runs on 1 thread.
+   */
+  threads?: number | 'auto' | undefined;
+  /**
    * The folder holding a copy of this package's files (`js/`, `dist/`, `models/`), for hosts
    * that serve them elsewhere than a bundler put them: a CDN
    * (`'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/'`: another origin works, its files must

@@ -52,6 +52,8 @@ function generateOptions(options) {
  * @property {'auto'|'f32'|'f16'|'q8_0'} [precision] how the weights are stored in memory (default 'auto': as in the file)
  * @property {boolean} [cache=true] keep files downloaded from URLs in the browser's Cache API
  *   and use them next time
+ * @property {number|'auto'} [threads='auto'] threads in the worker: one per core when the page
+ *   is cross-origin isolated, else 1 (a number above 1 needs isolation; elsewhere 1 is used)
  * @property {string|URL} [assetsUrl] the folder holding a copy of the package's files
  *   (js/, dist/, models/), e.g. 'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/': the worker
  *   starts from its js/worker.js and loads everything else from there (default: the files
@@ -87,7 +89,7 @@ function generateOptions(options) {
  */
 export async function loadInWorker(source, options = {}) {
   options = checkOptions(options, OPTION_NAMES.loadInWorker);
-  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl } = options;
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl, threads } = options;
   throwIfAborted(signal);
   const [message, transfer] = prepareSource(source);
   const conn = new Connection(...startWorker(workerUrl, assetsUrl));
@@ -95,7 +97,7 @@ export async function loadInWorker(source, options = {}) {
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
     const value = await conn.request(
-      { op: 'load', source: message, memoryBudget, precision, cache: !!cache },
+      { op: 'load', source: message, memoryBudget, precision, cache: !!cache, threads },
       { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined },
     );
     throwIfAborted(signal);

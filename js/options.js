@@ -12,7 +12,7 @@ import { Gpt2Error } from './errors.js';
  */
 export const OPTION_NAMES = Object.freeze({
   load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads']),
-  loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl']),
+  loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl', 'threads']),
   tokenize: Object.freeze(['special']),
   score: Object.freeze(['special', 'topK']),
   rank: Object.freeze(['by', 'special']),

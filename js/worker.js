@@ -4,7 +4,7 @@
 // worker's own entry). It holds loaded models by id and answers messages from the main thread.
 //
 // Requests (main -> worker), each with a request id `rid`:
-//   { op: 'load', rid, source, memoryBudget, precision, cache } -> progress*, result { id, config, info, eotId }
+//   { op: 'load', rid, source, memoryBudget, precision, cache, threads } -> progress*, result { id, config, info, eotId }
 //   { op: 'tokenize', rid, id, text, options }           -> result number[]
 //   { op: 'detokenize', rid, id, ids }                   -> result string
 //   { op: 'score', rid, id, text, options }              -> result ScoreResult
@@ -111,7 +111,7 @@ async function streamGeneration(rid, makeGen, extra = () => ({})) {
 }
 
 const handlers = {
-  async load({ rid, source, memoryBudget, precision, cache = true }) {
+  async load({ rid, source, memoryBudget, precision, cache = true, threads }) {
     const controller = new AbortController();
     running.set(rid, { abort: () => controller.abort() });
     if (source === null) source = undefined; // the embedded model (its files next to this module, or as bundled)
@@ -133,6 +133,7 @@ const handlers = {
         signal: controller.signal,
         memoryBudget,
         precision,
+        threads: threads ?? 'auto',
         fetch: cached ? cached.fetch : undefined,
         onProgress: (p) => progress.load(p),
       });

@@ -188,6 +188,27 @@ test('misspelled options are rejected in the page, before the worker sees them',
   });
 });
 
+test('loadInWorker threads: 1 runs the single-thread build, the default every core (isolated page)', async () => {
+  const base = new URL('tests/fixtures/tiny-f32/', server.url).href;
+  const r = await page.evaluate(async ({ base, ids }) => {
+    const run = async (options) => {
+      const model = await window.gpt2.loadInWorker(base, options);
+      const tokens = [];
+      for await (const { token } of model.generate(ids, { temperature: 0, ignoreEot: true, maxTokens: 8 })) tokens.push(token);
+      const out = { build: model.info.build, threads: model.info.threads, tokens };
+      await model.dispose();
+      return out;
+    };
+    return { one: await run({ threads: 1 }), auto: await run({}), cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated };
+  }, { base, ids: english.ids });
+  assert.equal(r.isolated, true);
+  assert.deepEqual([r.one.build, r.one.threads], ['wasm-simd', 1]);
+  assert.equal(r.auto.threads, r.cores);
+  assert.equal(r.auto.build, r.cores > 1 ? 'wasm-simd-threads' : 'wasm-simd');
+  assert.deepEqual(r.one.tokens, english.greedy.slice(0, 8), 'the float64 reference greedy tokens');
+  assert.deepEqual(r.auto.tokens, r.one.tokens);
+});
+
 test('two models in one page generate at the same time, each exactly', async () => {
   const a = new URL('tests/fixtures/tiny-f32/', server.url).href;
   const b = new URL('tests/fixtures/tiny-f16/', server.url).href;

@@ -1,0 +1,397 @@
+/* test_train.c - fine-tuning (src/train.h) against the float64 PyTorch reference
+ * (tools/gpt2_reference.py train -> tests/fixtures/<name>/expected_train.json).
+ *
+ * For tiny-f32, tiny-f16 (separate lm_head) and tiny-bf16:
+ *   - the loss of a batch of 2 windows of the full context, with and without a loss mask, is
+ *     within 1e-4 of float64, and every parameter's gradient is within 1e-4 of float64 relative
+ *     to the tensor's largest gradient (its max |g|, L2 norm and sampled entries);
+ *   - the same gradients, bit for bit, with 2 and 3 threads;
+ *   - the losses of 20 SGD steps within 1e-4 and of 20 AdamW steps within 1e-3 (shuffle off);
+ * and: gradient accumulation equals the larger batch, shuffling is a deterministic
+ * permutation, bad input is refused with a message and nothing changed, write-back puts the
+ * trained weights into the model (f32 exactly, f16 rounded) so that scoring uses them.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fp16.h"
+#include "test_util.h"
+#include "pool.h"
+#include "quantize.h"
+#include "score.h"
+#include "train.h"
+
+#define GRAD_TOL 1e-4
+#define SGD_TOL 1e-4
+#define ADAMW_TOL 1e-3
+
+static int32_t *ids_of(const json_value *arr, size_t *n) {
+    *n = arr && arr->type == JSON_ARRAY ? arr->count : 0;
+    int32_t *ids = malloc((*n ? *n : 1) * sizeof(int32_t));
+    for (size_t i = 0; ids && i < *n; i++) ids[i] = (int32_t)arr->items[i].integer;
+    return ids;
+}
+
+static double num(const json_value *v) { return v && v->type == JSON_NUMBER ? v->number : NAN; }
+
+static double worst_grad; /* largest relative gradient error seen */
+
+/* Offset in our [out, in] layout of flat index k in Hugging Face's layout. */
+static size_t our_index(const gpt2_train_tensor *x, int64_t k) {
+    if (!x->conv1d) return (size_t)k;
+    int64_t in = x->cols, out = x->rows; /* HF shape [in, out] */
+    int64_t i = k / out, o = k % out;
+    (void)in;
+    return (size_t)(o * x->cols + i);
+}
+
+static void check_grads(const char *fx, const char *cname, gpt2_train *t, const json_value *grads) {
+    const float *g = gpt2_train_array(t, 1);
+    int n = gpt2_train_tensor_count(t);
+    CHECK(grads && grads->type == JSON_OBJECT && (int)grads->count == n, "%s/%s: %d tensors here, %d in the reference",
+          fx, cname, n, grads ? (int)grads->count : -1);
+    for (int ti = 0; ti < n; ti++) {
+        const gpt2_train_tensor *x = gpt2_train_tensor_at(t, ti);
+        const json_value *r = json_get(grads, x->name);
+        CHECK(r != NULL, "%s/%s: no reference gradient for %s", fx, cname, x->name);
+        if (!r) continue;
+        size_t cnt = (size_t)x->rows * x->cols;
+        const float *gt = g + x->offset;
+        double mx = 0, ss = 0;
+        for (size_t i = 0; i < cnt; i++) {
+            double a = fabs(gt[i]);
+            if (!(a <= mx)) mx = a;
+            ss += (double)gt[i] * gt[i];
+        }
+        double rmax = num(json_get(r, "max_abs"));
+        double scale = rmax > 0 ? rmax : 1.0;
+        double e1 = fabs(mx - rmax) / scale, e2 = fabs(sqrt(ss) - num(json_get(r, "l2"))) / scale;
+        double worst = e1 > e2 ? e1 : e2;
+        const json_value *s = json_get(r, "samples");
+        for (size_t k = 0; s && k < s->count; k++) {
+            int64_t idx = s->items[k].items[0].integer;
+            double e = fabs(gt[our_index(x, idx)] - s->items[k].items[1].number) / scale;
+            if (!(e <= worst)) worst = e;
+        }
+        CHECK(worst <= GRAD_TOL, "%s/%s: %s gradient off by %.3g of its max |g| %.3g", fx, cname, x->name, worst,
+              rmax);
+        if (worst > worst_grad) worst_grad = worst;
+    }
+}
+
+static gpt2_train *make_train(const gpt2_weights *w, int B, int T, gpt2_optimizer opt, float lr) {
+    gpt2_train_options o;
+    gpt2_train_options_default(&o);
+    o.batch = B;
+    o.seq = T;
+    o.optimizer = opt;
+    o.lr = lr;
+    gpt2_train *t = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_train_create(w, &o, 0, &t, &err), &err);
+    return t;
+}
+
+/* The reference's batch (windows [0, 1] of T tokens) and optional mask. */
+static void gradient_case(const char *fx, const gpt2_weights *w, const int32_t *ids, const json_value *c,
+                          gpt2_pool *pool2, gpt2_pool *pool3) {
+    const char *cname = json_get(c, "name")->str;
+    int T = (int)json_get(c, "seq")->integer, B = 2;
+    gpt2_train *t = make_train(w, B, T, GPT2_OPTIM_SGD, 0.1f);
+    if (!t) return;
+    int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
+    uint8_t *mask = NULL;
+    const json_value *m = json_get(c, "mask");
+    if (m) mask = malloc((size_t)B * T);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < T; i++) {
+            in[b * T + i] = ids[b * T + i];
+            tg[b * T + i] = ids[b * T + i + 1];
+            if (mask) mask[b * T + i] = (uint8_t)m->items[b].items[i].integer;
+        }
+    gpt2_error err;
+    float loss = 0;
+    CHECK_OK(gpt2_train_forward_backward(t, in, tg, mask, B, 1.0f, &loss, &err), &err);
+    double want = num(json_get(c, "loss"));
+    CHECK(fabs(loss - want) <= GRAD_TOL, "%s/%s: loss %.8f, reference %.8f", fx, cname, loss, want);
+    check_grads(fx, cname, t, json_get(c, "grads"));
+
+    /* threads: bit-identical gradients */
+    size_t P = gpt2_train_param_count(t);
+    float *g1 = malloc(P * 4);
+    memcpy(g1, gpt2_train_array(t, 1), P * 4);
+    gpt2_pool *pools[2] = {pool2, pool3};
+    for (int k = 0; k < 2; k++) {
+        gpt2_train_zero_grad(t);
+        gpt2_train_set_pool(t, pools[k]);
+        float l2 = 0;
+        CHECK_OK(gpt2_train_forward_backward(t, in, tg, mask, B, 1.0f, &l2, &err), &err);
+        CHECK(memcmp(&l2, &loss, 4) == 0 && memcmp(g1, gpt2_train_array(t, 1), P * 4) == 0,
+              "%s/%s: %d threads give other gradients or loss (%.9g vs %.9g)", fx, cname,
+              gpt2_pool_threads(pools[k]), l2, loss);
+    }
+    /* accumulation: weight 0.5 twice equals weight 1 (exactly: the halves are exact) */
+    gpt2_train_zero_grad(t);
+    gpt2_train_set_pool(t, NULL);
+    CHECK_OK(gpt2_train_forward_backward(t, in, tg, mask, B, 0.5f, &loss, &err), &err);
+    CHECK_OK(gpt2_train_forward_backward(t, in, tg, mask, B, 0.5f, &loss, &err), &err);
+    double worst = 0, gmax = 0;
+    const float *g2 = gpt2_train_array(t, 1);
+    for (size_t i = 0; i < P; i++) {
+        if (fabs(g1[i]) > gmax) gmax = fabs(g1[i]);
+        if (fabs(g1[i] - g2[i]) > worst) worst = fabs(g1[i] - g2[i]);
+    }
+    CHECK(worst <= 1e-6 * gmax, "%s/%s: two half-weight passes differ from one by %.3g", fx, cname, worst);
+    free(g1);
+    free(in);
+    free(tg);
+    free(mask);
+    gpt2_train_free(t);
+}
+
+static void run_case(const char *fx, const gpt2_weights *w, const int32_t *ids, size_t n, const char *rname,
+                     const json_value *r, double tol) {
+    const char *opt = json_get(r, "opt")->str;
+    gpt2_train_options o;
+    gpt2_train_options_default(&o);
+    o.batch = (int)json_get(r, "B")->integer;
+    o.seq = (int)json_get(r, "T")->integer;
+    o.optimizer = strcmp(opt, "sgd") == 0 ? GPT2_OPTIM_SGD : GPT2_OPTIM_ADAMW;
+    o.lr = (float)num(json_get(r, "lr"));
+    o.weight_decay = (float)num(json_get(r, "wd"));
+    o.grad_clip = (float)num(json_get(r, "clip"));
+    o.beta1 = (float)num(json_get(r, "betas")->items + 0);
+    o.beta2 = (float)num(json_get(r, "betas")->items + 1);
+    o.eps = (float)num(json_get(r, "eps"));
+    gpt2_train *t = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_train_create(w, &o, 0, &t, &err), &err);
+    if (!t) return;
+    CHECK_OK(gpt2_train_set_data(t, ids, n, &err), &err);
+    const json_value *losses = json_get(r, "losses");
+    double worst = 0;
+    for (size_t s = 0; s < losses->count; s++) {
+        gpt2_train_stats st;
+        CHECK_OK(gpt2_train_step(t, &st, &err), &err);
+        double d = fabs(st.loss - losses->items[s].number);
+        if (!(d <= worst)) worst = d;
+        CHECK(st.step == (int64_t)s + 1, "step count %lld", (long long)st.step);
+    }
+    CHECK(worst <= tol, "%s/%s: losses off by up to %.3g (tolerance %.0e)", fx, rname, worst, tol);
+    printf("  %s %s: %zu steps, worst loss error %.3g, final loss %.6f\n", fx, rname, losses->count, worst,
+           losses->items[losses->count - 1].number);
+    gpt2_train_free(t);
+}
+
+static void check_fixture(const char *fx, gpt2_pool *pool2, gpt2_pool *pool3) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/%s/expected_train.json", fx);
+    json_doc *doc = read_json(path);
+    snprintf(path, sizeof path, "tests/fixtures/%s", fx);
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir(path, NULL, &w, &err), &err);
+    if (!doc || !w) {
+        json_free(doc);
+        gpt2_weights_free(w);
+        return;
+    }
+    const json_value *root = json_root(doc);
+    size_t n = 0;
+    int32_t *ids = ids_of(json_get(root, "ids"), &n);
+    CHECK((json_get(root, "tied_head")->type == JSON_TRUE) == (w->tied_head != 0), "%s: head tying", fx);
+    worst_grad = 0;
+    const json_value *cases = json_get(root, "cases");
+    for (size_t i = 0; i < cases->count; i++) gradient_case(fx, w, ids, &cases->items[i], pool2, pool3);
+    printf("  %s: worst gradient error %.3g (relative to the tensor's max |g|)\n", fx, worst_grad);
+    const json_value *runs = json_get(root, "runs");
+    run_case(fx, w, ids, n, "sgd", json_get(runs, "sgd"), SGD_TOL);
+    run_case(fx, w, ids, n, "adamw", json_get(runs, "adamw"), ADAMW_TOL);
+    free(ids);
+    gpt2_weights_free(w);
+    json_free(doc);
+}
+
+/* Bad input: refused with a message, nothing changed. */
+static void check_bad_input(void) {
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", NULL, &w, &err), &err);
+    if (!w) return;
+    gpt2_train_options o;
+    gpt2_train_options_default(&o);
+    gpt2_train *t = NULL;
+    o.seq = w->config.n_ctx + 1;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_RANGE, &err);
+    CHECK(t == NULL && strstr(err.message, "seq"), "seq over context: '%s'", err.message);
+    o.seq = 16;
+    o.lr = 0.0f;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    o.lr = -1.0f;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    o.lr = NAN;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    CHECK(strstr(err.message, "lr") != NULL, "lr message: '%s'", err.message);
+    o.lr = 1e-3f;
+    o.beta2 = 1.0f;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    o.beta2 = 0.999f;
+    o.batch = 0;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    o.batch = 2;
+    /* memory budget: refused before allocating, naming what fits */
+    uint64_t need = gpt2_train_bytes(&w->config, 0, o.optimizer, 2, 16);
+    CHECK(need > 0 && need != UINT64_MAX, "estimate %llu", (unsigned long long)need);
+    CHECK_FAILS(gpt2_train_create(w, &o, need - 1, &t, &err), GPT2_ERR_NOMEM, &err);
+    CHECK(strstr(err.message, "batch 1 x seq 16 would fit") != NULL, "budget message: '%s'", err.message);
+    CHECK_OK(gpt2_train_create(w, &o, need, &t, &err), &err);
+    if (!t) {
+        gpt2_weights_free(w);
+        return;
+    }
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (int32_t)(i * 31 % w->config.n_vocab);
+    CHECK_FAILS(gpt2_train_step(t, NULL, &err), GPT2_ERR_ARG, &err); /* no data yet */
+    CHECK_FAILS(gpt2_train_set_data(t, ids, 0, &err), GPT2_ERR_ARG, &err);
+    CHECK(strstr(err.message, "empty") != NULL, "empty: '%s'", err.message);
+    CHECK_FAILS(gpt2_train_set_data(t, ids, 16, &err), GPT2_ERR_ARG, &err);
+    CHECK(strstr(err.message, "shorter than one window") != NULL, "short: '%s'", err.message);
+    CHECK(gpt2_train_windows(t) == 0, "data set despite errors");
+    ids[5] = w->config.n_vocab;
+    CHECK_FAILS(gpt2_train_set_data(t, ids, 40, &err), GPT2_ERR_RANGE, &err);
+    ids[5] = 7;
+    CHECK_OK(gpt2_train_set_data(t, ids, 40, &err), &err);
+    CHECK(gpt2_train_windows(t) == 2, "floor(39/16) = 2 windows, got %zu", gpt2_train_windows(t));
+    uint8_t zero_mask[32] = {0};
+    CHECK_FAILS(gpt2_train_forward_backward(t, ids, ids + 1, zero_mask, 2, 1.0f, NULL, &err), GPT2_ERR_ARG, &err);
+    CHECK_FAILS(gpt2_train_update(t, 0.0f, NULL, &err), GPT2_ERR_ARG, &err);
+    /* NaN loss: a NaN parameter makes the loss NaN; the step is refused, nothing else changes */
+    float *P = gpt2_train_array(t, 0);
+    const gpt2_train_tensor *lnf = NULL;
+    for (int i = 0; i < gpt2_train_tensor_count(t); i++)
+        if (strcmp(gpt2_train_tensor_at(t, i)->name, "ln_f.weight") == 0) lnf = gpt2_train_tensor_at(t, i);
+    CHECK(lnf != NULL, "no ln_f.weight tensor");
+    if (lnf) {
+        P[lnf->offset + 3] = NAN;
+        size_t np = gpt2_train_param_count(t);
+        float *before = malloc(np * 4);
+        memcpy(before, P, np * 4);
+        CHECK_FAILS(gpt2_train_step(t, NULL, &err), GPT2_ERR_RANGE, &err);
+        CHECK(strstr(err.message, "NaN") != NULL, "NaN message: '%s'", err.message);
+        CHECK(memcmp(before, P, np * 4) == 0 && gpt2_train_step_count(t) == 0, "a NaN step changed the parameters");
+        int grads_zero = 1;
+        for (size_t i = 0; i < np; i++) grads_zero &= gpt2_train_array(t, 1)[i] == 0.0f;
+        CHECK(grads_zero, "gradients left behind by a refused step");
+        free(before);
+    }
+    gpt2_train_free(t);
+    gpt2_weights_free(w);
+}
+
+/* Shuffling: a permutation of the windows, the same for the same seed, another for another. */
+static void check_shuffle(void) {
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", NULL, &w, &err), &err);
+    if (!w) return;
+    enum { N = 8 * 37 + 1 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = i % 100;
+    size_t order[3][37];
+    uint64_t seeds[3] = {42, 42, 7};
+    for (int k = 0; k < 3; k++) {
+        gpt2_train_options o;
+        gpt2_train_options_default(&o);
+        o.batch = 1;
+        o.seq = 8;
+        o.shuffle = 1;
+        o.seed = seeds[k];
+        gpt2_train *t = NULL;
+        CHECK_OK(gpt2_train_create(w, &o, 0, &t, &err), &err);
+        if (!t) continue;
+        CHECK_OK(gpt2_train_set_data(t, ids, N, &err), &err);
+        int seen[37] = {0}, moved = 0;
+        for (int s = 0; s < 37; s++) {
+            order[k][s] = gpt2_train_window_of(t, s, 0, 0);
+            if (order[k][s] < 37) seen[order[k][s]]++;
+            moved += order[k][s] != (size_t)s;
+        }
+        int perm = 1;
+        for (int i = 0; i < 37; i++) perm &= seen[i] == 1;
+        CHECK(perm && moved > 20, "seed %llu: not a shuffled permutation (%d moved)", (unsigned long long)seeds[k],
+              moved);
+        CHECK(gpt2_train_window_of(t, 37, 0, 0) == order[k][0], "the order does not repeat after an epoch");
+        gpt2_train_free(t);
+    }
+    CHECK(memcmp(order[0], order[1], sizeof order[0]) == 0, "same seed, different order");
+    CHECK(memcmp(order[0], order[2], sizeof order[0]) != 0, "different seeds, same order");
+    gpt2_weights_free(w);
+}
+
+/* Write-back: the model then holds the trained weights (f32 exactly, f16 rounded) and scoring
+ * through the inference path gives the training loss. */
+static void check_write_back(const char *fx) {
+    char dir[128];
+    snprintf(dir, sizeof dir, "tests/fixtures/%s", fx);
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir(dir, NULL, &w, &err), &err);
+    if (!w) return;
+    const int T = 32;
+    gpt2_train *t = make_train(w, 2, T, GPT2_OPTIM_ADAMW, 1e-2f);
+    if (!t) {
+        gpt2_weights_free(w);
+        return;
+    }
+    int32_t ids[2 * T + 1];
+    for (int i = 0; i <= 2 * T; i++) ids[i] = (int32_t)((i * 97 + 5) % w->config.n_vocab);
+    CHECK_OK(gpt2_train_set_data(t, ids, 2 * T + 1, &err), &err);
+    for (int s = 0; s < 3; s++) CHECK_OK(gpt2_train_step(t, NULL, &err), &err);
+    float before[T];
+    CHECK_OK(gpt2_score(w, ids, T + 1, before, NULL, &err), &err);
+    CHECK_OK(gpt2_train_write_back(t, w, &err), &err);
+    const float *P = gpt2_train_array(t, 0);
+    const gpt2_train_tensor *x = gpt2_train_tensor_at(t, 2 + 2); /* h.0.attn.c_attn.weight */
+    int exact = 1;
+    for (int o = 0; o < x->rows; o += 7)
+        for (int i = 0; i < x->cols; i += 5) {
+            float p = P[x->offset + (size_t)o * x->cols + i];
+            float want = w->layers[0].qkv_w.type == GPT2_DTYPE_F16 ? gpt2_f16_to_f32(gpt2_f32_to_f16(p)) : p;
+            exact &= gpt2_matrix_get(&w->layers[0].qkv_w, o, i) == want;
+        }
+    CHECK(exact, "%s: written-back qkv weights differ from the trained ones", fx);
+    float after[T];
+    CHECK_OK(gpt2_score(w, ids, T + 1, after, NULL, &err), &err);
+    double mean_before = 0, mean_after = 0;
+    for (int i = 0; i < T; i++) {
+        mean_before -= before[i] / T;
+        mean_after -= after[i] / T;
+    }
+    float loss = 0;
+    CHECK_OK(gpt2_train_loss(t, ids, ids + 1, NULL, 1, &loss, &err), &err);
+    double tol = w->layers[0].qkv_w.type == GPT2_DTYPE_F32 ? 1e-4 : 2e-2; /* f16 rounding of the weights */
+    CHECK(fabs(mean_after - loss) <= tol && fabs(mean_before - loss) > 10 * tol,
+          "%s: scored loss %.6f after write-back (%.6f before), training loss %.6f", fx, mean_after, mean_before, loss);
+    CHECK_FAILS(gpt2_train_write_back(t, NULL, &err), GPT2_ERR_ARG, &err);
+    gpt2_train_free(t);
+    gpt2_weights_free(w);
+}
+
+int main(void) {
+    gpt2_pool *pool2 = NULL, *pool3 = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_pool_create(2, &pool2, &err), &err);
+    CHECK_OK(gpt2_pool_create(3, &pool3, &err), &err);
+    const char *fixtures[] = {"tiny-f32", "tiny-f16", "tiny-bf16"};
+    for (int i = 0; i < 3; i++) check_fixture(fixtures[i], pool2, pool3);
+    check_bad_input();
+    check_shuffle();
+    check_write_back("tiny-f32");
+    check_write_back("tiny-f16");
+    gpt2_pool_free(pool2);
+    gpt2_pool_free(pool3);
+    return check_summary("test_train");
+}

@@ -99,6 +99,62 @@ gpt2_err gpt2_train_options_check(const gpt2_train_options *o, const gpt2_config
     return GPT2_OK;
 }
 
+/* ---------------------------------------------------------------- platform-independent math
+ * libm's tanhf, log, pow and cos round differently in glibc and in Emscripten's musl (measured),
+ * so training uses these, built from IEEE +, -, *, / and sqrt only (and expf, which the forward
+ * pass's softmax also uses and which agrees), so native and WASM results are bit-identical. */
+
+/* tanh(x) = 1 - 2 / (e^(2x) + 1), in double with gpt2_exp (sampler.h) */
+static double det_tanh(double x) {
+    if (x > 20.0) return 1.0;
+    if (x < -20.0) return -1.0;
+    return 1.0 - 2.0 / (gpt2_exp(2.0 * x) + 1.0);
+}
+
+/* log(x) for finite x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s),
+ * s = (m-1)/(m+1), |s| <= 0.172, by its series to s^31 (error < 1e-17 relative) */
+static double det_log(double x) {
+    int e;
+    double m = frexp(x, &e); /* exact: m in [0.5, 1) */
+    if (m < 0.70710678118654752) {
+        m *= 2.0;
+        e--;
+    }
+    double s = (m - 1.0) / (m + 1.0), s2 = s * s, term = s, sum = 0.0;
+    for (int k = 1; k <= 31; k += 2) {
+        sum += term / k;
+        term *= s2;
+    }
+    return 2.0 * sum + e * 0.69314718055994530942;
+}
+
+/* b^n, n >= 0, by repeated squaring */
+static double det_pow(double b, int64_t n) {
+    double r = 1.0;
+    while (n > 0) {
+        if (n & 1) r *= b;
+        b *= b;
+        n >>= 1;
+    }
+    return r;
+}
+
+/* cos(x) for x in [0, pi]: Taylor series to x^28 on [0, pi/2], cos(x) = -cos(pi - x) above */
+static double det_cos(double x) {
+    const double pi = 3.14159265358979323846;
+    double sign = 1.0;
+    if (x > pi / 2) {
+        x = pi - x;
+        sign = -1.0;
+    }
+    double x2 = x * x, term = 1.0, sum = 0.0;
+    for (int k = 0; k <= 14; k++) {
+        sum += term;
+        term *= -x2 / ((2 * k + 1) * (2 * k + 2));
+    }
+    return sign * sum;
+}
+
 /* ---------------------------------------------------------------- sizes */
 
 static uint64_t params_of(const gpt2_config *c, int untied) {
@@ -404,7 +460,7 @@ float gpt2_train_lr(const gpt2_train *t, int64_t s) {
         double span = o->total_steps - o->warmup;
         double f = span > 0 ? (double)(s - o->warmup) / span : 1.0;
         if (f > 1.0) f = 1.0;
-        return (float)(o->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * f)));
+        return (float)(o->lr * 0.5 * (1.0 + det_cos(3.14159265358979323846 * f)));
     }
     return o->lr;
 }
@@ -559,11 +615,19 @@ static void layernorm_bwd(gpt2_train *t, float *dx, float *dg, float *db, const 
 /* ---- gelu_new */
 static const float GELU_S = 0.7978845608028654f; /* sqrt(2/pi) */
 
+static void gelu_fwd(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float th = (float)det_tanh(GELU_S * (v + 0.044715f * v * v * v));
+        y[i] = 0.5f * v * (1.0f + th);
+    }
+}
+
 static void gelu_bwd(float *d, const float *x, size_t n) { /* d *= gelu'(x) */
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_S * (v + 0.044715f * v * v * v);
-        float th = tanhf(u);
+        float th = (float)det_tanh(u);
         float du = GELU_S * (1.0f + 3.0f * 0.044715f * v * v);
         d[i] *= 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
     }
@@ -653,7 +717,7 @@ static void ce_rows(void *c, int r0, int r1) {
             p[v] = expf(p[v] - mx);
             sum += p[v];
         }
-        t->losses[r] = (float)((double)mx + log(sum) - (double)lt);
+        t->losses[r] = (float)((double)mx + det_log(sum) - (double)lt);
         if (!j->backward) continue;
         float w = t->row_scale[r];
         float inv = (float)(1.0 / sum);
@@ -690,8 +754,7 @@ static void forward(gpt2_train *t, int n_seq) {
         k_add(a->res2, x, n * C);
         layernorm_fwd(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, P + q->ln2_w, P + q->ln2_b, n, C, c->ln_eps);
         matmul_fwd(t, a->fch, a->ln2, P + q->fc_w, P + q->fc_b, n, I, C);
-        memcpy(a->fchg, a->fch, (size_t)n * I * 4);
-        k_gelu(a->fchg, n * I);
+        gelu_fwd(a->fchg, a->fch, (size_t)n * I);
         matmul_fwd(t, a->res3, a->fchg, P + q->mp_w, P + q->mp_b, n, C, I);
         k_add(a->res3, a->res2, n * C);
     }
@@ -847,8 +910,8 @@ gpt2_err gpt2_train_update(gpt2_train *t, float lr, float *grad_norm, gpt2_error
     float clip_scale = 1.0f;
     if (t->o.grad_clip > 0.0f && norm > t->o.grad_clip) clip_scale = (float)(t->o.grad_clip / norm);
     int64_t step = t->step + 1;
-    opt_job j = {t, NULL, lr, clip_scale, (float)(1.0 - pow(t->o.beta1, (double)step)),
-                 (float)(1.0 - pow(t->o.beta2, (double)step))};
+    opt_job j = {t, NULL, lr, clip_scale, (float)(1.0 - det_pow(t->o.beta1, step)),
+                 (float)(1.0 - det_pow(t->o.beta2, step))};
     for (int i = 0; i < t->n_tensors; i++) {
         j.x = &t->tensors[i];
         parallel_for(t, j.x->rows * j.x->cols, 4096, opt_rows, &j);

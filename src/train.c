@@ -388,6 +388,9 @@ float *gpt2_train_array(gpt2_train *t, int which) {
 }
 
 size_t gpt2_train_param_count(const gpt2_train *t) { return t ? t->n_params : 0; }
+const gpt2_config *gpt2_train_config(const gpt2_train *t) { return t ? &t->c : NULL; }
+int gpt2_train_tied_head(const gpt2_train *t) { return t ? !t->untied : 0; }
+const gpt2_train_options *gpt2_train_options_of(const gpt2_train *t) { return t ? &t->o : NULL; }
 int64_t gpt2_train_step_count(const gpt2_train *t) { return t ? t->step : 0; }
 void gpt2_train_set_step_count(gpt2_train *t, int64_t step) {
     if (t && step >= 0) t->step = step;

@@ -175,4 +175,35 @@ size_t gpt2_train_param_count(const gpt2_train *t);
  * re-quantized by quantize.h's rule. */
 gpt2_err gpt2_train_write_back(const gpt2_train *t, gpt2_weights *w, gpt2_error *err);
 
+/* The model's configuration, whether its head is tied to wte, and the options in use. */
+const gpt2_config *gpt2_train_config(const gpt2_train *t);
+int gpt2_train_tied_head(const gpt2_train *t);
+const gpt2_train_options *gpt2_train_options_of(const gpt2_train *t);
+
+/* ---- saving (train_io.c) ---- */
+
+/* Bytes of the model.safetensors gpt2_train_write_safetensors writes (0 for a dtype other than
+ * F32 / F16). */
+uint64_t gpt2_train_safetensors_size(const gpt2_train *t, gpt2_dtype dtype);
+
+/* Writes the trained parameters as a Hugging Face GPT-2 model.safetensors into buf (cap bytes,
+ * at least gpt2_train_safetensors_size): names as in the tensor table (lm_head.weight only when
+ * untied), Conv1D weights transposed back to [in, out], F32 (exact) or F16 (the matrices wte,
+ * lm_head and the linear weights rounded to nearest even; wpe, biases and layer norms stay F32,
+ * as the model holds them, so an f16 model saves and loads back exactly); header sorted by name after {"__metadata__":{"format":"pt"}}, padded with spaces to a
+ * multiple of 8 bytes, data in the header's order. */
+gpt2_err gpt2_train_write_safetensors(gpt2_train *t, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err);
+
+/* The config.json text of the trained model (torch_dtype float32 or float16) into buf (may be
+ * NULL); returns its length (snprintf's convention: buf holds it when the length < cap). */
+size_t gpt2_train_config_json(const gpt2_train *t, gpt2_dtype dtype, char *buf, size_t cap);
+
+/* The resumable checkpoint: "GPT2TRN1", u32 version 1, u32 optimizer, i64 steps done, u64
+ * parameter count, then the float32 parameters and, for AdamW, the two moments. Reading checks
+ * the magic, version, optimizer, parameter count and length before changing anything, then
+ * restores parameters, moments and the step count and zeroes the gradients. */
+uint64_t gpt2_train_checkpoint_size(const gpt2_train *t);
+gpt2_err gpt2_train_checkpoint_write(gpt2_train *t, uint8_t *buf, uint64_t cap, gpt2_error *err);
+gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t len, gpt2_error *err);
+
 #endif

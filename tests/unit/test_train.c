@@ -9,7 +9,9 @@
  *   - the losses of 20 SGD steps within 1e-4 and of 20 AdamW steps within 1e-3 (shuffle off);
  * and: gradient accumulation equals the larger batch, shuffling is a deterministic
  * permutation, bad input is refused with a message and nothing changed, write-back puts the
- * trained weights into the model (f32 exactly, f16 rounded) so that scoring uses them.
+ * trained weights into the model (f32 exactly, f16 rounded) so that scoring uses them, a saved
+ * model (safetensors + config.json) loads back with the in-memory logits bit for bit, and a
+ * checkpoint resumes with identical losses.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "test_util.h"
 #include "pool.h"
 #include "quantize.h"
+#include "model.h"
 #include "score.h"
 #include "train.h"
 
@@ -385,6 +388,107 @@ static void check_write_back(const char *fx) {
     gpt2_weights_free(w);
 }
 
+/* Logits of every position of ids under w (one prefill). */
+static float *all_logits(const gpt2_weights *w, const int32_t *ids, int n) {
+    gpt2_state *s = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_state_create(w, 64, &s, &err), &err);
+    float *out = malloc((size_t)n * w->config.n_vocab * sizeof *out);
+    if (s && out) CHECK_OK(gpt2_forward(s, ids, n, out, 1, &err), &err);
+    gpt2_state_free(s);
+    return out;
+}
+
+/* Save (safetensors + config.json from the training state), load again: the logits are those
+ * of the written-back model in memory, bit for bit (f32; f16 saves the same rounding the
+ * write-back stores). The checkpoint resumes with identical losses. */
+static void check_save_roundtrip(const char *fx, gpt2_dtype dtype) {
+    char dir[128];
+    snprintf(dir, sizeof dir, "tests/fixtures/%s", fx);
+    gpt2_weights *w = NULL, *w0 = NULL, *w2 = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir(dir, NULL, &w, &err), &err);
+    CHECK_OK(gpt2_load_dir(dir, NULL, &w0, &err), &err);
+    enum { T = 16 };
+    int32_t ids[4 * T + 1];
+    if (!w || !w0) goto done;
+    for (int i = 0; i <= 4 * T; i++) ids[i] = (int32_t)((i * 131 + 3) % w->config.n_vocab);
+    gpt2_train *t = make_train(w, 2, T, GPT2_OPTIM_ADAMW, 1e-2f);
+    if (!t) goto done;
+    CHECK_OK(gpt2_train_set_data(t, ids, 4 * T + 1, &err), &err);
+    for (int s = 0; s < 2; s++) CHECK_OK(gpt2_train_step(t, NULL, &err), &err);
+    /* checkpoint after 2 steps, then 2 more steps */
+    uint64_t csize = gpt2_train_checkpoint_size(t);
+    uint8_t *ckpt = malloc(csize);
+    CHECK_OK(gpt2_train_checkpoint_write(t, ckpt, csize, &err), &err);
+    float losses[2], resumed[2];
+    for (int s = 0; s < 2; s++) {
+        gpt2_train_stats st;
+        CHECK_OK(gpt2_train_step(t, &st, &err), &err);
+        losses[s] = st.loss;
+    }
+    CHECK_OK(gpt2_train_write_back(t, w, &err), &err);
+    float *a = all_logits(w, ids, 20);
+
+    uint64_t size = gpt2_train_safetensors_size(t, dtype);
+    uint8_t *file = malloc(size);
+    CHECK_OK(gpt2_train_write_safetensors(t, dtype, file, size, &err), &err);
+    char config[1024];
+    size_t clen = gpt2_train_config_json(t, dtype, config, sizeof config);
+    CHECK(clen > 0 && clen < sizeof config, "config.json length %zu", clen);
+    gpt2_loader *ld = NULL;
+    CHECK_OK(gpt2_loader_create(config, clen, NULL, &ld, &err), &err);
+    if (ld) {
+        CHECK_OK(gpt2_loader_feed(ld, file, (size_t)size, &err), &err);
+        CHECK_OK(gpt2_loader_finish(ld, &w2, &err), &err);
+    }
+    gpt2_loader_free(ld);
+    if (w2) {
+        CHECK(w2->tied_head == w->tied_head && gpt2_weights_main_dtype(w2) == gpt2_weights_main_dtype(w),
+              "%s: reloaded model differs in tying or precision", fx);
+        float *b = all_logits(w2, ids, 20);
+        CHECK(a && b && memcmp(a, b, (size_t)20 * w->config.n_vocab * 4) == 0,
+              "%s: logits after save + load differ from the model in memory", fx);
+        free(b);
+    }
+    CHECK_FAILS(gpt2_train_write_safetensors(t, dtype, file, size - 1, &err), GPT2_ERR_ARG, &err);
+    CHECK_FAILS(gpt2_train_write_safetensors(t, GPT2_DTYPE_Q8_0, file, size, &err), GPT2_ERR_ARG, &err);
+
+    /* resume: a fresh state from the original weights + the checkpoint repeats steps 3 and 4 */
+    gpt2_train *r = make_train(w0, 2, T, GPT2_OPTIM_ADAMW, 1e-2f);
+    if (r) {
+        CHECK_OK(gpt2_train_set_data(r, ids, 4 * T + 1, &err), &err);
+        size_t np = gpt2_train_param_count(r);
+        float *p0 = malloc(np * 4);
+        memcpy(p0, gpt2_train_array(r, 0), np * 4);
+        ckpt[0] ^= 1;
+        CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize, &err), GPT2_ERR_FORMAT, &err);
+        ckpt[0] ^= 1;
+        CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize - 4, &err), GPT2_ERR_FORMAT, &err);
+        CHECK(memcmp(p0, gpt2_train_array(r, 0), np * 4) == 0 && gpt2_train_step_count(r) == 0,
+              "a refused checkpoint changed the state");
+        CHECK_OK(gpt2_train_checkpoint_read(r, ckpt, csize, &err), &err);
+        CHECK(gpt2_train_step_count(r) == 2, "resumed at step %lld", (long long)gpt2_train_step_count(r));
+        for (int s = 0; s < 2; s++) {
+            gpt2_train_stats st;
+            CHECK_OK(gpt2_train_step(r, &st, &err), &err);
+            resumed[s] = st.loss;
+        }
+        CHECK(memcmp(losses, resumed, sizeof losses) == 0, "%s: resumed losses %.9g %.9g, uninterrupted %.9g %.9g",
+              fx, resumed[0], resumed[1], losses[0], losses[1]);
+        free(p0);
+        gpt2_train_free(r);
+    }
+    free(a);
+    free(file);
+    free(ckpt);
+    gpt2_train_free(t);
+done:
+    gpt2_weights_free(w);
+    gpt2_weights_free(w0);
+    gpt2_weights_free(w2);
+}
+
 int main(void) {
     gpt2_pool *pool2 = NULL, *pool3 = NULL;
     gpt2_error err;
@@ -396,6 +500,8 @@ int main(void) {
     check_shuffle();
     check_write_back("tiny-f32");
     check_write_back("tiny-f16");
+    check_save_roundtrip("tiny-f32", GPT2_DTYPE_F32);
+    check_save_roundtrip("tiny-f16", GPT2_DTYPE_F16);
     gpt2_pool_free(pool2);
     gpt2_pool_free(pool3);
     return check_summary("test_train");

@@ -191,8 +191,9 @@ uint64_t gpt2_train_bytes(const gpt2_config *c, int untied, gpt2_optimizer opt, 
 
 /* ---------------------------------------------------------------- create */
 
-static void add_tensor(gpt2_train *t, const char *name, int rows, int cols, int decay, int conv1d, size_t *off) {
-    gpt2_train_tensor *x = &t->tensors[t->n_tensors++];
+static void add_tensor(gpt2_train_tensor *tab, int *n, const char *name, int rows, int cols, int decay, int conv1d,
+                       size_t *off) {
+    gpt2_train_tensor *x = &tab[(*n)++];
     snprintf(x->name, sizeof x->name, "%s", name);
     x->rows = rows;
     x->cols = cols;
@@ -200,6 +201,64 @@ static void add_tensor(gpt2_train *t, const char *name, int rows, int cols, int 
     x->decay = decay;
     x->conv1d = conv1d;
     *off += (size_t)rows * (size_t)cols;
+}
+
+int gpt2_train_tensor_table(const gpt2_config *c, int untied, gpt2_train_tensor *tab) {
+    if (!config_ok(c)) return 0;
+    if (!tab) return 4 + 12 * c->n_layer + (untied ? 1 : 0);
+    static const struct { const char *suffix; int rows, cols, decay, conv1d; } per_layer[12] = {
+        /* rows, cols in units: 1 = n_embd, 3 = 3*n_embd, 4 = n_inner, 0 = a vector (rows 1) */
+        {"ln_1.weight", 0, 1, 0, 0}, {"ln_1.bias", 0, 1, 0, 0},
+        {"attn.c_attn.weight", 3, 1, 1, 1}, {"attn.c_attn.bias", 0, 3, 0, 0},
+        {"attn.c_proj.weight", 1, 1, 1, 1}, {"attn.c_proj.bias", 0, 1, 0, 0},
+        {"ln_2.weight", 0, 1, 0, 0}, {"ln_2.bias", 0, 1, 0, 0},
+        {"mlp.c_fc.weight", 4, 1, 1, 1}, {"mlp.c_fc.bias", 0, 4, 0, 0},
+        {"mlp.c_proj.weight", 1, 4, 1, 1}, {"mlp.c_proj.bias", 0, 1, 0, 0},
+    };
+    const int Cn = c->n_embd;
+    const int unit[5] = {1, Cn, 0, 3 * Cn, c->n_inner};
+    int n = 0;
+    size_t off = 0;
+    char name[48];
+    add_tensor(tab, &n, "wte.weight", c->n_vocab, Cn, 1, 0, &off);
+    add_tensor(tab, &n, "wpe.weight", c->n_ctx, Cn, 0, 0, &off);
+    for (int l = 0; l < c->n_layer; l++)
+        for (int k = 0; k < 12; k++) {
+            snprintf(name, sizeof name, "h.%d.%s", l, per_layer[k].suffix);
+            add_tensor(tab, &n, name, unit[per_layer[k].rows], unit[per_layer[k].cols], per_layer[k].decay,
+                       per_layer[k].conv1d, &off);
+        }
+    add_tensor(tab, &n, "ln_f.weight", 1, Cn, 0, 0, &off);
+    add_tensor(tab, &n, "ln_f.bias", 1, Cn, 0, 0, &off);
+    if (untied) add_tensor(tab, &n, "lm_head.weight", c->n_vocab, Cn, 1, 0, &off);
+    return n;
+}
+
+void gpt2_weights_tensor(gpt2_weights *w, int i, const gpt2_matrix **m, float **f) {
+    *m = NULL;
+    *f = NULL;
+    const int L = w->config.n_layer;
+    if (i == 0) *m = &w->wte;
+    else if (i == 1) *f = w->wpe;
+    else if (i < 2 + 12 * L) {
+        gpt2_layer_weights *W = &w->layers[(i - 2) / 12];
+        switch ((i - 2) % 12) {
+        case 0: *f = W->ln1_w; break;
+        case 1: *f = W->ln1_b; break;
+        case 2: *m = &W->qkv_w; break;
+        case 3: *f = W->qkv_b; break;
+        case 4: *m = &W->attn_proj_w; break;
+        case 5: *f = W->attn_proj_b; break;
+        case 6: *f = W->ln2_w; break;
+        case 7: *f = W->ln2_b; break;
+        case 8: *m = &W->fc_w; break;
+        case 9: *f = W->fc_b; break;
+        case 10: *m = &W->mlp_proj_w; break;
+        default: *f = W->mlp_proj_b; break;
+        }
+    } else if (i == 2 + 12 * L) *f = w->lnf_w;
+    else if (i == 3 + 12 * L) *f = w->lnf_b;
+    else if (i == 4 + 12 * L && !w->tied_head) *m = &w->lm_head;
 }
 
 static void copy_matrix(float *dst, const gpt2_matrix *m) {
@@ -299,61 +358,27 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
     t->losses = carve(&p, N * 4);
 
     /* tensor table and parameter copy */
-    size_t off = 0;
-    char name[48];
-    const int Ci = c->n_embd, Ii = c->n_inner;
-    add_tensor(t, "wte.weight", c->n_vocab, Ci, 1, 0, &off);
+    t->n_tensors = gpt2_train_tensor_table(c, untied, t->tensors);
+    for (int i = 0; i < t->n_tensors; i++) {
+        const gpt2_train_tensor *x = &t->tensors[i];
+        const gpt2_matrix *m = NULL;
+        float *f = NULL;
+        gpt2_weights_tensor((gpt2_weights *)(uintptr_t)w, i, &m, &f); /* only read here */
+        if (m) copy_matrix(t->params + x->offset, m);
+        else memcpy(t->params + x->offset, f, (size_t)x->rows * x->cols * 4);
+    }
     t->wte = t->tensors[0].offset;
-    add_tensor(t, "wpe.weight", c->n_ctx, Ci, 0, 0, &off);
     t->wpe = t->tensors[1].offset;
-    copy_matrix(t->params + t->wte, &w->wte);
-    memcpy(t->params + t->wpe, w->wpe, (size_t)c->n_ctx * C * 4);
     for (size_t l = 0; l < L; l++) {
-        const gpt2_layer_weights *W = &w->layers[l];
+        const gpt2_train_tensor *x = &t->tensors[2 + 12 * l];
         layer_params *q = &t->lp[l];
-#define TENSOR(field, suffix, r, cl, dec, conv)                   \
-    snprintf(name, sizeof name, "h.%zu.%s", l, suffix);           \
-    q->field = off;                                               \
-    add_tensor(t, name, r, cl, dec, conv, &off);
-        TENSOR(ln1_w, "ln_1.weight", 1, Ci, 0, 0)
-        TENSOR(ln1_b, "ln_1.bias", 1, Ci, 0, 0)
-        TENSOR(qkv_w, "attn.c_attn.weight", 3 * Ci, Ci, 1, 1)
-        TENSOR(qkv_b, "attn.c_attn.bias", 1, 3 * Ci, 0, 0)
-        TENSOR(proj_w, "attn.c_proj.weight", Ci, Ci, 1, 1)
-        TENSOR(proj_b, "attn.c_proj.bias", 1, Ci, 0, 0)
-        TENSOR(ln2_w, "ln_2.weight", 1, Ci, 0, 0)
-        TENSOR(ln2_b, "ln_2.bias", 1, Ci, 0, 0)
-        TENSOR(fc_w, "mlp.c_fc.weight", Ii, Ci, 1, 1)
-        TENSOR(fc_b, "mlp.c_fc.bias", 1, Ii, 0, 0)
-        TENSOR(mp_w, "mlp.c_proj.weight", Ci, Ii, 1, 1)
-        TENSOR(mp_b, "mlp.c_proj.bias", 1, Ci, 0, 0)
-#undef TENSOR
-        float *P = t->params;
-        memcpy(P + q->ln1_w, W->ln1_w, C * 4);
-        memcpy(P + q->ln1_b, W->ln1_b, C * 4);
-        copy_matrix(P + q->qkv_w, &W->qkv_w);
-        memcpy(P + q->qkv_b, W->qkv_b, 3 * C * 4);
-        copy_matrix(P + q->proj_w, &W->attn_proj_w);
-        memcpy(P + q->proj_b, W->attn_proj_b, C * 4);
-        memcpy(P + q->ln2_w, W->ln2_w, C * 4);
-        memcpy(P + q->ln2_b, W->ln2_b, C * 4);
-        copy_matrix(P + q->fc_w, &W->fc_w);
-        memcpy(P + q->fc_b, W->fc_b, I * 4);
-        copy_matrix(P + q->mp_w, &W->mlp_proj_w);
-        memcpy(P + q->mp_b, W->mlp_proj_b, C * 4);
+        size_t *fields[12] = {&q->ln1_w, &q->ln1_b, &q->qkv_w, &q->qkv_b, &q->proj_w, &q->proj_b,
+                              &q->ln2_w, &q->ln2_b, &q->fc_w,  &q->fc_b,  &q->mp_w,   &q->mp_b};
+        for (int k = 0; k < 12; k++) *fields[k] = x[k].offset;
     }
-    t->lnf_w = off;
-    add_tensor(t, "ln_f.weight", 1, Ci, 0, 0, &off);
-    t->lnf_b = off;
-    add_tensor(t, "ln_f.bias", 1, Ci, 0, 0, &off);
-    memcpy(t->params + t->lnf_w, w->lnf_w, C * 4);
-    memcpy(t->params + t->lnf_b, w->lnf_b, C * 4);
-    t->head = t->wte;
-    if (untied) {
-        t->head = off;
-        add_tensor(t, "lm_head.weight", c->n_vocab, Ci, 1, 0, &off);
-        copy_matrix(t->params + t->head, &w->lm_head);
-    }
+    t->lnf_w = t->tensors[2 + 12 * L].offset;
+    t->lnf_b = t->tensors[3 + 12 * L].offset;
+    t->head = untied ? t->tensors[4 + 12 * L].offset : t->wte;
     *out = t;
     return GPT2_OK;
 }
@@ -1024,28 +1049,13 @@ gpt2_err gpt2_train_write_back(const gpt2_train *t, gpt2_weights *w, gpt2_error 
     if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head || a->n_ctx != b->n_ctx ||
         a->n_vocab != b->n_vocab || a->n_inner != b->n_inner || t->untied != !w->tied_head)
         return gpt2_fail(err, GPT2_ERR_SHAPE, "the weights do not have the shape of the trained model");
-    const float *P = t->params;
-    const size_t C = (size_t)a->n_embd, I = (size_t)a->n_inner;
-    store_matrix(&w->wte, P + t->wte);
-    memcpy(w->wpe, P + t->wpe, (size_t)a->n_ctx * C * 4);
-    for (int l = 0; l < a->n_layer; l++) {
-        gpt2_layer_weights *W = &w->layers[l];
-        const layer_params *q = &t->lp[l];
-        memcpy(W->ln1_w, P + q->ln1_w, C * 4);
-        memcpy(W->ln1_b, P + q->ln1_b, C * 4);
-        store_matrix(&W->qkv_w, P + q->qkv_w);
-        memcpy(W->qkv_b, P + q->qkv_b, 3 * C * 4);
-        store_matrix(&W->attn_proj_w, P + q->proj_w);
-        memcpy(W->attn_proj_b, P + q->proj_b, C * 4);
-        memcpy(W->ln2_w, P + q->ln2_w, C * 4);
-        memcpy(W->ln2_b, P + q->ln2_b, C * 4);
-        store_matrix(&W->fc_w, P + q->fc_w);
-        memcpy(W->fc_b, P + q->fc_b, I * 4);
-        store_matrix(&W->mlp_proj_w, P + q->mp_w);
-        memcpy(W->mlp_proj_b, P + q->mp_b, C * 4);
+    for (int i = 0; i < t->n_tensors; i++) {
+        const gpt2_train_tensor *x = &t->tensors[i];
+        const gpt2_matrix *m = NULL;
+        float *f = NULL;
+        gpt2_weights_tensor(w, i, &m, &f);
+        if (m) store_matrix(m, t->params + x->offset);
+        else memcpy(f, t->params + x->offset, (size_t)x->rows * x->cols * 4);
     }
-    memcpy(w->lnf_w, P + t->lnf_w, C * 4);
-    memcpy(w->lnf_b, P + t->lnf_b, C * 4);
-    if (t->untied) store_matrix(&w->lm_head, P + t->head);
     return GPT2_OK;
 }

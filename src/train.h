@@ -163,6 +163,15 @@ typedef struct gpt2_train_tensor {
 } gpt2_train_tensor;
 
 int gpt2_train_tensor_count(const gpt2_train *t);
+
+/* The same table for a model of this config without a training state: fills tab (may be NULL)
+ * and returns the number of tensors (0 for an invalid config). Offsets are in floats of a
+ * packed float32 copy of every parameter. */
+int gpt2_train_tensor_table(const gpt2_config *config, int untied_head, gpt2_train_tensor *tab);
+
+/* Where tensor i of the table lives in w: *m for a matrix (wte, the linear weights, a separate
+ * lm_head), else *f for a float32 vector or wpe. */
+void gpt2_weights_tensor(gpt2_weights *w, int i, const gpt2_matrix **m, float **f);
 const gpt2_train_tensor *gpt2_train_tensor_at(const gpt2_train *t, int i);
 
 /* The float arrays (each of gpt2_train_param_count floats, laid out by the tensor table):
@@ -184,7 +193,7 @@ const gpt2_train_options *gpt2_train_options_of(const gpt2_train *t);
 
 /* Bytes of the model.safetensors gpt2_train_write_safetensors writes (0 for a dtype other than
  * F32 / F16). */
-uint64_t gpt2_train_safetensors_size(const gpt2_train *t, gpt2_dtype dtype);
+uint64_t gpt2_train_safetensors_size(gpt2_train *t, gpt2_dtype dtype);
 
 /* Writes the trained parameters as a Hugging Face GPT-2 model.safetensors into buf (cap bytes,
  * at least gpt2_train_safetensors_size): names as in the tensor table (lm_head.weight only when
@@ -193,6 +202,16 @@ uint64_t gpt2_train_safetensors_size(const gpt2_train *t, gpt2_dtype dtype);
  * as the model holds them, so an f16 model saves and loads back exactly); header sorted by name after {"__metadata__":{"format":"pt"}}, padded with spaces to a
  * multiple of 8 bytes, data in the header's order. */
 gpt2_err gpt2_train_write_safetensors(gpt2_train *t, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err);
+
+/* The same file from a model's weights (any storage precision; values read exactly with
+ * gpt2_matrix_get): what saving a model fine-tuned in memory (after gpt2_train_write_back)
+ * writes. For an f32 model it equals the training state's file byte for byte. */
+uint64_t gpt2_weights_safetensors_size(gpt2_weights *w, gpt2_dtype dtype);
+gpt2_err gpt2_weights_write_safetensors(gpt2_weights *w, gpt2_dtype dtype, uint8_t *buf, uint64_t cap,
+                                        gpt2_error *err);
+
+/* config.json text for a model of config c (tied_head: no separate lm_head), as below. */
+size_t gpt2_config_json(const gpt2_config *c, int tied_head, gpt2_dtype dtype, char *buf, size_t cap);
 
 /* The config.json text of the trained model (torch_dtype float32 or float16) into buf (may be
  * NULL); returns its length (snprintf's convention: buf holds it when the length < cap). */

@@ -68,48 +68,64 @@ static size_t st_header(const gpt2_train_tensor **sorted, int n, int f16, char *
     return len;
 }
 
-static const gpt2_train_tensor **sorted_tensors(const gpt2_train *t) {
-    int n = gpt2_train_tensor_count(t);
-    const gpt2_train_tensor **s = malloc((size_t)n * sizeof *s);
+/* The parameters to save: a tensor table and the value of element (o, i) of tensor k
+ * ([out, in] layout), from a training state or from a model's weights. */
+typedef struct st_source {
+    const gpt2_train_tensor *tab;
+    int n;
+    const float *params;   /* a training state's float32 parameters, or NULL */
+    gpt2_weights *w;       /* else the model's weights */
+} st_source;
+
+static float st_value(const st_source *src, int k, size_t o, size_t i) {
+    const gpt2_train_tensor *x = &src->tab[k];
+    if (src->params) return src->params[x->offset + o * (size_t)x->cols + i];
+    const gpt2_matrix *m;
+    float *f;
+    gpt2_weights_tensor(src->w, k, &m, &f);
+    return m ? gpt2_matrix_get(m, (int)o, (int)i) : f[o * (size_t)x->cols + i];
+}
+
+static const gpt2_train_tensor **sorted_tensors(const st_source *src) {
+    const gpt2_train_tensor **s = malloc((size_t)src->n * sizeof *s);
     if (!s) return NULL;
-    for (int i = 0; i < n; i++) s[i] = gpt2_train_tensor_at(t, i);
-    qsort(s, (size_t)n, sizeof *s, cmp_names);
+    for (int i = 0; i < src->n; i++) s[i] = &src->tab[i];
+    qsort(s, (size_t)src->n, sizeof *s, cmp_names);
     return s;
 }
 
-uint64_t gpt2_train_safetensors_size(const gpt2_train *t, gpt2_dtype dtype) {
-    if (!t || (dtype != GPT2_DTYPE_F32 && dtype != GPT2_DTYPE_F16)) return 0;
-    const gpt2_train_tensor **s = sorted_tensors(t);
+static uint64_t st_size(const st_source *src, gpt2_dtype dtype) {
+    if (dtype != GPT2_DTYPE_F32 && dtype != GPT2_DTYPE_F16) return 0;
+    const gpt2_train_tensor **s = sorted_tensors(src);
     if (!s) return 0;
-    int n = gpt2_train_tensor_count(t), f16 = dtype == GPT2_DTYPE_F16;
-    uint64_t total = 8 + st_header(s, n, f16, NULL, 0);
-    for (int i = 0; i < n; i++) total += (uint64_t)s[i]->rows * (uint64_t)s[i]->cols * (stored_f16(s[i], f16) ? 2 : 4);
+    int f16 = dtype == GPT2_DTYPE_F16;
+    uint64_t total = 8 + st_header(s, src->n, f16, NULL, 0);
+    for (int i = 0; i < src->n; i++)
+        total += (uint64_t)s[i]->rows * (uint64_t)s[i]->cols * (stored_f16(s[i], f16) ? 2 : 4);
     free(s);
     return total;
 }
 
-gpt2_err gpt2_train_write_safetensors(gpt2_train *t, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err) {
-    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_write_safetensors: NULL argument");
+static gpt2_err st_write(const st_source *src, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err) {
     if (dtype != GPT2_DTYPE_F32 && dtype != GPT2_DTYPE_F16)
-        return gpt2_fail(err, GPT2_ERR_ARG, "a trained model is saved as f32 or f16, not %s", gpt2_dtype_name(dtype));
-    uint64_t need = gpt2_train_safetensors_size(t, dtype);
+        return gpt2_fail(err, GPT2_ERR_ARG, "a model is saved as f32 or f16, not %s", gpt2_dtype_name(dtype));
+    uint64_t need = st_size(src, dtype);
     if (need == 0 || cap < need)
         return gpt2_fail(err, GPT2_ERR_ARG, "the buffer holds %llu bytes, the file needs %llu",
                          (unsigned long long)cap, (unsigned long long)need);
-    const gpt2_train_tensor **s = sorted_tensors(t);
+    const gpt2_train_tensor **s = sorted_tensors(src);
     if (!s) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
-    int n = gpt2_train_tensor_count(t), f16 = dtype == GPT2_DTYPE_F16;
+    int n = src->n, f16 = dtype == GPT2_DTYPE_F16;
     size_t h = st_header(s, n, f16, (char *)buf + 8, (size_t)(cap - 8));
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)h >> (8 * i));
     uint8_t *p = buf + 8 + h;
-    const float *P = gpt2_train_array(t, 0);
     for (int k = 0; k < n; k++) {
         const gpt2_train_tensor *x = s[k];
-        const float *src = P + x->offset;
+        int idx = (int)(x - src->tab);
         size_t R = (size_t)x->rows, C = (size_t)x->cols;
         /* element e of the file's row-major order: Conv1D [in, out] is our [out, in] transposed */
         for (size_t e = 0; e < R * C; e++) {
-            float v = x->conv1d ? src[(e % R) * C + e / R] : src[e];
+            float v = x->conv1d ? st_value(src, idx, e % R, e / R) : st_value(src, idx, e / C, e % C);
             if (stored_f16(x, f16)) {
                 uint16_t hb = gpt2_f32_to_f16(v);
                 p[0] = (uint8_t)hb;
@@ -127,9 +143,60 @@ gpt2_err gpt2_train_write_safetensors(gpt2_train *t, gpt2_dtype dtype, uint8_t *
     return GPT2_OK;
 }
 
-size_t gpt2_train_config_json(const gpt2_train *t, gpt2_dtype dtype, char *buf, size_t cap) {
+static st_source train_source(gpt2_train *t) {
+    st_source s = {gpt2_train_tensor_at(t, 0), gpt2_train_tensor_count(t), gpt2_train_array(t, 0), NULL};
+    return s;
+}
+
+uint64_t gpt2_train_safetensors_size(gpt2_train *t, gpt2_dtype dtype) {
     if (!t) return 0;
-    const gpt2_config *c = gpt2_train_config(t);
+    st_source s = train_source(t);
+    return st_size(&s, dtype);
+}
+
+gpt2_err gpt2_train_write_safetensors(gpt2_train *t, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err) {
+    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_write_safetensors: NULL argument");
+    st_source s = train_source(t);
+    return st_write(&s, dtype, buf, cap, err);
+}
+
+/* A model's weights as a source (its table in a malloc'ed block the caller frees). */
+static int weights_source(gpt2_weights *w, st_source *s) {
+    int n = gpt2_train_tensor_table(&w->config, !w->tied_head, NULL);
+    gpt2_train_tensor *tab = n ? malloc((size_t)n * sizeof *tab) : NULL;
+    if (!tab) return 0;
+    gpt2_train_tensor_table(&w->config, !w->tied_head, tab);
+    s->tab = tab;
+    s->n = n;
+    s->params = NULL;
+    s->w = w;
+    return 1;
+}
+
+uint64_t gpt2_weights_safetensors_size(gpt2_weights *w, gpt2_dtype dtype) {
+    st_source s;
+    if (!w || !weights_source(w, &s)) return 0;
+    uint64_t r = st_size(&s, dtype);
+    free((void *)s.tab);
+    return r;
+}
+
+gpt2_err gpt2_weights_write_safetensors(gpt2_weights *w, gpt2_dtype dtype, uint8_t *buf, uint64_t cap,
+                                        gpt2_error *err) {
+    if (!w || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_write_safetensors: NULL argument");
+    st_source s;
+    if (!weights_source(w, &s)) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    gpt2_err rc = st_write(&s, dtype, buf, cap, err);
+    free((void *)s.tab);
+    return rc;
+}
+
+size_t gpt2_train_config_json(const gpt2_train *t, gpt2_dtype dtype, char *buf, size_t cap) {
+    return t ? gpt2_config_json(gpt2_train_config(t), gpt2_train_tied_head(t), dtype, buf, cap) : 0;
+}
+
+size_t gpt2_config_json(const gpt2_config *c, int tied_head, gpt2_dtype dtype, char *buf, size_t cap) {
+    if (!c) return 0;
     char eps[32];
     snprintf(eps, sizeof eps, "%.9g", (double)c->ln_eps);
     int n = snprintf(buf, buf ? cap : 0,
@@ -152,7 +219,7 @@ size_t gpt2_train_config_json(const gpt2_train *t, gpt2_dtype dtype, char *buf, 
                      "  \"vocab_size\": %d\n"
                      "}\n",
                      eps, c->n_ctx, c->n_embd, c->n_head, c->n_inner, c->n_layer, c->n_ctx,
-                     gpt2_train_tied_head(t) ? "true" : "false", dtype == GPT2_DTYPE_F16 ? "float16" : "float32",
+                     tied_head ? "true" : "false", dtype == GPT2_DTYPE_F16 ? "float16" : "float32",
                      c->n_vocab);
     return n < 0 ? 0 : (size_t)n;
 }

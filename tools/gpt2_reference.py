@@ -26,6 +26,9 @@ Subcommands
         loss mask), and the losses of 20 SGD and 20 AdamW steps (shuffle off), following the
         data feeding and optimiser rules written down in src/train.h. Autograd + torch.optim
         semantics written out here, float64 throughout.
+  trainbench --model DIR [--batch 4] [--seq 128] [--steps 3] [--threads 1]
+        PyTorch float32 training speed (AdamW, median step after a warm-up step), to compare
+        with `gpt2 finetune --threads N`.
   make --out DIR --layers L --embd C --heads H --ctx N --vocab-from models/
        [--dtype f32|f16|bf16] [--prefix] [--masks] [--lm-head] [--seed S]
        [--inner N] [--merges M] [--std X] [--ctx-key n_positions|n_ctx|both]
@@ -997,6 +1000,34 @@ def build_train(out):
     return summary
 
 
+def cmd_trainbench(a):
+    """PyTorch float32 training speed for the same model, batch and sequence (AdamW steps on
+    random windows of token ids), for comparison with `gpt2 finetune`."""
+    torch.set_num_threads(a.threads)
+    ref = TrainReference(a.model)
+    for p in ref.params.values():
+        p.data = p.data.float()
+    params = list(ref.params.values())
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    V = ref.cfg["vocab_size"]
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for s in range(a.steps + 1):
+        ids = torch.randint(0, V, (a.batch, a.seq + 1), generator=g).tolist()
+        inputs = [r[:-1] for r in ids]
+        targets = [r[1:] for r in ids]
+        t0 = time.time()
+        opt.zero_grad()
+        loss = ref.loss(inputs, targets)
+        loss.backward()
+        opt.step()
+        if s:  # the first step warms up
+            times.append(time.time() - t0)
+    per = sorted(times)[len(times) // 2]
+    print(json.dumps({"threads": a.threads, "batch": a.batch, "seq": a.seq, "step_s": per,
+                      "tokens_per_second": a.batch * a.seq / per, "torch": torch.__version__}))
+
+
 def cmd_train(a):
     for s in build_train(a.out):
         print("%s: %d ids, loss %.6f, after 20 SGD %.6f, after 20 AdamW %.6f" % s)
@@ -1100,6 +1131,14 @@ def main(argv=None):
     p = sub.add_parser("train", help="expected gradients and optimiser losses for the fixtures")
     p.add_argument("--out", default="tests/fixtures")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("trainbench", help="PyTorch float32 training tokens/s (AdamW) for a folder")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_trainbench)
 
     p = sub.add_parser("make", help="write a random checkpoint of any shape")
     p.add_argument("--out", required=True)

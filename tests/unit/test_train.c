@@ -451,6 +451,14 @@ static void check_save_roundtrip(const char *fx, gpt2_dtype dtype) {
               "%s: logits after save + load differ from the model in memory", fx);
         free(b);
     }
+    /* the model in memory (after write-back) saves to the same bytes */
+    uint64_t wsize = gpt2_weights_safetensors_size(w, dtype);
+    uint8_t *wfile = malloc(wsize ? wsize : 1);
+    CHECK(wsize == size, "%s: weights file %llu bytes, training state's %llu", fx, (unsigned long long)wsize,
+          (unsigned long long)size);
+    CHECK_OK(gpt2_weights_write_safetensors(w, dtype, wfile, wsize, &err), &err);
+    CHECK(wsize == size && memcmp(wfile, file, size) == 0, "%s: the model saves other bytes than the state", fx);
+    free(wfile);
     CHECK_FAILS(gpt2_train_write_safetensors(t, dtype, file, size - 1, &err), GPT2_ERR_ARG, &err);
     CHECK_FAILS(gpt2_train_write_safetensors(t, GPT2_DTYPE_Q8_0, file, size, &err), GPT2_ERR_ARG, &err);
 

@@ -91,6 +91,7 @@ export async function load(source, options = {}) {
       source: label, loadSeconds: (Date.now() - started) / 1000, ...weightsPrecision(core, weights),
       threads: mod._wasm_pool_threads(pool), build: mod.gpt2Build,
     });
+    model.tokenizerFiles = Object.freeze({ 'vocab.json': vocab, 'merges.txt': merges });
     const disposeModel = model.dispose.bind(model);
     const threadPool = pool;
     model.dispose = () => {

@@ -527,55 +527,188 @@ typedef struct mm_job {
     int n, O, I;
 } mm_job;
 
+/* ---- the backward products: out(m, j) += sum_k A(m, k) B[k][j], summed in order of k
+ *
+ * A(m, k) = A[m*am + k*ak] (so dy or its transpose without copying), B row-major [K][n].
+ * Every element is one running float sum in order of k, started from out's value: the result
+ * is the same whatever the tiling, the K-chunking (partial sums go through out exactly) or the
+ * split between threads. The 4 x 16 tiles keep the sums in registers (GCC/clang vector types:
+ * lane-wise IEEE multiplies and adds, so SSE/AVX and WASM SIMD round alike). */
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 v8_load(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16 };
+
+typedef struct gemm_job {
+    float *out;
+    size_t ldo;
+    const float *A;
+    size_t am, ak;
+    const float *B;
+    size_t ldb;
+    int n, K, zero; /* zero: out starts at 0 (else it is accumulated into) */
+} gemm_job;
+
+static void gemm_rows(void *c, int m0, int m1) {
+    const gemm_job *g = c;
+    if (g->zero)
+        for (int m = m0; m < m1; m++) memset(g->out + (size_t)m * g->ldo, 0, (size_t)g->n * sizeof(float));
+    for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
+        const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K;
+        for (int m = m0; m < m1; m += GEMM_MT) {
+            const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
+            for (int j = 0; j < g->n; j += GEMM_JT) {
+                const int jn = g->n - j < GEMM_JT ? g->n - j : GEMM_JT;
+                float *o = g->out + (size_t)m * g->ldo + j;
+                const float *a = g->A + (size_t)m * g->am;
+                const float *b = g->B + j;
+                if (jn == GEMM_JT && mn == GEMM_MT) {
+                    v8 c00 = v8_load(o), c01 = v8_load(o + 8);
+                    v8 c10 = v8_load(o + g->ldo), c11 = v8_load(o + g->ldo + 8);
+                    v8 c20 = v8_load(o + 2 * g->ldo), c21 = v8_load(o + 2 * g->ldo + 8);
+                    v8 c30 = v8_load(o + 3 * g->ldo), c31 = v8_load(o + 3 * g->ldo + 8);
+                    for (int k = k0; k < k1; k++) {
+                        const float *br = b + (size_t)k * g->ldb, *ak = a + (size_t)k * g->ak;
+                        v8 b0 = v8_load(br), b1 = v8_load(br + 8);
+                        float a0 = ak[0], a1 = ak[g->am], a2 = ak[2 * g->am], a3 = ak[3 * g->am];
+                        c00 += b0 * a0;
+                        c01 += b1 * a0;
+                        c10 += b0 * a1;
+                        c11 += b1 * a1;
+                        c20 += b0 * a2;
+                        c21 += b1 * a2;
+                        c30 += b0 * a3;
+                        c31 += b1 * a3;
+                    }
+                    v8_store(o, c00);
+                    v8_store(o + 8, c01);
+                    v8_store(o + g->ldo, c10);
+                    v8_store(o + g->ldo + 8, c11);
+                    v8_store(o + 2 * g->ldo, c20);
+                    v8_store(o + 2 * g->ldo + 8, c21);
+                    v8_store(o + 3 * g->ldo, c30);
+                    v8_store(o + 3 * g->ldo + 8, c31);
+                } else {
+                    for (int r = 0; r < mn; r++)
+                        for (int jj = 0; jj < jn; jj++) {
+                            float sum = o[(size_t)r * g->ldo + jj];
+                            for (int k = k0; k < k1; k++)
+                                sum += a[(size_t)r * g->am + (size_t)k * g->ak] * b[(size_t)k * g->ldb + jj];
+                            o[(size_t)r * g->ldo + jj] = sum;
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* ---- the forward products: y[r][o] = b[o] + dot(x[r], W[o]) over I, split by o
+ * Each dot: 8 lanes (lane l sums the products k = l mod 8 of the first I - I%8 in order), then
+ * ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)), then the tail in order: the same value whatever the
+ * tiling or the thread split. Tiles of 4 rows of x by 2 rows of W; W in blocks of 32 rows. */
+static inline float v8_hsum(v8 a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
+
+static float dot8(const float *a, const float *b, int K) {
+    v8 acc = {0};
+    int k = 0;
+    for (; k + 8 <= K; k += 8) acc += v8_load(a + k) * v8_load(b + k);
+    float s = v8_hsum(acc);
+    for (; k < K; k++) s += a[k] * b[k];
+    return s;
+}
+
 static void mm_fwd(void *c, int o0, int o1) {
     const mm_job *j = c;
-    for (int o = o0; o < o1; o++) {
-        const float *wr = j->W + (size_t)o * j->I;
-        float bo = j->b ? j->b[o] : 0.0f;
-        for (int r = 0; r < j->n; r++) j->y[(size_t)r * j->O + o] = k_dot(j->x + (size_t)r * j->I, wr, j->I) + bo;
+    const int I = j->I, K8 = I & ~7;
+    for (int ob = o0; ob < o1; ob += 32) {
+        const int oe = ob + 32 < o1 ? ob + 32 : o1;
+        for (int r = 0; r < j->n; r += 4) {
+            for (int o = ob; o < oe; o += 2) {
+                const float *w0 = j->W + (size_t)o * I;
+                if (r + 4 <= j->n && o + 2 <= oe) {
+                    const float *x0 = j->x + (size_t)r * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
+                    const float *w1 = w0 + I;
+                    v8 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+                    for (int k = 0; k < K8; k += 8) {
+                        v8 b0 = v8_load(w0 + k), b1 = v8_load(w1 + k), x;
+                        x = v8_load(x0 + k);
+                        a00 += x * b0;
+                        a01 += x * b1;
+                        x = v8_load(x1 + k);
+                        a10 += x * b0;
+                        a11 += x * b1;
+                        x = v8_load(x2 + k);
+                        a20 += x * b0;
+                        a21 += x * b1;
+                        x = v8_load(x3 + k);
+                        a30 += x * b0;
+                        a31 += x * b1;
+                    }
+                    const v8 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+                    for (int e = 0; e < 8; e++) {
+                        const int rr = r + e / 2, oo = o + e % 2;
+                        const float *xa = j->x + (size_t)rr * I, *wa = j->W + (size_t)oo * I;
+                        float sum = v8_hsum(acc[e]);
+                        for (int k = K8; k < I; k++) sum += xa[k] * wa[k];
+                        j->y[(size_t)rr * j->O + oo] = sum + (j->b ? j->b[oo] : 0.0f);
+                    }
+                } else {
+                    for (int rr = r; rr < r + 4 && rr < j->n; rr++)
+                        for (int oo = o; oo < o + 2 && oo < oe; oo++)
+                            j->y[(size_t)rr * j->O + oo] = dot8(j->x + (size_t)rr * I, j->W + (size_t)oo * I, I) +
+                                                           (j->b ? j->b[oo] : 0.0f);
+                }
+            }
+        }
     }
 }
 
 static void matmul_fwd(gpt2_train *t, float *y, const float *x, const float *W, const float *b, int n, int O, int I) {
     mm_job j = {.y = y, .x = x, .W = W, .b = b, .n = n, .O = O, .I = I};
-    parallel_for(t, O, ROW_BLOCK, mm_fwd, &j);
+    int threads = gpt2_pool_threads(t->pool);
+    int per = threads <= 1 ? O : (O + 2 * threads - 1) / (2 * threads);
+    parallel_for(t, O, per > 0 ? per : 1, mm_fwd, &j);
 }
 
-/* dx[r][i] = sum_o dy[r][o] W[o][i] (dx overwritten), split by rows r; o summed in order */
-static void mm_bwd_x(void *c, int r0, int r1) {
+/* Runs gemm_rows over M rows of out, in one contiguous range per task (a couple per thread). */
+static void gemm(gpt2_train *t, const gemm_job *g, int M) {
+    int threads = gpt2_pool_threads(t->pool);
+    int per = threads <= 1 ? M : (M + 2 * threads - 1) / (2 * threads);
+    per = (per + GEMM_MT - 1) / GEMM_MT * GEMM_MT;
+    parallel_for(t, M, per > 0 ? per : GEMM_MT, gemm_rows, (void *)g);
+}
+
+/* db[o] += sum_r dy[r][o], r in order; split by o */
+static void bias_grad(void *c, int o0, int o1) {
     const mm_job *j = c;
-    for (int r = r0; r < r1; r++) memset(j->dx + (size_t)r * j->I, 0, (size_t)j->I * 4);
-    for (int o = 0; o < j->O; o++) {
-        const float *wr = j->W + (size_t)o * j->I;
-        for (int r = r0; r < r1; r++) {
-            float g = j->dy[(size_t)r * j->O + o];
-            if (g != 0.0f) k_axpy(j->dx + (size_t)r * j->I, g, wr, j->I);
-        }
+    for (int o = o0; o < o1; o++) {
+        float s = 0.0f;
+        for (int r = 0; r < j->n; r++) s += j->dy[(size_t)r * j->O + o];
+        j->db[o] += s;
     }
 }
 
-/* dW[o][i] += sum_r dy[r][o] x[r][i], db[o] += sum_r dy[r][o]; split by o, r summed in order */
-static void mm_bwd_w(void *c, int o0, int o1) {
-    const mm_job *j = c;
-    for (int r = 0; r < j->n; r++) {
-        const float *xr = j->x + (size_t)r * j->I;
-        const float *dyr = j->dy + (size_t)r * j->O;
-        for (int o = o0; o < o1; o++)
-            if (dyr[o] != 0.0f) k_axpy(j->dW + (size_t)o * j->I, dyr[o], xr, j->I);
-    }
-    if (j->db)
-        for (int o = o0; o < o1; o++) {
-            float s = 0.0f;
-            for (int r = 0; r < j->n; r++) s += j->dy[(size_t)r * j->O + o];
-            j->db[o] += s;
-        }
-}
-
+/* dx[n][I] = dy[n][O] W[O][I] (overwritten; dx may be NULL), dW[O][I] += dy^T x, db[O] += the column
+ * sums of dy (db may be NULL). */
 static void matmul_bwd(gpt2_train *t, float *dx, float *dW, float *db, const float *dy, const float *x,
                        const float *W, int n, int O, int I) {
-    mm_job j = {.x = x, .W = W, .dy = dy, .dx = dx, .dW = dW, .db = db, .n = n, .O = O, .I = I};
-    if (dx) parallel_for(t, n, ROW_BLOCK, mm_bwd_x, &j);
-    parallel_for(t, O, ROW_BLOCK, mm_bwd_w, &j);
+    if (dx) {
+        gemm_job g = {dx, (size_t)I, dy, (size_t)O, 1, W, (size_t)I, I, O, 1};
+        gemm(t, &g, n);
+    }
+    gemm_job g = {dW, (size_t)I, dy, 1, (size_t)O, x, (size_t)I, I, n, 0};
+    gemm(t, &g, O);
+    if (db) {
+        mm_job j = {.dy = dy, .db = db, .n = n, .O = O};
+        parallel_for(t, O, 256, bias_grad, &j);
+    }
 }
 
 /* ---- layer norm */

@@ -286,21 +286,24 @@ static int save_all(const ft_options *o, gpt2_train *t, gpt2_error *err) {
         gpt2_fail(err, GPT2_ERR_IO, "cannot create %s: %s", o->out, strerror(errno));
         return 1;
     }
-    uint64_t size = gpt2_train_safetensors_size(t, o->save_dtype), csize = gpt2_train_checkpoint_size(t);
-    uint64_t big = size > csize ? size : csize;
-    uint8_t *buf = big <= SIZE_MAX ? malloc((size_t)big) : NULL;
+    uint64_t size = gpt2_train_safetensors_size(t, o->save_dtype);
+    uint8_t *buf = size <= SIZE_MAX ? malloc((size_t)size) : NULL;
     if (!buf) {
-        gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %llu bytes to save the model", (unsigned long long)big);
+        gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %llu bytes to save the model", (unsigned long long)size);
         return 1;
     }
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/finetune-state.bin", o->out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char config[2048];
     size_t clen = gpt2_train_config_json(t, o->save_dtype, config, sizeof config);
     int rc = gpt2_train_write_safetensors(t, o->save_dtype, buf, size, err) != GPT2_OK ||
              put_file(o->out, "model.safetensors", buf, (size_t)size, err) ||
-             put_file(o->out, "config.json", config, clen, err) ||
-             gpt2_train_checkpoint_write(t, buf, csize, err) != GPT2_OK ||
-             put_file(o->out, "finetune-state.bin", buf, (size_t)csize, err);
+             put_file(o->out, "config.json", config, clen, err);
     free(buf);
+    if (!rc && gpt2_train_checkpoint_save(t, tmp, err) != GPT2_OK) rc = 1;
+    if (!rc && rename(tmp, path) != 0) rc = gpt2_fail(err, GPT2_ERR_IO, "cannot write %s", path) != GPT2_OK;
+    if (rc) remove(tmp);
     if (rc) return 1;
     if (strcmp(o->model, o->out) != 0 &&
         (copy_into(o->model, o->out, "vocab.json", err) || copy_into(o->model, o->out, "merges.txt", err)))
@@ -339,7 +342,6 @@ int gpt2_cli_finetune(int argc, char **argv) {
     gpt2_pool *pool = NULL;
     gpt2_train *t = NULL;
     int32_t *ids = NULL;
-    uint8_t *ckpt = NULL;
     rc = 1;
     if (gpt2_tokenizer_load(o.model, &tok, &err) != GPT2_OK) goto done;
     ids = malloc((text_len + 1) * sizeof *ids);
@@ -369,12 +371,8 @@ int gpt2_cli_finetune(int argc, char **argv) {
     if (gpt2_train_set_data(t, ids, n_train, &err) != GPT2_OK) goto done;
     if (o.resume) {
         char path[4096];
-        size_t clen = 0;
         snprintf(path, sizeof path, "%s/finetune-state.bin", o.out);
-        ckpt = (uint8_t *)slurp(path, &clen, &err);
-        if (!ckpt || gpt2_train_checkpoint_read(t, ckpt, clen, &err) != GPT2_OK) goto done;
-        free(ckpt);
-        ckpt = NULL;
+        if (gpt2_train_checkpoint_load(t, path, &err) != GPT2_OK) goto done;
     }
     if (!o.json)
         fprintf(stderr, "gpt2 finetune: %zu tokens (%zu training windows of %d, %zu held out), %zu parameters, %d threads\n",
@@ -414,7 +412,6 @@ int gpt2_cli_finetune(int argc, char **argv) {
     rc = 0;
 done:
     if (rc) ft_fail(NULL, &err);
-    free(ckpt);
     gpt2_train_free(t);
     gpt2_weights_free(w);
     gpt2_pool_free(pool);

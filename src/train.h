@@ -225,4 +225,10 @@ uint64_t gpt2_train_checkpoint_size(const gpt2_train *t);
 gpt2_err gpt2_train_checkpoint_write(gpt2_train *t, uint8_t *buf, uint64_t cap, gpt2_error *err);
 gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t len, gpt2_error *err);
 
+/* The same as a file, written and read in place (no copy in memory). Loading checks the header
+ * and the file's length first; only an I/O error while reading the arrays can leave the state
+ * partly restored. */
+gpt2_err gpt2_train_checkpoint_save(gpt2_train *t, const char *path, gpt2_error *err);
+gpt2_err gpt2_train_checkpoint_load(gpt2_train *t, const char *path, gpt2_error *err);
+
 #endif

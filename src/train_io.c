@@ -238,34 +238,28 @@ uint64_t gpt2_train_checkpoint_size(const gpt2_train *t) {
     return CKPT_HEADER + (uint64_t)arrays_of(t) * gpt2_train_param_count(t) * 4;
 }
 
-gpt2_err gpt2_train_checkpoint_write(gpt2_train *t, uint8_t *buf, uint64_t cap, gpt2_error *err) {
-    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_write: NULL argument");
-    if (cap < gpt2_train_checkpoint_size(t))
-        return gpt2_fail(err, GPT2_ERR_ARG, "the checkpoint buffer is too small");
+/* The checkpoint's header for t. */
+static void ckpt_header(gpt2_train *t, uint8_t h[CKPT_HEADER]) {
     uint32_t version = 1, opt = (uint32_t)gpt2_train_options_of(t)->optimizer;
     int64_t step = gpt2_train_step_count(t);
     uint64_t np = gpt2_train_param_count(t);
-    memcpy(buf, CKPT_MAGIC, 8);
-    memcpy(buf + 8, &version, 4);
-    memcpy(buf + 12, &opt, 4);
-    memcpy(buf + 16, &step, 8);
-    memcpy(buf + 24, &np, 8);
-    for (int a = 0; a < arrays_of(t); a++)
-        memcpy(buf + CKPT_HEADER + (uint64_t)a * np * 4, gpt2_train_array(t, a == 0 ? 0 : a + 1), np * 4);
-    return GPT2_OK;
+    memcpy(h, CKPT_MAGIC, 8);
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 12, &opt, 4);
+    memcpy(h + 16, &step, 8);
+    memcpy(h + 24, &np, 8);
 }
 
-gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t len, gpt2_error *err) {
-    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_read: NULL argument");
-    if (len < CKPT_HEADER || memcmp(buf, CKPT_MAGIC, 8) != 0)
+/* Checks a header against t and the total length; *step gets its step count. */
+static gpt2_err ckpt_check(gpt2_train *t, const uint8_t *h, uint64_t len, int64_t *step, gpt2_error *err) {
+    if (len < CKPT_HEADER || memcmp(h, CKPT_MAGIC, 8) != 0)
         return gpt2_fail(err, GPT2_ERR_FORMAT, "not a fine-tuning checkpoint (bad magic)");
     uint32_t version, opt;
-    int64_t step;
     uint64_t np;
-    memcpy(&version, buf + 8, 4);
-    memcpy(&opt, buf + 12, 4);
-    memcpy(&step, buf + 16, 8);
-    memcpy(&np, buf + 24, 8);
+    memcpy(&version, h + 8, 4);
+    memcpy(&opt, h + 12, 4);
+    memcpy(step, h + 16, 8);
+    memcpy(&np, h + 24, 8);
     if (version != 1) return gpt2_fail(err, GPT2_ERR_UNSUPPORTED, "checkpoint version %u is not supported", version);
     if (opt != (uint32_t)gpt2_train_options_of(t)->optimizer)
         return gpt2_fail(err, GPT2_ERR_ARG, "the checkpoint was made with the %s optimizer",
@@ -273,12 +267,66 @@ gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t 
     if (np != gpt2_train_param_count(t))
         return gpt2_fail(err, GPT2_ERR_SHAPE, "the checkpoint holds %llu parameters, the model %llu",
                          (unsigned long long)np, (unsigned long long)gpt2_train_param_count(t));
-    if (step < 0) return gpt2_fail(err, GPT2_ERR_FORMAT, "the checkpoint's step count is negative");
+    if (*step < 0) return gpt2_fail(err, GPT2_ERR_FORMAT, "the checkpoint's step count is negative");
     if (len != gpt2_train_checkpoint_size(t))
         return gpt2_fail(err, GPT2_ERR_FORMAT, "the checkpoint has %llu bytes, expected %llu", (unsigned long long)len,
                          (unsigned long long)gpt2_train_checkpoint_size(t));
-    for (int a = 0; a < arrays_of(t); a++)
-        memcpy(gpt2_train_array(t, a == 0 ? 0 : a + 1), buf + CKPT_HEADER + (uint64_t)a * np * 4, np * 4);
+    return GPT2_OK;
+}
+
+static float *ckpt_array(gpt2_train *t, int a) { return gpt2_train_array(t, a == 0 ? 0 : a + 1); }
+
+gpt2_err gpt2_train_checkpoint_write(gpt2_train *t, uint8_t *buf, uint64_t cap, gpt2_error *err) {
+    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_write: NULL argument");
+    if (cap < gpt2_train_checkpoint_size(t))
+        return gpt2_fail(err, GPT2_ERR_ARG, "the checkpoint buffer is too small");
+    ckpt_header(t, buf);
+    uint64_t np = gpt2_train_param_count(t);
+    for (int a = 0; a < arrays_of(t); a++) memcpy(buf + CKPT_HEADER + (uint64_t)a * np * 4, ckpt_array(t, a), np * 4);
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t len, gpt2_error *err) {
+    if (!t || !buf) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_read: NULL argument");
+    int64_t step = 0;
+    gpt2_err rc = ckpt_check(t, buf, len, &step, err);
+    if (rc != GPT2_OK) return rc;
+    uint64_t np = gpt2_train_param_count(t);
+    for (int a = 0; a < arrays_of(t); a++) memcpy(ckpt_array(t, a), buf + CKPT_HEADER + (uint64_t)a * np * 4, np * 4);
+    gpt2_train_zero_grad(t);
+    gpt2_train_set_step_count(t, step);
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_train_checkpoint_save(gpt2_train *t, const char *path, gpt2_error *err) {
+    if (!t || !path) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_save: NULL argument");
+    FILE *f = fopen(path, "wb");
+    if (!f) return gpt2_fail(err, GPT2_ERR_IO, "cannot create %s", path);
+    uint8_t h[CKPT_HEADER];
+    ckpt_header(t, h);
+    size_t np = gpt2_train_param_count(t);
+    int ok = fwrite(h, 1, sizeof h, f) == sizeof h;
+    for (int a = 0; ok && a < arrays_of(t); a++) ok = fwrite(ckpt_array(t, a), 4, np, f) == np;
+    if (fclose(f) != 0) ok = 0;
+    return ok ? GPT2_OK : gpt2_fail(err, GPT2_ERR_IO, "cannot write %s", path);
+}
+
+gpt2_err gpt2_train_checkpoint_load(gpt2_train *t, const char *path, gpt2_error *err) {
+    if (!t || !path) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_train_checkpoint_load: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (!f) return gpt2_fail(err, GPT2_ERR_IO, "cannot open %s", path);
+    uint8_t h[CKPT_HEADER];
+    long len = -1;
+    if (fread(h, 1, sizeof h, f) == sizeof h && fseek(f, 0, SEEK_END) == 0) len = ftell(f);
+    int64_t step = 0;
+    gpt2_err rc = len < 0 ? gpt2_fail(err, GPT2_ERR_FORMAT, "%s is not a fine-tuning checkpoint", path)
+                          : ckpt_check(t, h, (uint64_t)len, &step, err);
+    size_t np = gpt2_train_param_count(t);
+    if (rc == GPT2_OK && fseek(f, CKPT_HEADER, SEEK_SET) != 0) rc = gpt2_fail(err, GPT2_ERR_IO, "cannot read %s", path);
+    for (int a = 0; rc == GPT2_OK && a < arrays_of(t); a++)
+        if (fread(ckpt_array(t, a), 4, np, f) != np) rc = gpt2_fail(err, GPT2_ERR_IO, "cannot read %s", path);
+    fclose(f);
+    if (rc != GPT2_OK) return rc;
     gpt2_train_zero_grad(t);
     gpt2_train_set_step_count(t, step);
     return GPT2_OK;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +122,17 @@ test('bad input is refused before anything is written', () => {
     assert.match(r.stderr.trim().split('\n').pop(), pattern, args.join(' '));
     assert.ok(!existsSync(out), `${args.join(' ')} wrote ${out}`);
   }
+  // --resume: no checkpoint, or not a checkpoint
+  const bad = join(work, 'bad-resume');
+  mkdirSync(bad, { recursive: true });
+  let r0 = gpt2(['finetune', '--model', fixture, '--data', data, '--out', bad, '--steps', '2', '--resume']);
+  assert.equal(r0.status, 2);
+  assert.match(r0.stderr, /holds no finetune-state\.bin/);
+  writeFileSync(join(bad, 'finetune-state.bin'), 'not a checkpoint at all, but long enough to have a header');
+  r0 = gpt2(['finetune', '--model', fixture, '--data', data, '--out', bad, '--steps', '2', '--resume']);
+  assert.equal(r0.status, 1);
+  assert.match(r0.stderr, /not a fine-tuning checkpoint/);
+  assert.deepEqual(readdirSync(bad), ['finetune-state.bin']);
   // --out holding a model: refused without --force, the folder untouched
   const taken = join(work, 'out-sgd');
   const before = statSync(join(taken, 'model.safetensors')).mtimeMs;

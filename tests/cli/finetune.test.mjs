@@ -95,6 +95,26 @@ test('threads give the same losses bit for bit', () => {
   assert.ok(readFileSync(join(work, 't1', 'model.safetensors')).equals(readFileSync(join(work, 't3', 'model.safetensors'))));
 });
 
+test('gpt2-wasm finetune: the same losses and the same saved bytes as the native tool', () => {
+  const wasmCli = join(root, 'js', 'cli.js');
+  const args = ['finetune', '--model', fixture, '--data', data, '--json', '--batch', '2', '--seq', '32', '--steps', '4',
+    '--lr', '2e-3', '--shuffle', '3', '--val-fraction', '0.3', '--eval-every', '2', '--save-dtype', 'f16'];
+  const a = gpt2([...args, '--out', join(work, 'cmp-native')]);
+  assert.equal(a.status, 0, a.stderr);
+  const r = spawnSync(process.execPath, [wasmCli, ...args, '--out', join(work, 'cmp-wasm')], { timeout: 120000 });
+  assert.equal(r.status, 0, r.stderr.toString());
+  const pick = (stdout) => steps(stdout).map((s) => [s.step, Math.fround(s.loss), s.val_loss === undefined ? null : Math.fround(s.val_loss)]);
+  assert.deepEqual(pick(r.stdout.toString()), pick(a.stdout));
+  for (const f of ['model.safetensors', 'config.json', 'vocab.json', 'merges.txt'])
+    assert.ok(readFileSync(join(work, 'cmp-wasm', f)).equals(readFileSync(join(work, 'cmp-native', f))), f);
+  const bad = spawnSync(process.execPath, [wasmCli, ...args, '--out', join(work, 'cmp-wasm')]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr.toString(), /already holds a model: pass --force/);
+  const resume = spawnSync(process.execPath, [wasmCli, ...args, '--out', join(work, 'x'), '--resume']);
+  assert.equal(resume.status, 2);
+  assert.match(resume.stderr.toString(), /--resume is not supported/);
+});
+
 test('bad input is refused before anything is written', () => {
   const empty = join(work, 'empty.txt'), short = join(work, 'short.txt');
   writeFileSync(empty, '');

@@ -14,6 +14,9 @@
  * checkpoint resumes with identical losses.
  */
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +391,113 @@ static void check_write_back(const char *fx) {
     gpt2_weights_free(w);
 }
 
+/* Learning-rate schedule: linear warm-up, then constant or cosine to 0 (checked with libm's cos). */
+static void check_schedule(void) {
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", NULL, &w, &err), &err);
+    if (!w) return;
+    gpt2_train_options o;
+    gpt2_train_options_default(&o);
+    o.batch = 1;
+    o.seq = 8;
+    o.lr = 0.01f;
+    o.warmup = 4;
+    o.schedule = GPT2_SCHEDULE_COSINE;
+    o.total_steps = 20;
+    gpt2_train *t = NULL;
+    CHECK_OK(gpt2_train_create(w, &o, 0, &t, &err), &err);
+    for (int s = 0; t && s < 24; s++) {
+        double want = s < 4 ? 0.01 * (s + 1) / 4 : 0.01 * 0.5 * (1 + cos(M_PI * (s < 20 ? s - 4 : 16) / 16.0));
+        float got = gpt2_train_lr(t, s);
+        CHECK(fabs(got - want) <= 1e-8 + 1e-6 * want, "cosine lr at step %d: %.9g, want %.9g", s, got, want);
+    }
+    gpt2_train_free(t);
+    o.schedule = GPT2_SCHEDULE_COSINE;
+    o.total_steps = 0;
+    CHECK_FAILS(gpt2_train_create(w, &o, 0, &t, &err), GPT2_ERR_ARG, &err);
+    gpt2_weights_free(w);
+}
+
+/* Gradient accumulation: 2 micro-batches of 1 sequence per step = 1 batch of 2 (same windows). */
+static void check_accumulation(void) {
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-bf16", NULL, &w, &err), &err);
+    if (!w) return;
+    int32_t ids[8 * 16 + 1];
+    for (int i = 0; i <= 8 * 16; i++) ids[i] = (int32_t)((i * 37 + 11) % w->config.n_vocab);
+    float loss[2][4];
+    gpt2_train *ts[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        gpt2_train_options o;
+        gpt2_train_options_default(&o);
+        o.batch = k ? 1 : 2;
+        o.grad_accum = k ? 2 : 1;
+        o.seq = 16;
+        o.optimizer = GPT2_OPTIM_SGD; /* AdamW would magnify rounding in near-zero gradients */
+        o.lr = 0.05f;
+        CHECK_OK(gpt2_train_create(w, &o, 0, &ts[k], &err), &err);
+        if (!ts[k]) continue;
+        CHECK_OK(gpt2_train_set_data(ts[k], ids, 8 * 16 + 1, &err), &err);
+        CHECK(gpt2_train_window_of(ts[k], 1, k ? 1 : 0, k ? 0 : 1) == 3, "step 1's last window is 3");
+        for (int s = 0; s < 4; s++) {
+            gpt2_train_stats st;
+            CHECK_OK(gpt2_train_step(ts[k], &st, &err), &err);
+            loss[k][s] = st.loss;
+        }
+    }
+    if (ts[0] && ts[1]) {
+        double worst = 0;
+        for (int s = 0; s < 4; s++) worst = fmax(worst, fabs(loss[0][s] - loss[1][s]));
+        CHECK(worst <= 1e-5, "accumulated steps' losses differ by %.3g from the larger batch", worst);
+        size_t np = gpt2_train_param_count(ts[0]);
+        const float *a = gpt2_train_array(ts[0], 0), *b = gpt2_train_array(ts[1], 0);
+        double dmax = 0;
+        for (size_t i = 0; i < np; i++) dmax = fmax(dmax, fabs(a[i] - b[i]));
+        CHECK(dmax <= 1e-5, "accumulated parameters differ by %.3g", dmax);
+    }
+    gpt2_train_free(ts[0]);
+    gpt2_train_free(ts[1]);
+    gpt2_weights_free(w);
+}
+
+/* A q8_0 model trains in float32 and gets its weights back re-quantized by quantize.h's rule,
+ * at the packed positions of matrix.h. */
+static void check_q8(void) {
+    gpt2_weights *w = NULL;
+    gpt2_error err;
+    CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-q8", NULL, &w, &err), &err);
+    if (!w) return;
+    CHECK(w->layers[0].fc_w.type == GPT2_DTYPE_Q8_0, "tiny-q8 loads as q8_0");
+    gpt2_train *t = make_train(w, 2, 16, GPT2_OPTIM_ADAMW, 1e-2f);
+    int32_t ids[2 * 16 + 1];
+    for (int i = 0; i <= 2 * 16; i++) ids[i] = (int32_t)((i * 53 + 7) % w->config.n_vocab);
+    if (t) {
+        /* the float32 parameters start as the dequantized weights, exactly */
+        const gpt2_train_tensor *x = gpt2_train_tensor_at(t, 2 + 8); /* h.0.mlp.c_fc.weight */
+        const float *P = gpt2_train_array(t, 0) + x->offset;
+        int same = 1;
+        for (int o = 0; o < x->rows; o++)
+            for (int i = 0; i < x->cols; i++) same &= P[(size_t)o * x->cols + i] == gpt2_matrix_get(&w->layers[0].fc_w, o, i);
+        CHECK(same, "q8_0 weights up-converted exactly");
+        CHECK_OK(gpt2_train_set_data(t, ids, 2 * 16 + 1, &err), &err);
+        for (int s = 0; s < 2; s++) CHECK_OK(gpt2_train_step(t, NULL, &err), &err);
+        CHECK_OK(gpt2_train_write_back(t, w, &err), &err);
+        int ok = 1;
+        for (int o = 0; o < x->rows; o++)
+            for (int b = 0; b < x->cols / 32; b++) {
+                int8_t q[32];
+                float scale;
+                gpt2_q8_quantize_block(P + (size_t)o * x->cols + 32 * b, q, NULL, &scale);
+                for (int e = 0; e < 32; e++) ok &= gpt2_matrix_get(&w->layers[0].fc_w, o, 32 * b + e) == (float)q[e] * scale;
+            }
+        CHECK(ok, "written-back q8_0 weights are not the re-quantized trained ones");
+    }
+    gpt2_train_free(t);
+    gpt2_weights_free(w);
+}
+
 /* Logits of every position of ids under w (one prefill). */
 static float *all_logits(const gpt2_weights *w, const int32_t *ids, int n) {
     gpt2_state *s = NULL;
@@ -508,6 +618,9 @@ int main(void) {
     check_shuffle();
     check_write_back("tiny-f32");
     check_write_back("tiny-f16");
+    check_schedule();
+    check_accumulation();
+    check_q8();
     check_save_roundtrip("tiny-f32", GPT2_DTYPE_F32);
     check_save_roundtrip("tiny-f16", GPT2_DTYPE_F16);
     gpt2_pool_free(pool2);

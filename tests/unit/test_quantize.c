@@ -512,10 +512,10 @@ static uint8_t *make_quantized(mal_kind mk, size_t *len) {
             uint64_t shq[2] = {out, in}, shs[2] = {out, in / 32};
             if (mk == MAL_Q8_SHAPE && target) shq[0] = in, shq[1] = out + 1;
             if (mk == MAL_SCALE_SHAPE && target) shs[1] = 2;
-            snprintf(nm, sizeof nm, "%s.q8", s[k].name);
+            if (snprintf(nm, sizeof nm, "%s.q8", s[k].name) >= (int)sizeof nm) abort();
             if (!(mk == MAL_NO_Q8 && target))
                 st_writer_add(w, nm, mk == MAL_Q8_DTYPE && target ? "U8" : "I8", 2, shq, zeros, (size_t)(shq[0] * shq[1]));
-            snprintf(nm, sizeof nm, "%s.scale", s[k].name);
+            if (snprintf(nm, sizeof nm, "%s.scale", s[k].name) >= (int)sizeof nm) abort();
             if (!(mk == MAL_NO_SCALE && target)) {
                 int f32 = mk == MAL_SCALE_DTYPE && target;
                 st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, zeros, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));

@@ -544,7 +544,13 @@ static inline v8 v8_load(const float *p) {
 
 static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
+/* Tile widths: 16 columns natively (8 AVX registers of sums), 8 in WebAssembly (its 128-bit
+ * vectors: 8 registers of sums as well). The values do not depend on the width. */
+#if defined(__wasm__)
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 8 };
+#else
 enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16 };
+#endif
 
 typedef struct gemm_job {
     float *out;
@@ -569,7 +575,22 @@ static void gemm_rows(void *c, int m0, int m1) {
                 float *o = g->out + (size_t)m * g->ldo + j;
                 const float *a = g->A + (size_t)m * g->am;
                 const float *b = g->B + j;
-                if (jn == GEMM_JT && mn == GEMM_MT) {
+                if (GEMM_JT == 8 && jn == 8 && mn == GEMM_MT) {
+                    v8 c0 = v8_load(o), c1 = v8_load(o + g->ldo), c2 = v8_load(o + 2 * g->ldo);
+                    v8 c3 = v8_load(o + 3 * g->ldo);
+                    for (int k = k0; k < k1; k++) {
+                        const float *ak = a + (size_t)k * g->ak;
+                        v8 b0 = v8_load(b + (size_t)k * g->ldb);
+                        c0 += b0 * ak[0];
+                        c1 += b0 * ak[g->am];
+                        c2 += b0 * ak[2 * g->am];
+                        c3 += b0 * ak[3 * g->am];
+                    }
+                    v8_store(o, c0);
+                    v8_store(o + g->ldo, c1);
+                    v8_store(o + 2 * g->ldo, c2);
+                    v8_store(o + 3 * g->ldo, c3);
+                } else if (GEMM_JT == 16 && jn == 16 && mn == GEMM_MT) {
                     v8 c00 = v8_load(o), c01 = v8_load(o + 8);
                     v8 c10 = v8_load(o + g->ldo), c11 = v8_load(o + g->ldo + 8);
                     v8 c20 = v8_load(o + 2 * g->ldo), c21 = v8_load(o + 2 * g->ldo + 8);

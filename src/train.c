@@ -44,7 +44,7 @@ struct gpt2_train {
     float *dres, *dA, *dqkv, *dh; /* backward scratch [N][C], [N][C], [N][3C], [N][I] */
     float *datt;                 /* [B*H][T] attention-backward scratch */
     float *losses;               /* [N] per-target loss (double precision reduced later) */
-    void *block;                 /* the single allocation of everything above */
+    void *block;                 /* one allocation for everything above but params, grads, m, v */
     int32_t *data;
     size_t n_data, n_windows;
     size_t *order;               /* [n_windows] */
@@ -281,7 +281,7 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
     if (rc != GPT2_OK) return rc;
     int untied = !w->tied_head;
     uint64_t need = gpt2_train_bytes(c, untied, o->optimizer, o->batch, o->seq);
-    if (need == UINT64_MAX || need > SIZE_MAX / 2)
+    if (need == UINT64_MAX || need > SIZE_MAX)
         return gpt2_fail(err, GPT2_ERR_NOMEM, "training state for batch %d x seq %d overflows", o->batch, o->seq);
     if (budget && need > budget) {
         /* what would fit: halve the batch, then the sequence */
@@ -300,9 +300,17 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
                          "seq 1 does not fit this model: use a smaller model",
                          need / 1e6, o->batch, o->seq, budget / 1e6);
     }
+    /* Five allocations (the parameter arrays apart from the rest): none over 2 GB for the
+     * GPT-2 sizes, which WebAssembly's allocator could not grow by in one step. */
+    const size_t np = (size_t)params_of(c, untied), arrays = o->optimizer == GPT2_OPTIM_ADAMW ? 4 : 2;
     gpt2_train *t = calloc(1, sizeof *t);
-    void *block = t ? calloc(1, (size_t)need) : NULL;
-    if (!block) {
+    void *block = t ? calloc(1, (size_t)need - arrays * np * 4) : NULL;
+    float *pa[4] = {NULL, NULL, NULL, NULL};
+    int ok = block != NULL;
+    for (size_t a = 0; ok && a < arrays; a++) ok = (pa[a] = calloc(np, 4)) != NULL;
+    if (!ok) {
+        for (int a = 0; a < 4; a++) free(pa[a]);
+        free(block);
         free(t);
         return gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %.1f MB for training", need / 1e6);
     }
@@ -320,12 +328,10 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
     t->tensors = carve(&p, (4 + 12 * L + 1) * sizeof(gpt2_train_tensor));
     t->lp = carve(&p, L * sizeof(layer_params));
     t->la = carve(&p, L * sizeof(layer_acts));
-    t->params = carve(&p, t->n_params * 4);
-    t->grads = carve(&p, t->n_params * 4);
-    if (o->optimizer == GPT2_OPTIM_ADAMW) {
-        t->m = carve(&p, t->n_params * 4);
-        t->v = carve(&p, t->n_params * 4);
-    }
+    t->params = pa[0];
+    t->grads = pa[1];
+    t->m = pa[2];
+    t->v = pa[3];
     t->inputs = carve(&p, N * 4);
     t->targets = carve(&p, N * 4);
     t->row_scale = carve(&p, N * 4);
@@ -387,6 +393,10 @@ void gpt2_train_free(gpt2_train *t) {
     if (!t) return;
     free(t->data);
     free(t->order);
+    free(t->params);
+    free(t->grads);
+    free(t->m);
+    free(t->v);
     free(t->block);
     free(t);
 }

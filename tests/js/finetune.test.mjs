@@ -67,6 +67,23 @@ test('WebAssembly and native training give the same float32 losses, bit for bit'
   }
 });
 
+test('the threaded build trains bit for bit as the single-thread one', async () => {
+  const r = ref('tiny-f32');
+  const one = await load(fixture(), { threads: 1 }), two = await load(fixture(), { threads: 2 });
+  try {
+    assert.equal(one.info.build, 'wasm-simd');
+    assert.equal(two.info.build, 'wasm-simd-threads');
+    const opts = { steps: 3, batch: 3, seq: 32, lr: 1e-3, shuffle: 1 };
+    const a = await collect(one.finetune(r.ids, opts)), b = await collect(two.finetune(r.ids, opts));
+    assert.deepEqual(b.map((s) => s.loss), a.map((s) => s.loss));
+    const fa = await one.save(), fb = await two.save();
+    assert.ok(Buffer.from(fa['model.safetensors']).equals(Buffer.from(fb['model.safetensors'])));
+  } finally {
+    one.dispose();
+    two.dispose();
+  }
+});
+
 test('the model in memory is the fine-tuned one; save() -> load() gives its logits exactly', async () => {
   const r = ref('tiny-f32');
   const model = await load(fixture());

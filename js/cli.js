@@ -6,6 +6,7 @@
 //   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]
 //   gpt2-wasm tokenize | detokenize | logits | score | info [options]
 //   gpt2-wasm quantize IN_DIR OUT_DIR --type q8_0|f16
+//   gpt2-wasm finetune --data FILE --out DIR [training options]   (cli_finetune.js)
 //   gpt2-wasm download gpt2|gpt2-medium|gpt2-large|gpt2-xl|distilgpt2|OWNER/NAME [--dir D] [--base-url URL]
 //
 // Errors are one line on stderr ("gpt2-wasm: ...") and exit status 1 (2 for usage errors).
@@ -18,9 +19,10 @@ import { ProgressBar } from './progress.js';
 import { download, MODEL_REPOS, resolveRepo } from './download.js';
 import { quantizeFolder } from './quantize.js';
 import { closest } from './options.js';
+import { FINETUNE_OPTIONS, FINETUNE_USAGE, finetuneCommand } from './cli_finetune.js';
 
 const PROGRAM = 'gpt2-wasm';
-const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize'];
+const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize', 'finetune'];
 const MAX_STOP = 8;
 
 const USAGE = `usage: ${PROGRAM} [generate] [options] [PROMPT...]
@@ -38,7 +40,7 @@ commands:
               repository id OWNER/NAME; an interrupted download resumes
   quantize    quantize IN_DIR OUT_DIR --type q8_0|f16: write a converted copy of a
               checkpoint folder (docs/quantized-format.md)
-options:
+${FINETUNE_USAGE}options:
   --model DIR|URL           checkpoint folder or http(s) URL (Hugging Face layout:
                             config.json, vocab.json, merges.txt, model.safetensors;
                             default: the embedded model)
@@ -102,6 +104,7 @@ const OPTIONS = {
   '--revision': ['revision', 'string'],
   '--quiet': ['quiet', 'flag'],
   '-q': ['quiet', 'flag'],
+  ...FINETUNE_OPTIONS,
 };
 
 /**
@@ -284,6 +287,11 @@ async function main(argv) {
   const { command, positional, o } = parsed;
   if (command === 'download') return cmdDownload(positional, o);
   if (command === 'quantize') return cmdQuantize(positional, o);
+  if (command === 'finetune') {
+    return finetuneCommand(positional, o, { loadModel: (opts) => loadModel(opts), usageError, out, optionName, g9 });
+  }
+  const trainOnly = Object.keys(o).find((k) => Object.values(FINETUNE_OPTIONS).some(([key]) => key === k));
+  if (trainOnly) return usageError(`${optionName(trainOnly)} is an option of finetune, not of ${command}`);
   if (o.type !== undefined) return usageError(`--type is an option of quantize, not of ${command}`);
   if (o.precision !== undefined && !['auto', 'f32', 'f16', 'q8_0'].includes(o.precision)) {
     return usageError(`unknown precision '${o.precision}' (choose auto, f32, f16 or q8_0)`);
@@ -348,7 +356,7 @@ async function loadModel(o, signal) {
   const bar = new ProgressBar(process.stderr, { label: o.model === undefined ? 'embedded model' : displaySource(o.model) });
   try {
     const model = await load(o.model, {
-      signal, precision: o.precision, memoryBudget: o.memoryBudget, onProgress: o.quiet ? undefined : (p) => bar.update(p),
+      signal, precision: o.precision, memoryBudget: o.memoryBudget, threads: o.threads, onProgress: o.quiet ? undefined : (p) => bar.update(p),
     });
     bar.label = displaySource(model.info.source);
     bar.done({ quiet: !!o.quiet });

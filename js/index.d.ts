@@ -604,8 +604,75 @@ export class Gpt2Model {
    *   (too long for the context: `'range'`) come from the first `next()`.
    */
   generate(prompt: string | TokenIds, options?: GenerateOptions): Generation;
+  /**
+   * Fine-tunes the model in place (rules: src/train.h), one item per optimiser step:
+   *
+   *     for await (const s of model.finetune(myText, { steps: 50, seq: 64, lr: 1e-4 })) console.log(s.step, s.loss);
+   *
+   * When the iteration ends (all steps, `break`, `signal` aborted, or an error) the trained
+   * weights are in the model, in its precision: `generate`, `score` and `rank` use them.
+   * @throws {Gpt2Error} from the first `next()`, before any step: `'arg'` for an empty or too
+   *   short text, an unknown option or a bad value (`lr <= 0` ...), `'range'` for `seq` over
+   *   the context or a bad id, `'nomem'` naming a batch x seq that would fit; `'range'` during
+   *   training for a NaN or infinite loss. Aborting rejects with an `AbortError`.
+   */
+  finetune(textOrIds: string | TokenIds, options?: FinetuneOptions): AsyncGenerator<FinetuneStep, void, undefined>;
+  /**
+   * The model as a Hugging Face folder (`config.json`, `model.safetensors`, `vocab.json`,
+   * `merges.txt`): written to `dir` (Node; resolves to the paths), or returned as bytes.
+   */
+  save(): Promise<Record<'config.json' | 'model.safetensors' | 'vocab.json' | 'merges.txt', Uint8Array>>;
+  save(dir: string, options?: { dtype?: 'f32' | 'f16' }): Promise<string[]>;
+  save(dir: undefined, options: { dtype?: 'f32' | 'f16' }): Promise<Record<'config.json' | 'model.safetensors' | 'vocab.json' | 'merges.txt', Uint8Array>>;
   /** Frees the model's WebAssembly memory (and its sessions'); the model cannot be used afterwards. Safe to call twice. */
   dispose(): void;
+}
+
+/** Options of {@link Gpt2Model.finetune} (defaults in brackets). */
+export interface FinetuneOptions {
+  /** Optimiser steps [100]. */
+  steps?: number;
+  /** Sequences per micro-batch [4]. */
+  batch?: number;
+  /** Tokens per sequence, at most `config.nCtx` [64]. */
+  seq?: number;
+  /** Micro-batches per step (gradient accumulation) [1]. */
+  gradAccum?: number;
+  /** Learning rate > 0 [1e-4]. */
+  lr?: number;
+  optimizer?: 'adamw' | 'sgd';
+  /** On the matrices and wte only [0]. */
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Clip the gradients' global norm; 0 = off [1]. */
+  gradClip?: number;
+  /** Steps of linear warm-up [0]. */
+  warmup?: number;
+  /** After warm-up: constant, or cosine to 0 at `steps` ['constant']. */
+  schedule?: 'constant' | 'cosine';
+  /** `false` (windows in order) or a seed [false]. */
+  shuffle?: false | number;
+  /** Hold out the last fraction of the text, 0 <= f < 1 [0]. */
+  valFraction?: number;
+  /** Evaluate the held-out part every K steps (and after the last) [0: only after the last]. */
+  evalEvery?: number;
+  /** Stops at the next step boundary. */
+  signal?: AbortSignal;
+}
+
+/** One optimiser step of {@link Gpt2Model.finetune}. */
+export interface FinetuneStep {
+  step: number;
+  /** Mean loss of the step's batch (before its update). */
+  loss: number;
+  /** Held-out loss, on evaluation steps. */
+  valLoss?: number;
+  lr: number;
+  /** Gradient norm before clipping. */
+  gradNorm: number;
+  tokensPerSecond: number;
 }
 
 /**

@@ -94,6 +94,7 @@ export async function load(source, options) {
       threads: mod._wasm_pool_threads(pool), build: mod.gpt2Build,
       ...(mod.gpt2ThreadsFallback ? { threadsFallback: mod.gpt2ThreadsFallback } : {}),
     });
+    model.tokenizerFiles = Object.freeze({ 'vocab.json': vocab, 'merges.txt': merges });
     const disposeModel = model.dispose.bind(model);
     const threadPool = pool;
     model.dispose = () => {

@@ -3,6 +3,7 @@
 import { abortError, Gpt2Error } from './errors.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { Session } from './session.js';
+import { finetune, saveFiles } from './finetune.js';
 
 const STOP_REASONS = ['none', 'max_tokens', 'eot', 'stop_sequence', 'context_full'];
 const MAX_STOP_SEQUENCES = 8;
@@ -38,6 +39,8 @@ export class Gpt2Model {
     this.disposed = false;
     /** Live sessions, disposed with the model. @type {Set<Session>} */
     this.sessions = new Set();
+    /** vocab.json and merges.txt as loaded (for save()); set by load(). @type {Record<string, Uint8Array>|null} */
+    this.tokenizerFiles = null;
   }
 
   #live() {
@@ -278,6 +281,40 @@ export class Gpt2Model {
   generate(prompt, options) {
     this.#live();
     return new Generation(this, prompt, options, null);
+  }
+
+  /**
+   * Fine-tunes the model in place on a text (or token ids); an async iterator of one
+   * { step, loss, valLoss?, lr, gradNorm, tokensPerSecond } per optimiser step. When the
+   * iteration ends (all steps, break, options.signal aborted, or an error) the trained weights
+   * are in the model, in its precision, so generate, score and rank use them. Rules: src/train.h.
+   * @param {string|number[]} textOrIds
+   * @param {import('./index.js').FinetuneOptions} [options]
+   * @returns {AsyncGenerator<import('./index.js').FinetuneStep>}
+   */
+  finetune(textOrIds, options = {}) {
+    return finetune(this, this.#live(), textOrIds, options);
+  }
+
+  /**
+   * The model as a Hugging Face folder (config.json, model.safetensors, vocab.json, merges.txt),
+   * e.g. after finetune(). With dir (Node) the files are written there and the promise resolves
+   * to the paths; otherwise to { name: Uint8Array }.
+   * @param {string} [dir]
+   * @param {{ dtype?: 'f32'|'f16' }} [options]
+   */
+  async save(dir, options = {}) {
+    const files = saveFiles(this, this.#live(), options.dtype ?? 'f32');
+    if (dir === undefined) return files;
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    await mkdir(dir, { recursive: true });
+    const paths = [];
+    for (const [name, bytes] of Object.entries(files)) {
+      paths.push(join(dir, name));
+      await writeFile(join(dir, name), bytes);
+    }
+    return paths;
   }
 
   /** Frees the model's memory (and its sessions'); the model cannot be used afterwards. Safe to call twice. */

@@ -8,6 +8,7 @@
  *   gpt2 info       [--model DIR]                                       config, sizes, memory
  *   gpt2 quantize   IN OUT --type q8_0|f16                              convert a checkpoint
  *   gpt2 bench      [--model DIR] [--quick]                             speed table (cli_bench.c)
+ *   gpt2 finetune   --data FILE --out DIR [options]                     train on a text (cli_finetune.c)
  *
  * Errors are one line on stderr ("gpt2: ...") and exit status 1 (2 for usage errors).
  */
@@ -63,6 +64,7 @@ static void usage(FILE *f) {
           "  quantize    gpt2 quantize IN OUT --type q8_0|f16: convert a checkpoint (IN and OUT are\n"
           "              model folders, or model.safetensors files)\n"
           "  bench       speed benchmark (native rows; see gpt2 bench --help and BENCHMARKS.md)\n"
+          "  finetune    train the model on a text file and save it (see gpt2 finetune --help)\n"
           "options:\n"
           "  --model DIR               checkpoint folder (default: " GPT2_DEFAULT_MODEL_DIR ")\n"
           "  --prompt TEXT             prompt text (generate, logits, score; default: stdin for score)\n"
@@ -603,12 +605,14 @@ static int cmd_quantize(int argc, char **argv) {
     return 0;
 }
 
-int gpt2_cli_bench(int argc, char **argv); /* cli_bench.c */
+int gpt2_cli_bench(int argc, char **argv);    /* cli_bench.c */
+int gpt2_cli_finetune(int argc, char **argv); /* cli_finetune.c */
 
 int main(int argc, char **argv) {
     options o;
     if (argc >= 2 && !strcmp(argv[1], "quantize")) return cmd_quantize(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bench")) return gpt2_cli_bench(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "finetune")) return gpt2_cli_finetune(argc, argv);
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
     const char *known[] = {"generate", "tokenize", "detokenize", "logits", "score", "info"};

@@ -19,6 +19,16 @@ Subcommands
         Quantize tiny-f32 to q8_0 in Python (tests/fixtures/tiny-q8) + expected.json.
   quantize SRC OUT
         Write a q8_0 copy of an HF folder (the Python twin of `gpt2 quantize --type q8_0`).
+  train --out tests/fixtures
+        Write tests/fixtures/<name>/expected_train.json for tiny-f32, tiny-f16 and tiny-bf16:
+        the float64 loss and every parameter's gradient (per tensor: max |g|, L2 norm and
+        sampled entries) for a batch of 2 windows of the full context (with and without a
+        loss mask), and the losses of 20 SGD and 20 AdamW steps (shuffle off), following the
+        data feeding and optimiser rules written down in src/train.h. Autograd + torch.optim
+        semantics written out here, float64 throughout.
+  trainbench --model DIR [--batch 4] [--seq 128] [--steps 3] [--threads 1]
+        PyTorch float32 training speed (AdamW, median step after a warm-up step), to compare
+        with `gpt2 finetune --threads N`.
   make --out DIR --layers L --embd C --heads H --ctx N --vocab-from models/
        [--dtype f32|f16|bf16] [--prefix] [--masks] [--lm-head] [--seed S]
        [--inner N] [--merges M] [--std X] [--ctx-key n_positions|n_ctx|both]
@@ -844,6 +854,184 @@ def build_features(out):
     return summary
 
 
+
+# --------------------------------------------------------------------------------------
+# training reference: gradients and optimiser steps (float64, autograd)
+# --------------------------------------------------------------------------------------
+
+TRAIN_FIXTURES = ("tiny-f32", "tiny-f16", "tiny-bf16")
+TRAIN_SAMPLES = 24
+MATRICES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+class TrainReference:
+    """The model of Reference with its parameters as float64 leaves (Hugging Face layout)."""
+
+    def __init__(self, folder):
+        ref = Reference(folder)
+        self.cfg = ref.cfg
+        self.params = {k: v.clone().requires_grad_(True) for k, v in ref.w.items()}
+        self.tied = "lm_head.weight" not in self.params
+
+    def decayed(self, name):
+        return name in ("wte.weight", "lm_head.weight") or name.endswith(MATRICES)
+
+    def loss(self, inputs, targets, mask=None):
+        """inputs, targets: [B, T] ints; mask [B, T] 0/1 or None. Mean over counted targets."""
+        c, w = self.cfg, self.params
+        B, T = len(inputs), len(inputs[0])
+        C, H = c["n_embd"], c["n_head"]
+        D = C // H
+        idx = torch.tensor(inputs, dtype=torch.long)
+        x = w["wte.weight"][idx] + w["wpe.weight"][:T]            # [B, T, C]
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        ln = Reference.layer_norm
+        for i in range(c["n_layer"]):
+            p = "h.%d." % i
+            a = ln(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], c["eps"])
+            qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
+            q, k, v = (qkv[..., j * C:(j + 1) * C].reshape(B, T, H, D).transpose(1, 2) for j in range(3))
+            s = (q @ k.transpose(-1, -2)) / math.sqrt(D)
+            s = torch.softmax(s.masked_fill(future, float("-inf")), dim=-1)
+            y = (s @ v).transpose(1, 2).reshape(B, T, C)
+            x = x + (y @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"])
+            m = ln(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], c["eps"])
+            m = Reference.gelu_new(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
+            x = x + (m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"])
+        x = ln(x, w["ln_f.weight"], w["ln_f.bias"], c["eps"])
+        head = w["wte.weight"] if self.tied else w["lm_head.weight"]
+        logits = x @ head.T
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(targets).unsqueeze(-1)).squeeze(-1)
+        msk = torch.ones(B, T, dtype=torch.float64) if mask is None else torch.tensor(mask, dtype=torch.float64)
+        return (nll * msk).sum() / msk.sum()
+
+    def zero_grad(self):
+        for t in self.params.values():
+            t.grad = None
+
+
+def train_batch(ids, T, windows):
+    inputs = [ids[w * T: w * T + T] for w in windows]
+    targets = [ids[w * T + 1: w * T + T + 1] for w in windows]
+    return inputs, targets
+
+
+def grad_stats(params):
+    """Per tensor: shape, max |g|, L2 norm, and TRAIN_SAMPLES entries (flat index in Hugging
+    Face's layout, value): the argmax of |g| and evenly spread indices."""
+    out = {}
+    for name in sorted(params):
+        g = params[name].grad.detach().reshape(-1)
+        n = g.numel()
+        am = int(torch.argmax(g.abs()))
+        idx = sorted(set([am] + [(k * 7919 + 13) % n for k in range(TRAIN_SAMPLES - 1)]))
+        out[name] = {"shape": list(params[name].shape), "max_abs": float(g.abs().max()),
+                     "l2": float(torch.sqrt((g * g).sum())),
+                     "samples": [[i, float(g[i])] for i in idx]}
+    return out
+
+
+def train_run(folder, ids, opt, steps, B, T, lr, wd, clip, betas=(0.9, 0.999), eps=1e-8):
+    """Losses of `steps` optimiser steps, windows (s*B + b) mod nWindows (shuffle off)."""
+    ref = TrainReference(folder)
+    nw = (len(ids) - 1) // T
+    state = {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, v in ref.params.items()}
+    losses = []
+    for s in range(steps):
+        inputs, targets = train_batch(ids, T, [(s * B + b) % nw for b in range(B)])
+        ref.zero_grad()
+        loss = ref.loss(inputs, targets)
+        loss.backward()
+        losses.append(float(loss))
+        with torch.no_grad():
+            norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in ref.params.values()))
+            scale = clip / norm if clip > 0 and norm > clip else 1.0
+            for name, p in ref.params.items():
+                g = p.grad * scale
+                d = wd if ref.decayed(name) else 0.0
+                if opt == "sgd":
+                    p -= lr * (g + d * p)
+                else:
+                    m, v = state[name]
+                    p -= lr * d * p
+                    m.mul_(betas[0]).add_((1 - betas[0]) * g)
+                    v.mul_(betas[1]).add_((1 - betas[1]) * g * g)
+                    mh = m / (1 - betas[0] ** (s + 1))
+                    vh = v / (1 - betas[1] ** (s + 1))
+                    p -= lr * mh / (torch.sqrt(vh) + eps)
+    return losses
+
+
+TRAIN_RUNS = {
+    "sgd": dict(opt="sgd", steps=20, B=2, T=16, lr=0.05, wd=0.0, clip=0.0),
+    "adamw": dict(opt="adamw", steps=20, B=2, T=16, lr=1e-3, wd=0.1, clip=1.0),
+}
+
+
+def build_train(out):
+    summary = []
+    for name in TRAIN_FIXTURES:
+        folder = os.path.join(out, name)
+        tok = bpe.BPE.load(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
+        ids = tok.encode(LONG_TEXT)
+        ref = TrainReference(folder)
+        T = ref.cfg["n_ctx"]
+        cases = []
+        for cname, mask in (("full_context", None), ("masked", True)):
+            inputs, targets = train_batch(ids, T, [0, 1])
+            if mask:  # drop the first 5 targets of sequence 0 and the last 9 of sequence 1
+                mask = [[0 if t < 5 else 1 for t in range(T)], [0 if t >= T - 9 else 1 for t in range(T)]]
+            ref.zero_grad()
+            loss = ref.loss(inputs, targets, mask)
+            loss.backward()
+            case = {"name": cname, "batch": 2, "seq": T, "windows": [0, 1], "loss": float(loss)}
+            if mask:
+                case["mask"] = mask
+            case["grads"] = grad_stats(ref.params)
+            cases.append(case)
+        runs = {}
+        for rname, r in TRAIN_RUNS.items():
+            runs[rname] = dict(r, betas=[0.9, 0.999], eps=1e-8, losses=train_run(folder, ids, **r))
+        doc = {"generator": "/usr/bin/python3 tools/gpt2_reference.py train --out tests/fixtures",
+               "model": name, "tied_head": ref.tied, "ids": ids, "cases": cases, "runs": runs}
+        with open(os.path.join(folder, "expected_train.json"), "w", encoding="utf-8") as f:
+            f.write(dump_json(doc) + "\n")
+        summary.append((name, len(ids), cases[0]["loss"], runs["sgd"]["losses"][-1], runs["adamw"]["losses"][-1]))
+    return summary
+
+
+def cmd_trainbench(a):
+    """PyTorch float32 training speed for the same model, batch and sequence (AdamW steps on
+    random windows of token ids), for comparison with `gpt2 finetune`."""
+    torch.set_num_threads(a.threads)
+    ref = TrainReference(a.model)
+    for p in ref.params.values():
+        p.data = p.data.float()
+    params = list(ref.params.values())
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    V = ref.cfg["vocab_size"]
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for s in range(a.steps + 1):
+        ids = torch.randint(0, V, (a.batch, a.seq + 1), generator=g).tolist()
+        inputs = [r[:-1] for r in ids]
+        targets = [r[1:] for r in ids]
+        t0 = time.time()
+        opt.zero_grad()
+        loss = ref.loss(inputs, targets)
+        loss.backward()
+        opt.step()
+        if s:  # the first step warms up
+            times.append(time.time() - t0)
+    per = sorted(times)[len(times) // 2]
+    print(json.dumps({"threads": a.threads, "batch": a.batch, "seq": a.seq, "step_s": per,
+                      "tokens_per_second": a.batch * a.seq / per, "torch": torch.__version__}))
+
+
+def cmd_train(a):
+    for s in build_train(a.out):
+        print("%s: %d ids, loss %.6f, after 20 SGD %.6f, after 20 AdamW %.6f" % s)
+
 # --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
@@ -939,6 +1127,18 @@ def main(argv=None):
     p.add_argument("--all", action="store_true", help="all positions, not only the last")
     p.add_argument("--top", type=int, default=0, help="only print the top K (id, logit)")
     p.set_defaults(func=cmd_logits)
+
+    p = sub.add_parser("train", help="expected gradients and optimiser losses for the fixtures")
+    p.add_argument("--out", default="tests/fixtures")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("trainbench", help="PyTorch float32 training tokens/s (AdamW) for a folder")
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_trainbench)
 
     p = sub.add_parser("make", help="write a random checkpoint of any shape")
     p.add_argument("--out", required=True)

@@ -22,6 +22,7 @@
 #include "score.h"
 #include "session.h"
 #include "tokenizer.h"
+#include "train.h"
 #include "weights.h"
 
 #ifdef __EMSCRIPTEN__
@@ -220,3 +221,66 @@ API int wasm_pool_threads(const gpt2_pool *p) { return gpt2_pool_threads(p); }
 /* Makes the weights' forward passes use pool (not owned; NULL = the calling thread only). */
 API void wasm_weights_set_pool(gpt2_weights *w, gpt2_pool *pool) { w->pool = pool; }
 
+
+/* ---- fine-tuning (train.h) ---- */
+
+/* Creates a training state for w. o holds 15 numbers: batch, seq, grad_accum, optimizer (0 adamw,
+ * 1 sgd), lr, beta1, beta2, eps, weight_decay, grad_clip, warmup, schedule (0 constant, 1 cosine),
+ * total_steps, shuffle (0/1), seed (exact up to 2^53). The memory budget is what is left of the
+ * 4 GB address space, so a model that cannot be trained fails at once naming a batch x seq that
+ * fits. Returns the state or NULL (err filled). */
+API gpt2_train *wasm_train_create(const gpt2_weights *w, const double o[15], gpt2_error *err) {
+    gpt2_train_options to;
+    gpt2_train_options_default(&to);
+    to.batch = (int)o[0];
+    to.seq = (int)o[1];
+    to.grad_accum = (int)o[2];
+    to.optimizer = (gpt2_optimizer)(int)o[3];
+    to.lr = (float)o[4];
+    to.beta1 = (float)o[5];
+    to.beta2 = (float)o[6];
+    to.eps = (float)o[7];
+    to.weight_decay = (float)o[8];
+    to.grad_clip = (float)o[9];
+    to.warmup = (int)o[10];
+    to.schedule = (gpt2_lr_schedule)(int)o[11];
+    to.total_steps = (int)o[12];
+    to.shuffle = o[13] != 0;
+    to.seed = o[14] >= 0 ? (uint64_t)o[14] : 0;
+    uint64_t budget = 0;
+#ifdef __EMSCRIPTEN__
+    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr();
+    budget = used < WASM_MEMORY_LIMIT ? WASM_MEMORY_LIMIT - used : 1;
+#endif
+    gpt2_train *t = NULL;
+    gpt2_train_create(w, &to, budget, &t, err);
+    return t;
+}
+
+/* One step; out receives steps done, loss, gradient norm and learning rate. */
+API int wasm_train_step(gpt2_train *t, float out[4], gpt2_error *err) {
+    gpt2_train_stats st;
+    gpt2_err rc = gpt2_train_step(t, &st, err);
+    if (rc == GPT2_OK) {
+        out[0] = (float)st.step;
+        out[1] = st.loss;
+        out[2] = st.grad_norm;
+        out[3] = st.lr;
+    }
+    return rc;
+}
+
+/* Size of the model's safetensors file in dtype (0 f32, 1 f16), as a double. */
+API double wasm_weights_safetensors_size(gpt2_weights *w, int dtype) {
+    return (double)gpt2_weights_safetensors_size(w, (gpt2_dtype)dtype);
+}
+
+/* Writes it into buf (cap bytes). */
+API int wasm_weights_write_safetensors(gpt2_weights *w, int dtype, uint8_t *buf, double cap, gpt2_error *err) {
+    return gpt2_weights_write_safetensors(w, (gpt2_dtype)dtype, buf, cap > 0 ? (uint64_t)cap : 0, err);
+}
+
+/* The model's config.json text into buf; returns its length (see gpt2_config_json). */
+API size_t wasm_weights_config_json(const gpt2_weights *w, int dtype, char *buf, size_t cap) {
+    return gpt2_config_json(&w->config, w->tied_head, (gpt2_dtype)dtype, buf, cap);
+}

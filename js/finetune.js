@@ -1,0 +1,126 @@
+// finetune.js - training a loaded model in place (src/train.h) and saving it as a Hugging Face
+// folder. Used by Gpt2Model.finetune / Gpt2Model.save (model.js).
+import { abortError, Gpt2Error } from './errors.js';
+import { copyIds } from './model.js';
+
+const DEFAULTS = {
+  steps: 100, batch: 4, seq: 64, gradAccum: 1, lr: 1e-4, optimizer: 'adamw', weightDecay: 0,
+  beta1: 0.9, beta2: 0.999, eps: 1e-8, gradClip: 1, warmup: 0, schedule: 'constant', shuffle: false,
+  valFraction: 0, evalEvery: 0, signal: undefined,
+};
+const OPTIMIZERS = ['adamw', 'sgd'];
+const SCHEDULES = ['constant', 'cosine'];
+
+const yieldToEventLoop = typeof setImmediate === 'function'
+  ? () => new Promise((resolve) => setImmediate(resolve))
+  : () => new Promise((resolve) => setTimeout(resolve, 0));
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+/** Checks the options (unknown names, types, choices); the core checks the numeric ranges. */
+function checkOptions(options) {
+  if (options === null || typeof options !== 'object') throw new Gpt2Error('finetune: options must be an object', 'arg');
+  for (const k of Object.keys(options)) {
+    if (!(k in DEFAULTS)) throw new Gpt2Error(`finetune: unknown option '${k}'`, 'arg');
+  }
+  const o = { ...DEFAULTS, ...options };
+  for (const k of ['steps', 'batch', 'seq', 'gradAccum', 'warmup', 'evalEvery']) {
+    if (!Number.isInteger(o[k]) || o[k] < (k === 'warmup' || k === 'evalEvery' ? 0 : 1)) {
+      throw new Gpt2Error(`finetune: ${k} must be a whole number >= ${k === 'warmup' || k === 'evalEvery' ? 0 : 1}, got ${o[k]}`, 'arg');
+    }
+  }
+  for (const k of ['lr', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip', 'valFraction']) {
+    if (typeof o[k] !== 'number' || Number.isNaN(o[k])) throw new Gpt2Error(`finetune: ${k} must be a number, got ${o[k]}`, 'arg');
+  }
+  if (!OPTIMIZERS.includes(o.optimizer)) throw new Gpt2Error(`finetune: optimizer is 'adamw' or 'sgd', got '${o.optimizer}'`, 'arg');
+  if (!SCHEDULES.includes(o.schedule)) throw new Gpt2Error(`finetune: schedule is 'constant' or 'cosine', got '${o.schedule}'`, 'arg');
+  if (!(o.valFraction >= 0 && o.valFraction < 1)) throw new Gpt2Error(`finetune: valFraction must be in [0, 1), got ${o.valFraction}`, 'arg');
+  if (o.shuffle !== false && !(Number.isSafeInteger(o.shuffle) && o.shuffle >= 0)) {
+    throw new Gpt2Error(`finetune: shuffle is false or a seed (a whole number >= 0), got ${o.shuffle}`, 'arg');
+  }
+  return o;
+}
+
+/**
+ * Trains model in place; yields { step, loss, valLoss?, lr, gradNorm, tokensPerSecond } per step.
+ * Everything is checked before the first step; the weights are written back into the model when
+ * the iteration ends (all steps done, break, abort or error), so the model is always consistent.
+ * @param {import('./model.js').Gpt2Model} model
+ */
+export async function* finetune(model, core, textOrIds, options = {}) {
+  const o = checkOptions(options);
+  const ids = typeof textOrIds === 'string' ? model.tokenize(textOrIds) : Array.from(textOrIds ?? []);
+  if (typeof textOrIds !== 'string' && !Array.isArray(textOrIds) && !ArrayBuffer.isView(textOrIds)) {
+    throw new Gpt2Error('finetune: the data must be a string or token ids', 'arg');
+  }
+  if (ids.length === 0) throw new Gpt2Error('the training text is empty', 'arg');
+  const nVal = Math.floor(ids.length * o.valFraction), nTrain = ids.length - nVal;
+  if (nVal > 0 && nVal < o.seq + 1) {
+    throw new Gpt2Error(`the held-out part (${nVal} tokens) is shorter than one window of ${o.seq} + 1 tokens`, 'arg');
+  }
+  const m = core.m;
+  const [p, n] = copyIds(core, ids, model.config.nVocab);
+  const opt = core.malloc(15 * 8), stats = core.malloc(16), loss = core.malloc(4);
+  let t = 0, done = 0;
+  try {
+    const values = [o.batch, o.seq, o.gradAccum, OPTIMIZERS.indexOf(o.optimizer), o.lr, o.beta1, o.beta2, o.eps,
+      o.weightDecay, o.gradClip, o.warmup, SCHEDULES.indexOf(o.schedule), o.steps, o.shuffle === false ? 0 : 1,
+      o.shuffle === false ? 0 : o.shuffle];
+    m.HEAPF64.set(values, opt >>> 3);
+    t = core.checkPtr(m._wasm_train_create(model.weights, opt, core.err));
+    core.check(m._gpt2_train_set_data(t, p, nTrain, core.err));
+    for (let s = 1; s <= o.steps; s++) {
+      if (o.signal && o.signal.aborted) throw abortError(o.signal);
+      const t0 = now();
+      core.check(m._wasm_train_step(t, stats, core.err));
+      done = s;
+      const f = m.HEAPF32.subarray(stats >>> 2, (stats >>> 2) + 4);
+      const out = { step: s, loss: f[1], lr: f[3], gradNorm: f[2], tokensPerSecond: 0 };
+      out.tokensPerSecond = (o.batch * o.seq * o.gradAccum * 1000) / Math.max(1e-3, now() - t0);
+      if (nVal > 0 && (s === o.steps || (o.evalEvery && s % o.evalEvery === 0))) {
+        core.check(m._gpt2_train_evaluate(t, p + 4 * nTrain, nVal, loss, core.err));
+        out.valLoss = m.HEAPF32[loss >>> 2];
+      }
+      yield out;
+      await yieldToEventLoop();
+    }
+  } finally {
+    if (t && done > 0) core.check(m._gpt2_train_write_back(t, model.weights, core.err));
+    if (t) m._gpt2_train_free(t);
+    core.free(p);
+    core.free(opt);
+    core.free(stats);
+    core.free(loss);
+  }
+}
+
+/**
+ * The model as a Hugging Face folder: { 'config.json', 'model.safetensors', 'vocab.json',
+ * 'merges.txt' } as Uint8Arrays. dtype 'f32' (default) or 'f16' (the matrices; biases, layer
+ * norms and wpe stay F32).
+ */
+export function saveFiles(model, core, dtype = 'f32') {
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Gpt2Error(`save: dtype is 'f32' or 'f16', got '${dtype}'`, 'arg');
+  if (!model.tokenizerFiles) throw new Gpt2Error('save: this model was loaded without its tokenizer files', 'arg');
+  const m = core.m, d = dtype === 'f16' ? 1 : 0;
+  const size = m._wasm_weights_safetensors_size(model.weights, d);
+  const buf = core.malloc(size);
+  let st;
+  try {
+    core.check(m._wasm_weights_write_safetensors(model.weights, d, buf, size, core.err));
+    st = core.heap.slice(buf, buf + size);
+  } finally {
+    core.free(buf);
+  }
+  const cfg = core.malloc(4096);
+  let config;
+  try {
+    const len = m._wasm_weights_config_json(model.weights, d, cfg, 4096) >>> 0;
+    config = core.heap.slice(cfg, cfg + len);
+  } finally {
+    core.free(cfg);
+  }
+  return {
+    'config.json': config, 'model.safetensors': st,
+    'vocab.json': model.tokenizerFiles['vocab.json'], 'merges.txt': model.tokenizerFiles['merges.txt'],
+  };
+}

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "sampler.h" /* gpt2_tanh */
 
 #if defined(GPT2_SCALAR_KERNELS)
 #define K_SIMD 0
@@ -823,7 +824,9 @@ void k_gelu(float *x, int n) {
     const float s2pi = 0.7978845608028654f; /* sqrt(2/pi) */
     for (int i = 0; i < n; i++) {
         float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(s2pi * (v + 0.044715f * v * v * v)));
+        /* gpt2_tanh, not libm's tanhf: the same bits natively and in WASM (sampler.h) */
+        float th = (float)gpt2_tanh(s2pi * (v + 0.044715f * v * v * v));
+        x[i] = 0.5f * v * (1.0f + th);
     }
 }
 

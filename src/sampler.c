@@ -134,6 +134,13 @@ static inline double exp_impl(double x) {
 
 double gpt2_exp(double x) { return exp_impl(x); }
 
+double gpt2_tanh(double x) {
+    if (x != x) return x;
+    if (x > 20.0) return 1.0; /* 1 - tanh(20) < 1e-17: 1 in double */
+    if (x < -20.0) return -1.0;
+    return 1.0 - 2.0 / (exp_impl(2.0 * x) + 1.0);
+}
+
 /* ---------------------------------------------------------------- argmax */
 
 int gpt2_argmax(const float *x, int n) {

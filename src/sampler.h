@@ -93,4 +93,9 @@ double gpt2_pcg32_double(gpt2_pcg32 *r);
  * +, -, * only, in a fixed order). */
 double gpt2_exp(double x);
 
+/* tanh(x) = 1 - 2 / (e^(2x) + 1) with gpt2_exp, in double (+-1 beyond |x| > 20; NaN for NaN).
+ * libm's tanhf rounds differently in glibc and in Emscripten's musl, so gelu_new (inference
+ * and training) uses this one: native and WASM results stay bit-identical. */
+double gpt2_tanh(double x);
+
 #endif

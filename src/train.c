@@ -101,15 +101,8 @@ gpt2_err gpt2_train_options_check(const gpt2_train_options *o, const gpt2_config
 
 /* ---------------------------------------------------------------- platform-independent math
  * libm's tanhf, log, pow and cos round differently in glibc and in Emscripten's musl (measured),
- * so training uses these, built from IEEE +, -, *, / and sqrt only (and expf, which the forward
+ * so training uses these and gpt2_tanh (sampler.h, shared with the forward pass's gelu), built from IEEE +, -, *, / and sqrt only (and expf, which the forward
  * pass's softmax also uses and which agrees), so native and WASM results are bit-identical. */
-
-/* tanh(x) = 1 - 2 / (e^(2x) + 1), in double with gpt2_exp (sampler.h) */
-static double det_tanh(double x) {
-    if (x > 20.0) return 1.0;
-    if (x < -20.0) return -1.0;
-    return 1.0 - 2.0 / (gpt2_exp(2.0 * x) + 1.0);
-}
 
 /* log(x) for finite x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s),
  * s = (m-1)/(m+1), |s| <= 0.172, by its series to s^31 (error < 1e-17 relative) */
@@ -807,19 +800,16 @@ static void layernorm_bwd(gpt2_train *t, float *dx, float *dg, float *db, const 
 /* ---- gelu_new */
 static const float GELU_S = 0.7978845608028654f; /* sqrt(2/pi) */
 
-static void gelu_fwd(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float th = (float)det_tanh(GELU_S * (v + 0.044715f * v * v * v));
-        y[i] = 0.5f * v * (1.0f + th);
-    }
+static void gelu_fwd(float *y, const float *x, size_t n) { /* the forward pass's k_gelu, out of place */
+    memcpy(y, x, n * sizeof *y);
+    k_gelu(y, (int)n);
 }
 
 static void gelu_bwd(float *d, const float *x, size_t n) { /* d *= gelu'(x) */
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_S * (v + 0.044715f * v * v * v);
-        float th = (float)det_tanh(u);
+        float th = (float)gpt2_tanh(u);
         float du = GELU_S * (1.0f + 3.0f * 0.044715f * v * v);
         d[i] *= 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
     }

@@ -94,6 +94,25 @@ static void test_exp(void) {
     CHECK(isnan(gpt2_exp(NAN)), "exp(NaN)");
 }
 
+/* gpt2_tanh (gelu_new's tanh, the same bits natively and in WASM) against libm's double tanh:
+ * absolute error, which is what gelu's 0.5 x (1 + tanh(u)) sees. */
+static void test_tanh(void) {
+    double worst = 0.0, worst_x = 0.0;
+    const int N = 1000000;
+    for (int i = -N; i <= N; i++) {
+        double x = 25.0 * i / N, err = fabs(gpt2_tanh(x) - tanh(x));
+        if (err > worst) worst = err, worst_x = x;
+    }
+    printf("gpt2_tanh: max absolute error vs libm %.3g (at x = %.17g)\n", worst, worst_x);
+    CHECK(worst < 1e-15, "gpt2_tanh max absolute error %g at %.17g", worst, worst_x);
+    CHECK(gpt2_tanh(0.0) == 0.0 && gpt2_tanh(30.0) == 1.0 && gpt2_tanh(-INFINITY) == -1.0, "tanh ends");
+    CHECK(isnan(gpt2_tanh(NAN)), "tanh(NaN)");
+    for (int i = 0; i <= 1000; i++) { /* odd: tanh(-x) == -tanh(x) is not promised, but close */
+        double x = i / 100.0;
+        CHECK(fabs(gpt2_tanh(-x) + gpt2_tanh(x)) < 1e-15, "tanh(-%g) = %.17g vs %.17g", x, gpt2_tanh(-x), gpt2_tanh(x));
+    }
+}
+
 static void test_argmax(void) {
     const float a[] = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
     CHECK(gpt2_argmax(a, 5) == 1, "argmax tie -> lowest: %d", gpt2_argmax(a, 5));
@@ -583,6 +602,7 @@ static void test_timing(void) {
 int main(void) {
     test_pcg32();
     test_exp();
+    test_tanh();
     test_argmax();
     test_greedy();
     test_topk1_and_tiny_topp_are_greedy();

@@ -322,9 +322,12 @@ async function loadModel() {
     const c = m.config;
     const info = m.info || {};
     const weights = info.weightsBytes ? ` · ${formatBytes(info.weightsBytes)} of weights` : '';
+    // the precision, and why when 'auto' took a smaller one than the file's because it did not fit
+    const precision = info.precision ? ` in ${info.precision}` +
+      (info.precisionReason && info.precisionReason.includes(', because ') ? ` (${info.precisionReason})` : '') : '';
     const fromCache = info.cache && info.cache.hits > 0 && !info.cache.stored && !info.cache.uncached ? ' · from the browser cache' : '';
     el.modelInfo.textContent =
-      `${chosen.label}: ${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${c.nCtx} tokens${weights}${fromCache}.` +
+      `${chosen.label}: ${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${c.nCtx} tokens${weights}${precision}${fromCache}.` +
       (info.cacheNotice ? ` ${info.cacheNotice}` : '');
     setStatus(`Ready: ${chosen.label}.`);
     setState('ready');

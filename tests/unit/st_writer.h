@@ -56,7 +56,7 @@ static inline void st_writer_add(st_writer *w, const char *name, const char *dty
                                  const uint64_t *shape, const void *bytes, size_t nbytes) {
     if (w->n >= ST_WRITER_MAX) abort();
     st_writer_tensor *t = &w->t[w->n++];
-    snprintf(t->name, sizeof t->name, "%s", name);
+    snprintf(t->name, sizeof t->name, "%.127s", name); /* longer names are cut (none is) */
     snprintf(t->dtype, sizeof t->dtype, "%s", dtype);
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];

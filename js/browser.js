@@ -49,7 +49,8 @@ function generateOptions(options) {
  * @property {AbortSignal} [signal] aborts the load: the worker is terminated and the promise
  *   rejects with the signal's reason or a DOMException 'AbortError'
  * @property {number} [memoryBudget] the most bytes the model may take: weights + one KV cache (0: no limit)
- * @property {'auto'|'f32'|'f16'|'q8_0'} [precision] how the weights are stored in memory (default 'auto': as in the file)
+ * @property {'auto'|'f32'|'f16'|'q8_0'} [precision] how the weights are stored in memory (default 'auto': as in
+ *   the file if that fits, else f16, else q8_0)
  * @property {boolean} [cache=true] keep files downloaded from URLs in the browser's Cache API
  *   and use them next time
  * @property {number|'auto'} [threads='auto'] threads in the worker: one per core when the page
@@ -68,6 +69,7 @@ function generateOptions(options) {
  * @property {number} loadSeconds seconds the load took inside the worker
  * @property {number} weightsBytes bytes of WebAssembly memory the weights take
  * @property {'f32'|'f16'|'q8_0'} precision the precision most weights are stored in
+ * @property {string} precisionReason why that precision (e.g. 'auto: f16, because f32 as stored needs ...')
  * @property {Record<string, 'f32'|'f16'|'q8_0'>} matrixPrecision per kind of weight matrix
  * @property {{ hits: number, stored: number, uncached: number } | null} cache files served from
  *   the cache, downloaded into it, and fetched without it; null when caching was off or the

@@ -61,7 +61,8 @@ ${FINETUNE_USAGE}options:
   --truncate left|error     a prompt longer than the context: drop its oldest tokens
                             with a warning (default), or fail
   --stats                   print timings to stderr (generate)
-  --precision P             weights in memory: auto (as stored, default), f32, f16, q8_0
+  --precision P             weights in memory: auto (as stored if it fits, else f16, else
+                            q8_0; default), f32, f16, q8_0
   --memory-budget BYTES     fail (naming a precision that fits) if the model would need
                             more (suffixes K, M, G: powers of 1024)
   --type T                  quantize: q8_0 or f16
@@ -360,6 +361,8 @@ async function loadModel(o, signal) {
     });
     bar.label = displaySource(model.info.source);
     bar.done({ quiet: !!o.quiet });
+    // 'auto' took a smaller precision than the file's (its reason says why): say so
+    if (!o.quiet && model.info.precisionReason.includes(', because ')) process.stderr.write(`precision ${model.info.precisionReason}\n`);
     return model;
   } catch (e) {
     bar.cancel();
@@ -478,6 +481,7 @@ function cmdInfo(model) {
     `${pad('lm_head')}${c.untiedHead ? 'separate' : 'tied to wte'}`,
     `${pad('precision')}${model.info.precision} (${Object.entries(model.info.matrixPrecision)
       .filter(([k]) => k !== 'lmHead' || c.untiedHead).map(([k, v]) => `${MATRIX_NAMES[k]} ${v}`).join(', ')})`,
+    `${pad('')}${model.info.precisionReason}`,
     `${pad('weights')}${mib(model.info.weightsBytes)} MiB (${model.info.weightsBytes} bytes)`,
     `${pad('tokenizer')}<|endoftext|> = ${model.eotId}`,
     `${pad('load time')}${model.info.loadSeconds.toFixed(2)} s`,

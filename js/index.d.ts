@@ -75,7 +75,9 @@ export interface LoadOptions {
   memoryBudget?: number | undefined;
   /**
    * How the linear weights are stored in memory (default `'auto'`: as in the file: F32 and
-   * BF16 as f32, F16 as f16, quantized files as q8_0). `'f32'`, `'f16'`, `'q8_0'` convert while
+   * BF16 as f32, F16 as f16, quantized files as q8_0; if that does not fit in the memory
+   * budget or WebAssembly's 4 GB, the most precise of f16 and q8_0 that does, as
+   * {@link ModelInfo.precisionReason} says). `'f32'`, `'f16'`, `'q8_0'` convert while
    * loading (q8_0: blocks of 32 with an fp16 scale; a quantized file loaded as `'f32'` gets
    * its dequantized values exactly). f16 halves and q8_0 roughly quarters the memory of f32
    * weights.
@@ -234,7 +236,7 @@ export interface ModelConfig {
   readonly untiedHead: boolean;
 }
 
-/** A storage precision of weights ({@link LoadOptions.precision}); `'auto'` = as stored. */
+/** A storage precision of weights ({@link LoadOptions.precision}); `'auto'` = as stored if it fits. */
 export type Precision = 'auto' | 'f32' | 'f16' | 'q8_0';
 
 /** A precision weights are actually stored in. */
@@ -250,6 +252,12 @@ export interface ModelInfo {
   readonly weightsBytes: number;
   /** The precision most of the linear weights are stored in. */
   readonly precision: StoragePrecision;
+  /**
+   * Why: `'f32 as asked'`, `'auto: f16 as stored (fits the memory budget)'`, or when the file's
+   * precision does not fit, e.g. `'auto: f16, because f32 as stored needs 4.5 GB but the memory
+   * budget is 4.3 GB (f16 needs 2.5 GB)'`.
+   */
+  readonly precisionReason: string;
   /**
    * Per kind of weight matrix (`lmHead` is `wte`'s when the head is tied). Under `'q8_0'`, a
    * matrix whose input width is not a multiple of 32 is stored in f16.

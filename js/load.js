@@ -56,11 +56,12 @@ export async function load(source, options) {
     throwIfAborted(signal);
 
     tokenizer = createTokenizer(core, vocab, merges);
+    // the staging buffer first: the loader's budget counts what the module already uses
+    staging = core.malloc(STAGING_BYTES);
     loader = createLoader(core, config, memoryBudget, precisionCode);
     const st = files['model.safetensors'];
     if (st.size !== undefined) core.check(mod._wasm_loader_set_file_size(loader, st.size, core.err));
 
-    staging = core.malloc(STAGING_BYTES);
     try {
       for await (const chunk of st.stream()) {
         throwIfAborted(signal);
@@ -118,7 +119,8 @@ export async function load(source, options) {
   }
 }
 
-function createTokenizer(core, vocab, merges) {
+/** Creates the core's tokenizer from vocab.json and merges.txt bytes (the caller frees it). */
+export function createTokenizer(core, vocab, merges) {
   const [v, vn] = core.copyIn(vocab);
   const [m, mn] = core.copyIn(merges);
   try {
@@ -131,16 +133,18 @@ function createTokenizer(core, vocab, merges) {
   }
 }
 
-/** What the weights are stored in: `precision` (the dtype of most linear parameters) and
- * `matrixPrecision` (per kind of matrix). */
+/** What the weights are stored in: `precision` (the dtype of most linear parameters),
+ * `matrixPrecision` (per kind of matrix) and `precisionReason` (why, from the loader). */
 function weightsPrecision(core, weights) {
   const p = core.malloc(7 * 4);
   try {
     core.m._wasm_weights_precision(weights, p);
     const v = Array.from(new Int32Array(core.heap.buffer, p, 7));
     const name = (d) => DTYPES[d];
+    const reason = core.m._wasm_weights_precision_reason(weights) >>> 0;
     return {
       precision: name(v[0]),
+      precisionReason: core.text(reason, core.heap.indexOf(0, reason) - reason),
       matrixPrecision: Object.freeze({
         wte: name(v[1]), lmHead: name(v[2]), qkv: name(v[3]), attnProj: name(v[4]), fc: name(v[5]), mlpProj: name(v[6]),
       }),

@@ -88,7 +88,8 @@ static void usage(FILE *f) {
           "                            with a warning (default), or fail\n"
           "  --stats                   print timings to stderr (generate)\n"
           "  --threads N               threads for the forward pass (default: one per core)\n"
-          "  --precision P             weights in memory: auto (as stored, default), f32, f16, q8_0\n"
+          "  --precision P             weights in memory: auto (as stored if it fits, else f16, else\n"
+          "                            q8_0; default), f32, f16, q8_0\n"
           "  --memory-budget BYTES     fail (naming a precision that fits) if the model would need more\n"
           "                            (suffixes K, M, G: powers of 1024)\n",
           f);
@@ -530,6 +531,7 @@ static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenize
         printf("%s%s %s", k ? ", " : "", gpt2_matrix_kind_name((gpt2_matrix_kind)k), gpt2_dtype_name(w->plan.dtype[k]));
     }
     printf(")\n");
+    printf("             %s\n", w->precision_reason);
     printf("weights      %.1f MiB (%llu bytes)\n", (double)gpt2_weights_plan_bytes(c, &w->plan) / 1048576.0,
            (unsigned long long)gpt2_weights_plan_bytes(c, &w->plan));
     printf("kv cache     %.1f MiB (+ scratch, full context)\n", (double)gpt2_state_bytes(c, 1) / 1048576.0);
@@ -633,6 +635,8 @@ int main(int argc, char **argv) {
         gpt2_tokenizer_free(tok);
         return fail(NULL, &err);
     }
+    /* 'auto' took a smaller precision than the file's (loader.h): say so */
+    if (strstr(w->precision_reason, ", because ")) fprintf(stderr, "gpt2: precision %s\n", w->precision_reason);
     gpt2_pool *pool = NULL; /* every forward pass on w uses it */
     if (gpt2_pool_create(o.threads, &pool, &err) != GPT2_OK) {
         gpt2_weights_free(w);

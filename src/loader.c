@@ -457,6 +457,8 @@ static void skip_finished_segments(gpt2_loader *ld) {
     if (ld->cur == ld->nsegs) ld->state = S_DONE;
 }
 
+static void choose_precision(const gpt2_loader *ld, gpt2_weights_plan *plan, char *reason, size_t cap);
+
 /* The header is complete: validate it against the config, allocate, plan the data. */
 static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
     gpt2_err rc = gpt2_st_header_parse(ld->header, (size_t)ld->header_len, ld->source, &ld->hdr,
@@ -548,6 +550,8 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         free(slot_of);
         return rc;
     }
+    char reason[sizeof ld->w->precision_reason];
+    choose_precision(ld, &plan, reason, sizeof reason);
 
     if ((rc = gpt2_check_budget(&ld->cfg, &plan, ld->budget, &ld->failure))) {
         free(slot_of);
@@ -558,6 +562,7 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         return fail_sticky(ld, err);
     }
     rc = gpt2_weights_create_plan(&ld->cfg, &plan, &ld->w, &ld->failure);
+    if (!rc) memcpy(ld->w->precision_reason, reason, sizeof reason);
     ld->segs = rc ? NULL : malloc((h->count ? h->count : 1) * sizeof *ld->segs);
     if (rc || !ld->segs) {
         free(slot_of);
@@ -1106,21 +1111,59 @@ static void format_bytes(uint64_t n, char *out, size_t cap) {
     else snprintf(out, cap, "%llu bytes", (unsigned long long)n);
 }
 
-gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,
-                           gpt2_error *err) {
-    if (!config || !plan) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_check_budget: NULL argument");
-    uint64_t need = gpt2_model_bytes(config, plan);
-    if (need == UINT64_MAX)
-        return gpt2_fail(err, GPT2_ERR_NOMEM, "the model is too large to address");
-    if (!budget || need <= budget) return GPT2_OK;
-    /* the plan's main precision: the dtype holding most linear parameters */
+/* The plan's main precision: the dtype holding most linear parameters. */
+static gpt2_dtype plan_main_dtype(const gpt2_config *config, const gpt2_weights_plan *plan) {
     gpt2_weights tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.config = *config;
     tmp.plan = *plan;
-    gpt2_dtype main = gpt2_weights_main_dtype(&tmp);
+    return gpt2_weights_main_dtype(&tmp);
+}
+
+/* AUTO keeps the plan as stored when it fits the budget, else takes the most precise smaller
+ * precision that does (f16, then q8_0); a forced precision is kept. Says why in reason.
+ * When nothing fits, the plan stays as stored and gpt2_check_budget reports it. */
+static void choose_precision(const gpt2_loader *ld, gpt2_weights_plan *plan, char *reason, size_t cap) {
+    gpt2_dtype stored = plan_main_dtype(&ld->cfg, plan);
+    if (ld->precision != GPT2_PRECISION_AUTO) {
+        snprintf(reason, cap, "%s as asked", gpt2_dtype_name(stored));
+        return;
+    }
+    uint64_t need = gpt2_model_bytes(&ld->cfg, plan);
+    if (!ld->budget || need <= ld->budget) {
+        snprintf(reason, cap, "auto: %s as stored%s", gpt2_dtype_name(stored), ld->budget ? " (fits the memory budget)" : "");
+        return;
+    }
+    for (int t = (int)stored + 1; t <= GPT2_DTYPE_Q8_0; t++) {
+        gpt2_weights_plan p = gpt2_weights_plan_uniform(&ld->cfg, plan->untied_head, (gpt2_dtype)t);
+        uint64_t alt = gpt2_model_bytes(&ld->cfg, &p);
+        if (alt <= ld->budget) {
+            char need_s[32], budget_s[32], alt_s[32];
+            if (need == UINT64_MAX) snprintf(need_s, sizeof need_s, "more than can be addressed");
+            else format_bytes(need, need_s, sizeof need_s);
+            format_bytes(ld->budget, budget_s, sizeof budget_s);
+            format_bytes(alt, alt_s, sizeof alt_s);
+            snprintf(reason, cap, "auto: %s, because %s as stored needs %s but the memory budget is %s (%s needs %s)",
+                     gpt2_dtype_name((gpt2_dtype)t), gpt2_dtype_name(stored), need_s, budget_s,
+                     gpt2_dtype_name((gpt2_dtype)t), alt_s);
+            *plan = p;
+            return;
+        }
+    }
+    snprintf(reason, cap, "auto: %s as stored (nothing fits)", gpt2_dtype_name(stored));
+}
+
+gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,
+                           gpt2_error *err) {
+    if (!config || !plan) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_check_budget: NULL argument");
+    uint64_t need = gpt2_model_bytes(config, plan);
+    if (need == UINT64_MAX && !budget)
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "the model is too large to address");
+    if (!budget || need <= budget) return GPT2_OK;
+    gpt2_dtype main = plan_main_dtype(config, plan);
     char need_s[32], budget_s[32], alt_s[32];
-    format_bytes(need, need_s, sizeof need_s);
+    if (need == UINT64_MAX) snprintf(need_s, sizeof need_s, "more than can be addressed");
+    else format_bytes(need, need_s, sizeof need_s);
     format_bytes(budget, budget_s, sizeof budget_s);
     /* the most precise smaller precision that fits */
     static const gpt2_dtype order[] = {GPT2_DTYPE_F32, GPT2_DTYPE_F16, GPT2_DTYPE_Q8_0};

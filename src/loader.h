@@ -38,7 +38,11 @@
 
 /* How linear weights are stored in memory (weights.h).
  *  AUTO ("as stored"): F32 and BF16 tensors -> f32, F16 -> f16 (the same values, exactly),
- *       quantized tensors (NAME.q8 + NAME.scale, docs/quantized-format.md) -> q8_0.
+ *       quantized tensors (NAME.q8 + NAME.scale, docs/quantized-format.md) -> q8_0; but when
+ *       that does not fit the memory budget, the most precise of F16 and Q8_0 that does
+ *       (converted as below). The weights' precision_reason says which and why: "auto: f32
+ *       as stored", or "auto: f16, because f32 as stored needs ... but the memory budget is
+ *       ..." (a fallback's reason always contains ", because "), or "f16 as asked".
  *  F32 / F16 / Q8_0: converted while streaming (F16 rounds to nearest even; Q8_0 follows the
  *       rule in quantize.h, bit-identical to a file written by `gpt2 quantize`). Under Q8_0 a
  *       matrix kind whose cols is not a multiple of 32 is stored f16 instead (weights.h).

@@ -8,7 +8,7 @@
 
 #include "weights.h"
 
-/* Reads every byte of w's arena once (k_read_bytes), split in 64-byte-aligned slices over
+/* Reads every byte of w's pieces once (k_read_bytes), split in 64-byte-aligned slices over
  * w's thread pool (the calling thread alone without one); returns the XOR checksum of the
  * bytes, so that the reads cannot be optimised away. 0 for NULL. */
 uint32_t gpt2_weights_stream(const gpt2_weights *w);

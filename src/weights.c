@@ -1,4 +1,4 @@
-/* weights.c - one-arena allocation of the model parameters (see weights.h). */
+/* weights.c - allocation of the model parameters in pieces (see weights.h). */
 #include "weights.h"
 
 #include <stdint.h>
@@ -7,14 +7,14 @@
 
 #include "model.h"
 
-#define ALIGN_BYTES 64u /* every tensor starts at a multiple of 64 bytes into the arena */
+#define ALIGN_BYTES 64u /* every tensor starts at a multiple of 64 bytes into its piece */
 
-/* Walks the arena layout in order, counting bytes in cursor. When w is non-NULL, also
- * points each tensor of w into w->arena. */
+/* Walks the layout of one piece in order, counting bytes in cursor. When base is non-NULL,
+ * also returns each tensor's place in it. */
 typedef struct layout_walk {
     uint64_t cursor; /* bytes used so far */
     int overflow;
-    gpt2_weights *w; /* NULL: count only */
+    uint8_t *base;   /* NULL: count only */
 } layout_walk;
 
 static uint8_t *take_bytes(layout_walk *lw, uint64_t n) {
@@ -27,7 +27,7 @@ static uint8_t *take_bytes(layout_walk *lw, uint64_t n) {
     uint64_t end = start + n;
     end = (end + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
     lw->cursor = end;
-    return lw->w ? (uint8_t *)lw->w->arena + start : NULL;
+    return lw->base ? lw->base + start : NULL;
 }
 
 static float *take_floats(layout_walk *lw, uint64_t a, uint64_t b) {
@@ -58,44 +58,37 @@ static void take_matrix(layout_walk *lw, gpt2_matrix *m, gpt2_dtype t, uint64_t 
     }
 }
 
-static void walk_layout(layout_walk *lw, const gpt2_config *c, const gpt2_weights_plan *p) {
+/* Piece 0: wte, wpe, ln_f (w NULL: count only). */
+static void walk_globals(layout_walk *lw, const gpt2_config *c, const gpt2_weights_plan *p, gpt2_weights *w) {
     uint64_t C = (uint64_t)c->n_embd, V = (uint64_t)c->n_vocab, T = (uint64_t)c->n_ctx;
-    uint64_t I = (uint64_t)c->n_inner;
-    gpt2_weights *w = lw->w;
     float *f;
     take_matrix(lw, w ? &w->wte : NULL, p->dtype[GPT2_MAT_WTE], V, C);
     f = take_floats(lw, T, C); if (w) w->wpe = f;
-    /* Counting only: every layer has the same aligned size, so measure one and multiply
-     * (no loop over a possibly absurd n_layer). */
-    int layers_to_walk = w ? c->n_layer : 1;
-    uint64_t layer_start = lw->cursor;
-    for (int l = 0; l < layers_to_walk && !lw->overflow; l++) {
-        gpt2_layer_weights *L = w ? &w->layers[l] : NULL;
-        f = take_floats(lw, 1, C); if (L) L->ln1_w = f;
-        f = take_floats(lw, 1, C); if (L) L->ln1_b = f;
-        take_matrix(lw, L ? &L->qkv_w : NULL, p->dtype[GPT2_MAT_QKV], 3 * C, C);
-        f = take_floats(lw, 1, 3 * C); if (L) L->qkv_b = f;
-        take_matrix(lw, L ? &L->attn_proj_w : NULL, p->dtype[GPT2_MAT_ATTN_PROJ], C, C);
-        f = take_floats(lw, 1, C); if (L) L->attn_proj_b = f;
-        f = take_floats(lw, 1, C); if (L) L->ln2_w = f;
-        f = take_floats(lw, 1, C); if (L) L->ln2_b = f;
-        take_matrix(lw, L ? &L->fc_w : NULL, p->dtype[GPT2_MAT_FC], I, C);
-        f = take_floats(lw, 1, I); if (L) L->fc_b = f;
-        take_matrix(lw, L ? &L->mlp_proj_w : NULL, p->dtype[GPT2_MAT_MLP_PROJ], C, I);
-        f = take_floats(lw, 1, C); if (L) L->mlp_proj_b = f;
-    }
-    if (!w && !lw->overflow) {
-        uint64_t per_layer = lw->cursor - layer_start, more = (uint64_t)c->n_layer - 1;
-        if (per_layer != 0 && more > (UINT64_MAX - lw->cursor) / per_layer) lw->overflow = 1;
-        else lw->cursor += per_layer * more;
-    }
     f = take_floats(lw, 1, C); if (w) w->lnf_w = f;
     f = take_floats(lw, 1, C); if (w) w->lnf_b = f;
-    if (p->untied_head) {
-        take_matrix(lw, w ? &w->lm_head : NULL, p->dtype[GPT2_MAT_LM_HEAD], V, C);
-    } else if (w) {
-        w->lm_head = w->wte;
-    }
+}
+
+/* One layer's piece (L NULL: count only). */
+static void walk_layer(layout_walk *lw, const gpt2_config *c, const gpt2_weights_plan *p, gpt2_layer_weights *L) {
+    uint64_t C = (uint64_t)c->n_embd, I = (uint64_t)c->n_inner;
+    float *f;
+    f = take_floats(lw, 1, C); if (L) L->ln1_w = f;
+    f = take_floats(lw, 1, C); if (L) L->ln1_b = f;
+    take_matrix(lw, L ? &L->qkv_w : NULL, p->dtype[GPT2_MAT_QKV], 3 * C, C);
+    f = take_floats(lw, 1, 3 * C); if (L) L->qkv_b = f;
+    take_matrix(lw, L ? &L->attn_proj_w : NULL, p->dtype[GPT2_MAT_ATTN_PROJ], C, C);
+    f = take_floats(lw, 1, C); if (L) L->attn_proj_b = f;
+    f = take_floats(lw, 1, C); if (L) L->ln2_w = f;
+    f = take_floats(lw, 1, C); if (L) L->ln2_b = f;
+    take_matrix(lw, L ? &L->fc_w : NULL, p->dtype[GPT2_MAT_FC], I, C);
+    f = take_floats(lw, 1, I); if (L) L->fc_b = f;
+    take_matrix(lw, L ? &L->mlp_proj_w : NULL, p->dtype[GPT2_MAT_MLP_PROJ], C, I);
+    f = take_floats(lw, 1, C); if (L) L->mlp_proj_b = f;
+}
+
+/* The untied head's piece (w NULL: count only). */
+static void walk_head(layout_walk *lw, const gpt2_config *c, const gpt2_weights_plan *p, gpt2_weights *w) {
+    take_matrix(lw, w ? &w->lm_head : NULL, p->dtype[GPT2_MAT_LM_HEAD], (uint64_t)c->n_vocab, (uint64_t)c->n_embd);
 }
 
 static int config_sizes_ok(const gpt2_config *c) {
@@ -146,19 +139,32 @@ static int plan_ok(const gpt2_config *c, const gpt2_weights_plan *p) {
     return 1;
 }
 
-/* Total bytes of the arena; 0 on overflow or invalid config/plan. */
-static uint64_t arena_bytes(const gpt2_config *c, const gpt2_weights_plan *p) {
-    if (!config_sizes_ok(c) || !p || !plan_ok(c, p)) return 0;
-    layout_walk lw = {0, 0, NULL};
-    walk_layout(&lw, c, p);
-    return lw.overflow ? 0 : lw.cursor;
+int gpt2_weights_layout_of(const gpt2_config *c, const gpt2_weights_plan *p, gpt2_weights_layout *out) {
+    if (!config_sizes_ok(c) || !p || !plan_ok(c, p) || !out) return -1;
+    layout_walk g = {0, 0, NULL}, l = {0, 0, NULL}, h = {0, 0, NULL};
+    walk_globals(&g, c, p, NULL);
+    walk_layer(&l, c, p, NULL);
+    if (p->untied_head) walk_head(&h, c, p, NULL);
+    if (g.overflow || l.overflow || h.overflow) return -1;
+    if (g.cursor > GPT2_MAX_ALLOC || l.cursor > GPT2_MAX_ALLOC || h.cursor > GPT2_MAX_ALLOC) return -1;
+    out->globals_bytes = g.cursor;
+    out->layer_bytes = l.cursor;
+    out->head_bytes = h.cursor;
+    out->n_pieces = 1 + c->n_layer + (p->untied_head ? 1 : 0);
+    return c->n_layer < INT32_MAX - 1 ? 0 : -1;
 }
 
 uint64_t gpt2_weights_plan_bytes(const gpt2_config *config, const gpt2_weights_plan *plan) {
-    uint64_t bytes = arena_bytes(config, plan);
-    if (bytes == 0 || bytes > UINT64_MAX / 2) return UINT64_MAX;
-    uint64_t layers = (uint64_t)config->n_layer * sizeof(gpt2_layer_weights);
-    return bytes + layers + sizeof(gpt2_weights);
+    gpt2_weights_layout lay;
+    if (gpt2_weights_layout_of(config, plan, &lay)) return UINT64_MAX;
+    uint64_t L = (uint64_t)config->n_layer; /* < 2^31: every sum below stays far from 2^64 */
+    if (lay.layer_bytes > (UINT64_MAX / 4) / L) return UINT64_MAX;
+    uint64_t pieces = lay.globals_bytes + L * lay.layer_bytes + lay.head_bytes;
+    /* allocations: the struct, the layer table, the piece table, and the pieces */
+    uint64_t allocs = 3 + (uint64_t)lay.n_pieces;
+    uint64_t book = sizeof(gpt2_weights) + L * sizeof(gpt2_layer_weights) +
+                    (uint64_t)lay.n_pieces * sizeof(gpt2_weights_piece) + allocs * GPT2_ALLOC_OVERHEAD;
+    return pieces > UINT64_MAX / 2 ? UINT64_MAX : pieces + book;
 }
 
 uint64_t gpt2_weights_bytes_dtype(const gpt2_config *config, int untied_head, gpt2_dtype t) {
@@ -178,16 +184,17 @@ size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head) {
 uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *plan) {
     uint64_t w = gpt2_weights_plan_bytes(config, plan);
     if (w == UINT64_MAX) return UINT64_MAX;
-    /* the state in 64 bits (model.c's formula: K and V caches, scratch rows, one score row) */
-    uint64_t C = (uint64_t)config->n_embd, T = (uint64_t)config->n_ctx, L = (uint64_t)config->n_layer;
-    uint64_t I = (uint64_t)config->n_inner, B = GPT2_ESTIMATE_BATCH;
+    /* the state: model.c's own count, which is 0 when it overflows size_t */
+    uint64_t state = gpt2_state_bytes(config, GPT2_ESTIMATE_BATCH);
+    if (state == 0 || state > GPT2_MAX_ALLOC) return UINT64_MAX;
+    /* sizes are positive and below 2^31 (config.h), so these products stay below 2^62 */
+    uint64_t V = (uint64_t)config->n_vocab, C = (uint64_t)config->n_embd, I = (uint64_t)config->n_inner;
     uint64_t wide = I > C ? I : C;
-    if (C > (1u << 30) || T > (1u << 30) || L > (1u << 30) || wide > (1u << 30)) return UINT64_MAX;
-    uint64_t cache = L * T; /* < 2^60 */
-    if (cache > UINT64_MAX / 16 / C) return UINT64_MAX;
-    uint64_t floats = 2 * cache * C + B * (5 * C + wide) + T;
-    if (floats > UINT64_MAX / 8 || w > UINT64_MAX - floats * 4) return UINT64_MAX;
-    return w + floats * 4;
+    uint64_t work = GPT2_ESTIMATE_VOCAB_ROWS * V * 4 + GPT2_ESTIMATE_BAND_ROWS * wide * 4 + GPT2_ESTIMATE_WORK_BYTES;
+    /* the state's allocations (struct, block, q8_0 buffer) */
+    state += 3 * GPT2_ALLOC_OVERHEAD;
+    if (w > UINT64_MAX / 4 || state > UINT64_MAX / 4) return UINT64_MAX;
+    return w + state + work;
 }
 
 gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
@@ -198,9 +205,9 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
         return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: config has a non-positive size");
     if (!plan || !plan_ok(config, plan))
         return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: bad storage plan (q8_0 needs cols %% 32 == 0)");
-    uint64_t bytes = arena_bytes(config, plan);
+    gpt2_weights_layout lay;
     uint64_t total = gpt2_weights_plan_bytes(config, plan);
-    if (bytes == 0 || total == UINT64_MAX || total > (uint64_t)SIZE_MAX)
+    if (gpt2_weights_layout_of(config, plan, &lay) || total == UINT64_MAX || total > (uint64_t)SIZE_MAX)
         return gpt2_fail(err, GPT2_ERR_NOMEM,
                          "the model's weights (%llu bytes) do not fit in this platform's memory",
                          (unsigned long long)total);
@@ -210,12 +217,29 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
     w->plan = *plan;
     w->tied_head = !plan->untied_head;
     w->layers = calloc((size_t)config->n_layer, sizeof *w->layers);
-    /* calloc: the pages of a fresh large block are zero without being touched */
-    w->arena = calloc((size_t)bytes, 1);
-    if (!w->layers || !w->arena) goto nomem;
-    w->arena_bytes = (size_t)bytes;
-    layout_walk lw = {0, 0, w};
-    walk_layout(&lw, config, plan);
+    w->pieces = calloc((size_t)lay.n_pieces, sizeof *w->pieces);
+    if (!w->layers || !w->pieces) goto nomem;
+    w->n_pieces = lay.n_pieces;
+    for (int i = 0; i < lay.n_pieces; i++) {
+        uint64_t n = i == 0 ? lay.globals_bytes : i <= config->n_layer ? lay.layer_bytes : lay.head_bytes;
+        /* calloc: the pages of a fresh large block are zero without being touched */
+        w->pieces[i].data = calloc((size_t)n, 1);
+        if (!w->pieces[i].data) goto nomem;
+        w->pieces[i].bytes = (size_t)n;
+        w->arena_bytes += (size_t)n;
+    }
+    layout_walk lw = {0, 0, w->pieces[0].data};
+    walk_globals(&lw, config, plan, w);
+    for (int l = 0; l < config->n_layer; l++) {
+        layout_walk ll = {0, 0, w->pieces[1 + l].data};
+        walk_layer(&ll, config, plan, &w->layers[l]);
+    }
+    if (plan->untied_head) {
+        layout_walk lh = {0, 0, w->pieces[1 + config->n_layer].data};
+        walk_head(&lh, config, plan, w);
+    } else {
+        w->lm_head = w->wte;
+    }
     uint64_t C = (uint64_t)config->n_embd, V = (uint64_t)config->n_vocab, I = (uint64_t)config->n_inner;
     uint64_t per_layer = 4 * C + 3 * C * C + 3 * C + C * C + C + I * C + I + C * I + C;
     w->n_params = V * C * (plan->untied_head ? 2 : 1) + (uint64_t)config->n_ctx * C +
@@ -252,7 +276,8 @@ gpt2_dtype gpt2_weights_main_dtype(const gpt2_weights *w) {
 
 void gpt2_weights_free(gpt2_weights *w) {
     if (!w) return;
-    free(w->arena);
+    for (int i = 0; w->pieces && i < w->n_pieces; i++) free(w->pieces[i].data);
+    free(w->pieces);
     free(w->layers);
     free(w);
 }

@@ -1,4 +1,5 @@
-/* weights.h - the model's parameters in the layout the kernels want, in one allocation.
+/* weights.h - the model's parameters in the layout the kernels want, in a few allocations
+ * ("pieces": the globals, one per layer, the separate LM head), none of them large.
  *
  * Every linear weight (qkv, attention projection, MLP fc and projection, the token
  * embedding wte and the LM head) is a gpt2_matrix (matrix.h) W [out, in], i.e. transposed
@@ -49,6 +50,24 @@ typedef struct gpt2_weights_plan {
     gpt2_dtype dtype[GPT2_MAT_KINDS]; /* dtype[GPT2_MAT_LM_HEAD] is ignored when tied */
 } gpt2_weights_plan;
 
+/* One allocation holding weights: data[0 .. bytes), a multiple of 64 bytes; every tensor in it
+ * starts at a multiple of 64 bytes from data. */
+typedef struct gpt2_weights_piece {
+    void *data;
+    size_t bytes;
+} gpt2_weights_piece;
+
+/* The pieces of a model, in this order: piece 0 holds wte, wpe, ln_f; piece 1 + l holds layer
+ * l's tensors; when the head is untied, piece 1 + n_layer holds lm_head. Holding the weights
+ * in pieces keeps every allocation small: a wasm32 heap cannot make one allocation of more
+ * than 2 GB (PTRDIFF_MAX), though it can hold almost 4 GB in all. */
+typedef struct gpt2_weights_layout {
+    uint64_t globals_bytes; /* piece 0 */
+    uint64_t layer_bytes;   /* each of the n_layer layer pieces */
+    uint64_t head_bytes;    /* the lm_head piece; 0 when tied (no such piece) */
+    int n_pieces;           /* 1 + n_layer (+ 1 untied) */
+} gpt2_weights_layout;
+
 typedef struct gpt2_weights {
     gpt2_config config;
     gpt2_weights_plan plan;
@@ -59,9 +78,12 @@ typedef struct gpt2_weights {
     gpt2_matrix lm_head;      /* [n_vocab, C]; a copy of wte (same data) when tied */
     int tied_head;            /* lm_head shares wte's storage (the GPT-2 case) */
     uint64_t n_params;        /* parameters stored (a tied head counted once) */
-    void *arena;              /* the single allocation every pointer above points into */
-    size_t arena_bytes;
+    gpt2_weights_piece *pieces; /* [n_pieces]: the allocations every pointer above points into
+                                 * (gpt2_weights_layout's order) */
+    int n_pieces;
+    size_t arena_bytes;       /* the pieces' bytes in all (what one decoded token streams) */
     struct gpt2_pool *pool;   /* not owned; NULL by default (threads helper) */
+    char precision_reason[192]; /* why the loader stored this precision (loader.h); "" otherwise */
 } gpt2_weights;
 
 /* A plan with every matrix kind in dtype t, except that under Q8_0 a kind whose cols
@@ -74,9 +96,23 @@ void gpt2_matrix_kind_shape(const gpt2_config *config, gpt2_matrix_kind k, int *
 /* Short name of a matrix kind ("wte", "lm_head", "qkv", "attn_proj", "fc", "mlp_proj"). */
 const char *gpt2_matrix_kind_name(gpt2_matrix_kind k);
 
-/* Bytes gpt2_weights_create allocates for config and plan (arena + bookkeeping), exact in
- * 64 bits; UINT64_MAX on overflow, a non-positive size or an impossible plan (Q8_0 with
- * cols % 32 != 0). Each tensor starts at a multiple of 64 bytes from the start of the arena. */
+/* The largest single allocation the weights or a state may make: PTRDIFF_MAX (C's limit on
+ * one object; malloc refuses more, e.g. 2 GB - 1 in a wasm32 heap). */
+#define GPT2_MAX_ALLOC ((uint64_t)PTRDIFF_MAX)
+
+/* What an allocator adds to each allocation, at most (its header and alignment); counted per
+ * allocation in gpt2_weights_plan_bytes and gpt2_model_bytes. */
+#define GPT2_ALLOC_OVERHEAD 64u
+
+/* The sizes of the pieces for config and plan. Returns 0 and fills *out, or -1 on overflow, a
+ * non-positive size, an impossible plan (Q8_0 with cols % 32 != 0) or a piece larger than
+ * GPT2_MAX_ALLOC. */
+int gpt2_weights_layout_of(const gpt2_config *config, const gpt2_weights_plan *plan,
+                           gpt2_weights_layout *out);
+
+/* Bytes gpt2_weights_create allocates for config and plan: the pieces, GPT2_ALLOC_OVERHEAD per
+ * allocation and the bookkeeping (struct, layer table, piece table). UINT64_MAX when
+ * gpt2_weights_layout_of fails. */
 uint64_t gpt2_weights_plan_bytes(const gpt2_config *config, const gpt2_weights_plan *plan);
 
 /* Float32 sizes (all matrices f32), as before: UINT64_MAX / SIZE_MAX on overflow. */
@@ -86,14 +122,25 @@ size_t gpt2_weights_bytes(const gpt2_config *config, int untied_head);
 /* The same for the dtype t applied with gpt2_weights_plan_uniform. */
 uint64_t gpt2_weights_bytes_dtype(const gpt2_config *config, int untied_head, gpt2_dtype t);
 
-/* Everything one loaded model needs: its weights (plan) plus one state's KV cache and
- * scratch at full context with GPT2_ESTIMATE_BATCH tokens per step (model.h). UINT64_MAX on
- * overflow. This is what loaders compare with a memory budget. */
+/* Everything one loaded model needs at its peak: its weights (gpt2_weights_plan_bytes), one
+ * state's KV cache and scratch at full context with GPT2_ESTIMATE_BATCH tokens per step
+ * (gpt2_state_bytes, model.h), and the working memory of loading and generating
+ * (GPT2_ESTIMATE_VOCAB_ROWS rows of n_vocab floats: a session's logits, a generator's and a
+ * sampler's buffers; GPT2_ESTIMATE_BAND_ROWS rows of the widest matrix in float32: the
+ * loader's staging band; GPT2_ESTIMATE_WORK_BYTES for the rest: the loader's tensor table,
+ * a session's tokens). The caller's own buffers (e.g. the chunk a stream is read into) are
+ * not counted. UINT64_MAX on overflow or when the state would be one allocation over
+ * GPT2_MAX_ALLOC. This is what loaders compare with a memory budget; tools/memory-table.mjs
+ * compares it with the peak measured in WebAssembly. */
 #define GPT2_ESTIMATE_BATCH 64
+#define GPT2_ESTIMATE_VOCAB_ROWS 8
+#define GPT2_ESTIMATE_BAND_ROWS 32
+#define GPT2_ESTIMATE_WORK_BYTES (128u << 10)
 uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *plan);
 
-/* Allocates zeroed weights for config and plan; fails with GPT2_ERR_NOMEM (never crashes)
- * if the arena cannot be allocated or its size overflows, GPT2_ERR_ARG for a bad plan. */
+/* Allocates zeroed weights for config and plan, in pieces (gpt2_weights_layout); fails with
+ * GPT2_ERR_NOMEM (never crashes, nothing left allocated) if a piece cannot be allocated or a
+ * size overflows, GPT2_ERR_ARG for a bad plan. */
 gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
                                   gpt2_weights **out, gpt2_error *err);
 

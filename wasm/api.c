@@ -27,8 +27,7 @@
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
-#include <emscripten/heap.h> /* emscripten_get_sbrk_ptr */
-#define WASM_MEMORY_LIMIT (4ull << 30) /* -sMAXIMUM_MEMORY=4GB (wasm.cmake) */
+#include <emscripten/heap.h> /* emscripten_get_sbrk_ptr, emscripten_get_heap_max */
 #define API EMSCRIPTEN_KEEPALIVE
 #else
 #define API
@@ -44,15 +43,17 @@ _Static_assert(sizeof(gpt2_decoder) <= 8, "gpt2_decoder fits the 8 bytes JS allo
 
 /* Creates a loader from config.json bytes; memory_budget in bytes (0 = no limit of the
  * caller's); precision is a gpt2_precision (0 auto, 1 f32, 2 f16, 3 q8_0). In WebAssembly the
- * budget is also capped at what is left of the 4 GB address space above the heap's current
- * end, so that a model which cannot fit fails at once with a message naming a precision that
- * would. Returns the loader or NULL (err filled). */
+ * budget is also capped at what is left above the heap's current end (wasm_heap_end) of the
+ * most the memory can grow to (4 GB - 64 KiB with -sMAXIMUM_MEMORY=4GB), so that a model which
+ * cannot fit fails at once with a message naming a precision that would, and 'auto' picks
+ * one that fits. Returns the loader or NULL (err filled). */
 API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memory_budget, int precision,
                                     gpt2_error *err) {
     gpt2_loader_options opt = {0};
     opt.memory_budget_bytes = memory_budget > 0 ? (uint64_t)memory_budget : 0;
 #ifdef __EMSCRIPTEN__
-    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), left = used < WASM_MEMORY_LIMIT ? WASM_MEMORY_LIMIT - used : 0;
+    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), limit = (uint64_t)emscripten_get_heap_max();
+    uint64_t left = used < limit ? limit - used : 0;
     if (opt.memory_budget_bytes == 0 || opt.memory_budget_bytes > left) opt.memory_budget_bytes = left ? left : 1;
 #endif
     opt.precision = (gpt2_precision)precision;
@@ -60,6 +61,18 @@ API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memor
     gpt2_loader *ld = NULL;
     gpt2_loader_create(config, len, &opt, &ld, err);
     return ld;
+}
+
+/* The heap's end (the sbrk pointer): the bytes of memory malloc has taken so far, including the
+ * module's static data and stack; 0 outside WebAssembly. WebAssembly memory never shrinks and
+ * this module's malloc does not give memory back below it after large frees, so its value after
+ * loading and one generation is the peak tools/memory-table.mjs reports. */
+API double wasm_heap_end(void) {
+#ifdef __EMSCRIPTEN__
+    return (double)*emscripten_get_sbrk_ptr();
+#else
+    return 0;
+#endif
 }
 
 /* gpt2_loader_set_file_size with the size as a double. */
@@ -91,7 +104,7 @@ API void wasm_weights_config(const gpt2_weights *w, int32_t out[7]) {
     out[6] = !w->tied_head;
 }
 
-/* Bytes the weights occupy. */
+/* Bytes the weights occupy (their pieces and bookkeeping, gpt2_weights_plan_bytes). */
 API double wasm_weights_bytes(const gpt2_weights *w) {
     return (double)gpt2_weights_plan_bytes(&w->config, &w->plan);
 }
@@ -103,6 +116,9 @@ API void wasm_weights_precision(const gpt2_weights *w, int32_t out[7]) {
     for (int k = 0; k < GPT2_MAT_KINDS; k++) out[1 + k] = (int32_t)w->plan.dtype[k];
     if (w->tied_head) out[1 + GPT2_MAT_LM_HEAD] = (int32_t)w->plan.dtype[GPT2_MAT_WTE];
 }
+
+/* Why the loader stored this precision (gpt2_weights.precision_reason), NUL-terminated. */
+API const char *wasm_weights_precision_reason(const gpt2_weights *w) { return w->precision_reason; }
 
 /* Bytes a model of this config.json needs (weights in precision 1 f32 / 2 f16 / 3 q8_0 + one
  * state's KV cache and scratch: gpt2_model_bytes), or -1 (err filled). */

@@ -446,6 +446,8 @@ function showModelInfo(chosen, m) {
   name.textContent = chosen.label;
   const parts = [`${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
   if (info.weightsBytes) parts.push(`${info.precision || ''} weights, ${formatBytes(info.weightsBytes)}`.trim());
+  // why, when 'auto' took a smaller precision than the file's because that did not fit
+  if (info.precisionReason && info.precisionReason.includes(', because ')) parts.push(info.precisionReason);
   const threads = Number(info.threads) || 1;
   parts.push(`WebAssembly SIMD, ${plural(threads, 'thread')}` +
     (threads === 1 && !globalThis.crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''));

@@ -101,6 +101,24 @@ test('memoryBudget: the message names a precision that fits', async () => {
   assert.match(small.message, /even q8_0 needs/);
 });
 
+test("precision 'auto': as stored when it fits, else the most precise that fits, and says why", async () => {
+  // the f16 need, from the message of an f32 load under a budget too small for f32
+  const e = await assertGpt2Error(() => load(fixture('tiny-f32'), { precision: 'f32', memoryBudget: 900000 }), 'nomem',
+    /in f16 it needs (\d+) bytes: load with precision 'f16'/);
+  const f16Need = Number(/in f16 it needs (\d+) bytes/.exec(e.message)[1]);
+  const m16 = await load(fixture('tiny-f32'), { memoryBudget: f16Need });
+  assert.equal(m16.info.precision, 'f16');
+  assert.match(m16.info.precisionReason, /^auto: f16, because f32 as stored needs 1\.\d MB but the memory budget is \d+ bytes \(f16 needs \d+ bytes\)$/);
+  m16.dispose();
+  const m32 = await load(fixture('tiny-f32'));
+  assert.equal(m32.info.precision, 'f32');
+  assert.equal(m32.info.precisionReason, 'auto: f32 as stored (fits the memory budget)'); // WebAssembly's 4 GB
+  m32.dispose();
+  const q = await load(fixture('tiny-f32'), { precision: 'q8_0' });
+  assert.equal(q.info.precisionReason, 'q8_0 as asked');
+  q.dispose();
+});
+
 function run(args, opts = {}) {
   const r = spawnSync(process.execPath, [cli, ...args], { timeout: 60000, ...opts });
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };

@@ -13,6 +13,7 @@
 #include "quantize.h"
 #include "safetensors.h"
 #include "st_writer.h"
+#include "test_util.h"
 #include "weights.h"
 
 /* The test model: 2 layers, C=8, 2 heads, V=11, n_ctx=5, n_inner=32. */
@@ -275,7 +276,7 @@ static void test_good_checkpoints(void) {
                     ref = w;
                     continue;
                 }
-                CHECK(w->arena_bytes == ref->arena_bytes && memcmp(w->arena, ref->arena, w->arena_bytes) == 0,
+                CHECK(same_pieces(w, ref),
                       "%s: differs from the whole-file load", what);
                 gpt2_weights_free(w);
             }
@@ -578,16 +579,29 @@ static void test_budget(void) {
     CHECK(ld == NULL && strstr(e.message, "memory budget") && strstr(e.message, "no precision fits"), "%s",
           e.message);
 
-    /* enough for tied, not for a separate lm_head: fails on the header, before allocating */
+    /* f16 asked: enough for tied, not for a separate lm_head: fails on the header, before
+     * allocating */
     gen_opts o = {"F16", 0, 0, 1, 0, 0, 0};
     size_t len;
     uint8_t *f = make_file(&o, &len);
     opt.memory_budget_bytes = need_u - 1;
     opt.source_name = "remote/gpt2.safetensors";
+    opt.precision = GPT2_PRECISION_F16;
     CHECK_FAILS(load_mem(CONFIG, f, len, 3, &opt, 0, &w, &e), GPT2_ERR_NOMEM, &e);
     CHECK(strstr(e.message, "lm_head") && strstr(e.message, "budget"), "%s", e.message);
+    /* auto under the same budget: the file's f16 does not fit, so the q8_0 plan (its MLP
+     * projection in q8_0, the rest f16, as above) is taken, and the reason says so */
+    opt.precision = GPT2_PRECISION_AUTO;
+    CHECK_OK(load_mem(CONFIG, f, len, 3, &opt, 0, &w, &e), &e);
+    CHECK(w && w->layers[0].mlp_proj_w.type == GPT2_DTYPE_Q8_0 && w->layers[0].fc_w.type == GPT2_DTYPE_F16 &&
+              strstr(w->precision_reason, "auto: q8_0, because f16 as stored needs"),
+          "auto fell back: %s", w ? w->precision_reason : "");
+    gpt2_weights_free(w);
+    w = NULL;
     opt.memory_budget_bytes = need_u;
     CHECK_OK(load_mem(CONFIG, f, len, 3, &opt, 0, &w, &e), &e);
+    CHECK(w && !strcmp(w->precision_reason, "auto: f16 as stored (fits the memory budget)"), "%s",
+          w ? w->precision_reason : "");
     gpt2_weights_free(w);
     w = NULL;
 

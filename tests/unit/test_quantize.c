@@ -14,6 +14,7 @@
 #include "quantize.h"
 #include "safetensors.h"
 #include "st_writer.h"
+#include "test_util.h"
 #include "weights.h"
 
 /* 2 layers, C = 32 (q8_0-able), n_inner = 48 (the MLP projection's in is not a multiple of
@@ -338,13 +339,17 @@ static void test_forced_and_files(void) {
               ref->layers[0].mlp_proj_w.type == GPT2_DTYPE_F16 && ref->lm_head.data == ref->wte.data,
           "q8_0 plan (mlp_proj in f16: in = 48)");
     CHECK(gpt2_weights_main_dtype(ref) == GPT2_DTYPE_Q8_0, "main dtype");
-    CHECK(ref->arena_bytes + ref->config.n_layer * sizeof(gpt2_layer_weights) + sizeof(gpt2_weights) ==
-              gpt2_weights_bytes_dtype(&ref->config, 0, GPT2_DTYPE_Q8_0),
+    uint64_t pieces = 0;
+    for (int i = 0; i < ref->n_pieces; i++) pieces += ref->pieces[i].bytes;
+    CHECK(ref->n_pieces == 1 + ref->config.n_layer && pieces == ref->arena_bytes &&
+              ref->arena_bytes + ref->config.n_layer * sizeof(gpt2_layer_weights) + sizeof(gpt2_weights) +
+                      (size_t)ref->n_pieces * sizeof(gpt2_weights_piece) + (3u + (unsigned)ref->n_pieces) * GPT2_ALLOC_OVERHEAD ==
+                  gpt2_weights_bytes_dtype(&ref->config, 0, GPT2_DTYPE_Q8_0),
           "sized exactly per dtype");
     static const int chunks[] = {1, 7, 33, -1};
     for (size_t c = 0; c < 4; c++) {
         CHECK_OK(load(f32, len32, GPT2_PRECISION_Q8_0, chunks[c], &w, &e), &e);
-        CHECK(w && same_matrices(ref, w) && memcmp(ref->arena, w->arena, ref->arena_bytes) == 0,
+        CHECK(w && same_matrices(ref, w) && same_pieces(ref, w),
               "q8_0 chunk %d differs", chunks[c]);
         gpt2_weights_free(w);
         w = NULL;
@@ -638,8 +643,12 @@ static void test_estimate(void) {
     CHECK(w32 >= 124439808ull * 4 && w32 < 124439808ull * 4 + 100000, "f32 weights %llu", (unsigned long long)w32);
     CHECK(w16 > 248000000 && w16 < 252000000, "f16 %llu", (unsigned long long)w16);
     CHECK(wq > 140000000 && wq < 145000000, /* float32 scales in memory: 1.125 bytes per value */ "q8_0 %llu", (unsigned long long)wq);
-    uint64_t kv = 2ull * 12 * 1024 * 768 * 4;
-    CHECK(gpt2_model_bytes(&small, &p32) > w32 + kv && gpt2_model_bytes(&small, &p32) < w32 + kv + 4000000, "model bytes");
+    /* + the KV cache, the scratch of 64-token steps (x, a, qkv: 5 rows of C; h: n_inner) and
+     * working memory (a few vocabulary-sized rows: some MB) */
+    uint64_t kv = 2ull * 12 * 1024 * 768 * 4, scratch = 64ull * (5 * 768 + 3072) * 4;
+    CHECK(gpt2_model_bytes(&small, &p32) > w32 + kv + scratch + 4 * 50257 * 4 &&
+              gpt2_model_bytes(&small, &p32) < w32 + kv + scratch + 16000000,
+          "model bytes %llu", (unsigned long long)gpt2_model_bytes(&small, &p32));
 
     gpt2_error e = {0};
     gpt2_weights_plan x32 = gpt2_weights_plan_uniform(&xl, 0, GPT2_DTYPE_F32),
@@ -674,18 +683,43 @@ static void test_estimate(void) {
     CHECK_FAILS(gpt2_loader_create(xl_json, strlen(xl_json), &opt, &ld, &e), GPT2_ERR_NOMEM, &e);
     CHECK(strstr(e.message, "no precision fits"), "%s", e.message);
 
-    /* with the header: an F32 file under a budget that fits only q8_0 */
+    /* with the header: an F32 file under a budget that fits only q8_0: f32 asked fails at once
+     * naming q8_0; auto takes q8_0 and says why */
     size_t len;
     uint8_t *f = make_checkpoint("F32", 0, &len);
     gpt2_config cfg = {L, 2, C, T, V, I, 1e-5f};
     gpt2_weights_plan cq = gpt2_weights_plan_uniform(&cfg, 0, GPT2_DTYPE_Q8_0);
     opt.memory_budget_bytes = gpt2_model_bytes(&cfg, &cq);
-    opt.precision = GPT2_PRECISION_AUTO;
+    opt.precision = GPT2_PRECISION_F32;
     gpt2_weights *w = NULL;
+    CHECK_FAILS(gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, &e), GPT2_ERR_NOMEM, &e);
+    CHECK(strstr(e.message, "in f32") && strstr(e.message, "precision 'q8_0'"), "%s", e.message);
+    opt.precision = GPT2_PRECISION_AUTO;
     CHECK_OK(gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, &e), &e);
     if (ld) {
-        CHECK_FAILS(gpt2_loader_feed(ld, f, len, &e), GPT2_ERR_NOMEM, &e);
-        CHECK(strstr(e.message, "in f32") && strstr(e.message, "precision 'q8_0'"), "%s", e.message);
+        CHECK_OK(gpt2_loader_feed(ld, f, len, &e), &e);
+        CHECK_OK(gpt2_loader_finish(ld, &w, &e), &e);
+        CHECK(w && gpt2_weights_main_dtype(w) == GPT2_DTYPE_Q8_0 &&
+                  strstr(w->precision_reason, "auto: q8_0, because f32 as stored needs") &&
+                  strstr(w->precision_reason, "(q8_0 needs "),
+              "%s", w ? w->precision_reason : "");
+        gpt2_weights_free(w);
+        w = NULL;
+        gpt2_loader_free(ld);
+    }
+    /* a budget that fits f16 (not f32): auto takes f16, the most precise that fits */
+    gpt2_weights_plan c16 = gpt2_weights_plan_uniform(&cfg, 0, GPT2_DTYPE_F16);
+    opt.memory_budget_bytes = gpt2_model_bytes(&cfg, &c16);
+    ld = NULL;
+    CHECK_OK(gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, &e), &e);
+    if (ld) {
+        CHECK_OK(gpt2_loader_feed(ld, f, len, &e), &e);
+        CHECK_OK(gpt2_loader_finish(ld, &w, &e), &e);
+        CHECK(w && gpt2_weights_main_dtype(w) == GPT2_DTYPE_F16 && w->layers[1].qkv_w.type == GPT2_DTYPE_F16 &&
+                  strstr(w->precision_reason, "auto: f16, because f32 as stored needs"),
+              "%s", w ? w->precision_reason : "");
+        gpt2_weights_free(w);
+        w = NULL;
         gpt2_loader_free(ld);
     }
     opt.precision = GPT2_PRECISION_Q8_0;

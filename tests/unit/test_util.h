@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "generate.h"
@@ -55,6 +56,15 @@ static inline int load_fixture(const char *dir, gpt2_weights **w, gpt2_tokenizer
     CHECK_OK(gpt2_load_dir(dir, NULL, w, &err), &err);
     CHECK_OK(gpt2_tokenizer_load(dir, tok, &err), &err);
     return *w && *tok;
+}
+
+/* Non-zero when a and b hold the same bytes, piece for piece (weights.h). */
+static inline int same_pieces(const gpt2_weights *a, const gpt2_weights *b) {
+    if (a->n_pieces != b->n_pieces || a->arena_bytes != b->arena_bytes) return 0;
+    for (int i = 0; i < a->n_pieces; i++)
+        if (a->pieces[i].bytes != b->pieces[i].bytes || memcmp(a->pieces[i].data, b->pieces[i].data, a->pieces[i].bytes))
+            return 0;
+    return 1;
 }
 
 /* Runs a generator to the end; returns the number of tokens written to out (<= cap) and

@@ -41,6 +41,15 @@ _Static_assert(offsetof(gpt2_piece, text) == 4 && offsetof(gpt2_piece, len) == 8
 #endif
 _Static_assert(sizeof(gpt2_decoder) <= 8, "gpt2_decoder fits the 8 bytes JS allocates");
 
+#ifdef __EMSCRIPTEN__
+/* Bytes the heap can still grow by: the most the memory can grow to (4 GB - 64 KiB with
+ * -sMAXIMUM_MEMORY=4GB) minus its current end. The budget of loads and of training. */
+static uint64_t memory_left(void) {
+    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), limit = (uint64_t)emscripten_get_heap_max();
+    return used < limit ? limit - used : 0;
+}
+#endif
+
 /* Creates a loader from config.json bytes; memory_budget in bytes (0 = no limit of the
  * caller's); precision is a gpt2_precision (0 auto, 1 f32, 2 f16, 3 q8_0). In WebAssembly the
  * budget is also capped at what is left above the heap's current end (wasm_heap_end) of the
@@ -52,8 +61,7 @@ API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memor
     gpt2_loader_options opt = {0};
     opt.memory_budget_bytes = memory_budget > 0 ? (uint64_t)memory_budget : 0;
 #ifdef __EMSCRIPTEN__
-    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), limit = (uint64_t)emscripten_get_heap_max();
-    uint64_t left = used < limit ? limit - used : 0;
+    uint64_t left = memory_left();
     if (opt.memory_budget_bytes == 0 || opt.memory_budget_bytes > left) opt.memory_budget_bytes = left ? left : 1;
 #endif
     opt.precision = (gpt2_precision)precision;
@@ -265,8 +273,8 @@ API gpt2_train *wasm_train_create(const gpt2_weights *w, const double o[15], gpt
     to.seed = o[14] >= 0 ? (uint64_t)o[14] : 0;
     uint64_t budget = 0;
 #ifdef __EMSCRIPTEN__
-    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr();
-    budget = used < WASM_MEMORY_LIMIT ? WASM_MEMORY_LIMIT - used : 1;
+    budget = memory_left();
+    if (budget == 0) budget = 1;
 #endif
     gpt2_train *t = NULL;
     gpt2_train_create(w, &to, budget, &t, err);

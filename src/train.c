@@ -538,14 +538,11 @@ typedef struct mm_job {
  * split between threads. The 4 x 16 tiles keep the sums in registers (GCC/clang vector types:
  * lane-wise IEEE multiplies and adds, so SSE/AVX and WASM SIMD round alike). */
 typedef float v8 __attribute__((vector_size(32)));
-
-static inline v8 v8_load(const float *p) {
-    v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+/* the same vector read and written at any float address (no function takes or returns a v8:
+ * without AVX, gcc warns that passing one by value changes the ABI, -Wpsabi) */
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define v8_load(p) (*(const v8u *)(const void *)(p))
+#define v8_store(p, v) (*(v8u *)(void *)(p) = (v))
 
 /* Tile widths: 16 columns natively (8 AVX registers of sums), 8 in WebAssembly (its 128-bit
  * vectors: 8 registers of sums as well). The values do not depend on the width. */
@@ -637,13 +634,16 @@ static void gemm_rows(void *c, int m0, int m1) {
  * Each dot: 8 lanes (lane l sums the products k = l mod 8 of the first I - I%8 in order), then
  * ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)), then the tail in order: the same value whatever the
  * tiling or the thread split. Tiles of 4 rows of x by 2 rows of W; W in blocks of 32 rows. */
-static inline float v8_hsum(v8 a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
+static inline float v8_hsum(const v8 *v) {
+    const float *a = (const float *)v;
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
 
 static float dot8(const float *a, const float *b, int K) {
     v8 acc = {0};
     int k = 0;
     for (; k + 8 <= K; k += 8) acc += v8_load(a + k) * v8_load(b + k);
-    float s = v8_hsum(acc);
+    float s = v8_hsum(&acc);
     for (; k < K; k++) s += a[k] * b[k];
     return s;
 }
@@ -679,7 +679,7 @@ static void mm_fwd(void *c, int o0, int o1) {
                     for (int e = 0; e < 8; e++) {
                         const int rr = r + e / 2, oo = o + e % 2;
                         const float *xa = j->x + (size_t)rr * I, *wa = j->W + (size_t)oo * I;
-                        float sum = v8_hsum(acc[e]);
+                        float sum = v8_hsum(&acc[e]);
                         for (int k = K8; k < I; k++) sum += xa[k] * wa[k];
                         j->y[(size_t)rr * j->O + oo] = sum + (j->b ? j->b[oo] : 0.0f);
                     }

@@ -265,8 +265,8 @@ API gpt2_train *wasm_train_create(const gpt2_weights *w, const double o[15], gpt
     to.seed = o[14] >= 0 ? (uint64_t)o[14] : 0;
     uint64_t budget = 0;
 #ifdef __EMSCRIPTEN__
-    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr();
-    budget = used < WASM_MEMORY_LIMIT ? WASM_MEMORY_LIMIT - used : 1;
+    uint64_t used = (uint64_t)*emscripten_get_sbrk_ptr(), limit = (uint64_t)emscripten_get_heap_max();
+    budget = used < limit ? limit - used : 1;
 #endif
     gpt2_train *t = NULL;
     gpt2_train_create(w, &to, budget, &t, err);

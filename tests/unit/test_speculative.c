@@ -265,6 +265,22 @@ static void embedded(void) {
             CHECK(same_ids(gpt2_session_tokens(a), gpt2_session_pos(a), gpt2_session_tokens(b), gpt2_session_pos(b)),
                   "turn %d: sessions hold the same %d tokens", turn, gpt2_session_pos(a));
         }
+        /* Freed after 3 tokens (a cancelled generation): the session holds those 3, not the
+         * verified tokens not yet emitted. */
+        if (b && d) {
+            gpt2_generator *gb = NULL;
+            int before = gpt2_session_pos(b);
+            gpt2_piece piece;
+            p.n_stop = 0;
+            CHECK_OK(gpt2_generator_create_in_session(b, tok, &p, &gb, &err), &err);
+            CHECK_OK(gpt2_generator_set_draft(gb, d, 8, &err), &err);
+            for (int i = 0; i < 3 && gb; i++) CHECK_OK(gpt2_generator_next(gb, &piece, &err), &err);
+            int proposed = gpt2_generator_draft_proposed(gb), accepted = gpt2_generator_draft_accepted(gb);
+            gpt2_generator_free(gb);
+            CHECK(accepted >= 3 && proposed == 8 && gpt2_session_pos(b) == before + 3,
+                  "cancelled after 3 tokens of a round of %d accepted: session %d -> %d", accepted, before,
+                  gpt2_session_pos(b));
+        }
         gpt2_session_free(a);
         gpt2_session_free(b);
         gpt2_session_free(d);

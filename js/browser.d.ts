@@ -10,11 +10,14 @@
 // Keep these declarations in step with js/browser.js.
 
 import type {
-  GenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
+  GenerateOptions as NodeGenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
   Precision, RankOptions, RankResult, ScoreOptions, ScoreResult, TokenIds, TokenizeOptions,
 } from './index.js';
 
 export { Gpt2Error } from './index.js';
+
+/** Generation options in the worker: those of the Node API without speculative decoding (a draft model cannot cross to the worker). */
+export type GenerateOptions = Omit<NodeGenerateOptions, 'draft' | 'draftTokens'>;
 
 /** The contents of one checkpoint file handed to the worker (Blob/File by reference; Response and ReadableStream transferred; buffers copied). */
 export type BrowserModelFile = Blob | Response | ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView;

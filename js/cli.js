@@ -61,6 +61,10 @@ ${FINETUNE_USAGE}options:
   --truncate left|error     a prompt longer than the context: drop its oldest tokens
                             with a warning (default), or fail
   --stats                   print timings to stderr (generate)
+  --draft DIR|URL           generate: speculative decoding with this draft model (same
+                            vocabulary; greedy only: needs --temperature 0)
+  --draft-precision P       the draft's weights in memory (default q8_0)
+  --draft-tokens K          tokens the draft proposes per round, 1..16 (default 4)
   --precision P             weights in memory: auto (as stored if it fits, else f16, else
                             q8_0; default), f32, f16, q8_0
   --memory-budget BYTES     fail (naming a precision that fits) if the model would need
@@ -97,6 +101,9 @@ const OPTIONS = {
   '--context': ['contextPolicy', 'string'],
   '--truncate': ['truncatePrompt', 'string'],
   '--stats': ['stats', 'flag'],
+  '--draft': ['draft', 'string'],
+  '--draft-precision': ['draftPrecision', 'string'],
+  '--draft-tokens': ['draftTokens', 'int'],
   '--precision': ['precision', 'string'],
   '--memory-budget': ['memoryBudget', 'bytes'],
   '--type': ['type', 'string'],
@@ -294,8 +301,17 @@ async function main(argv) {
   const trainOnly = Object.keys(o).find((k) => Object.values(FINETUNE_OPTIONS).some(([key]) => key === k));
   if (trainOnly) return usageError(`${optionName(trainOnly)} is an option of finetune, not of ${command}`);
   if (o.type !== undefined) return usageError(`--type is an option of quantize, not of ${command}`);
-  if (o.precision !== undefined && !['auto', 'f32', 'f16', 'q8_0'].includes(o.precision)) {
-    return usageError(`unknown precision '${o.precision}' (choose auto, f32, f16 or q8_0)`);
+  for (const key of ['precision', 'draftPrecision']) {
+    if (o[key] !== undefined && !['auto', 'f32', 'f16', 'q8_0'].includes(o[key])) {
+      return usageError(`unknown ${optionName(key).slice(2)} '${o[key]}' (choose auto, f32, f16 or q8_0)`);
+    }
+  }
+  if (command !== 'generate') {
+    for (const key of ['draft', 'draftPrecision', 'draftTokens']) {
+      if (o[key] !== undefined) return usageError(`${optionName(key)} is an option of generate, not of ${command}`);
+    }
+  } else if (o.draft === undefined && (o.draftPrecision !== undefined || o.draftTokens !== undefined)) {
+    return usageError(`${optionName(o.draftPrecision !== undefined ? 'draftPrecision' : 'draftTokens')} needs --draft`);
   }
   for (const key of DOWNLOAD_KEYS) {
     if (o[key] !== undefined) return usageError(`${optionName(key)} is an option of download, not of ${command}`);
@@ -329,6 +345,11 @@ async function main(argv) {
   try {
     const model = await loadModel(o, controller.signal);
     try {
+      if (o.draft !== undefined) {
+        // The draft shares the model's instance (load's `into`) and is disposed with it.
+        o.draftModel = await loadModel({ model: o.draft, precision: o.draftPrecision ?? 'q8_0', quiet: o.quiet, into: model },
+          controller.signal);
+      }
       switch (command) {
         case 'generate': return await cmdGenerate(model, o, text, ids, controller.signal);
         case 'tokenize': return cmdTokenize(model, o, text);
@@ -358,6 +379,7 @@ async function loadModel(o, signal) {
   try {
     const model = await load(o.model, {
       signal, precision: o.precision, memoryBudget: o.memoryBudget, threads: o.threads, onProgress: o.quiet ? undefined : (p) => bar.update(p),
+      ...(o.into ? { into: o.into } : {}),
     });
     bar.label = displaySource(model.info.source);
     bar.done({ quiet: !!o.quiet });
@@ -376,6 +398,7 @@ async function cmdGenerate(model, o, text, ids, signal) {
     repetitionPenalty: o.repetitionPenalty, seed: o.seed, stop: o.stop, ignoreEot: !!o.ignoreEot,
     special: !!o.special, signal,
     contextPolicy: o.contextPolicy, truncatePrompt: o.truncatePrompt,
+    ...(o.draftModel ? { draft: o.draftModel, draftTokens: o.draftTokens } : {}),
   };
   const generation = model.generate(ids ?? text, options); // bad options throw here, before output
   const started = performance.now();
@@ -427,6 +450,10 @@ async function cmdGenerate(model, o, text, ids, signal) {
     const tps = s.timings.tokensPerSecond === null ? 'n/a' : s.timings.tokensPerSecond.toFixed(1);
     process.stderr.write(`prompt ${s.promptTokens} tokens, generated ${s.tokens} tokens, stop: ${s.stopReason}, ` +
       `first token ${(s.timings.firstTokenMs / 1000).toFixed(3)} s, ${tps} tokens/s after it\n`);
+    if (s.speculative) {
+      const { proposed, accepted, rate } = s.speculative;
+      process.stderr.write(`draft: ${accepted} of ${proposed} proposed tokens accepted (${rate === null ? 'n/a' : `${(100 * rate).toFixed(1)}%`})\n`);
+    }
   }
   return cancelled ? 130 : 0;
 }

@@ -106,6 +106,12 @@ export interface LoadOptions {
    * what was chosen.
    */
   threads?: number | 'auto' | undefined;
+  /**
+   * Loads the checkpoint into the WebAssembly instance of an already loaded model (sharing its
+   * memory and threads; `wasmUrl` and `threads` are then ignored), e.g. a draft for that
+   * model's speculative decoding ({@link GenerateOptions.draft}). It is disposed with that model.
+   */
+  into?: Gpt2Model | undefined;
 }
 
 /**
@@ -357,6 +363,17 @@ export interface GenerateOptions {
    * with `break` instead ends it with `stopReason: 'cancelled'`.)
    */
   signal?: AbortSignal | undefined;
+  /**
+   * Speculative decoding: this smaller (or q8_0) model, loaded with `load(source, { into: model })`
+   * and with the same vocabulary, proposes `draftTokens` tokens per round and the model checks
+   * them all in one batched pass. The text is exactly the greedy text without a draft.
+   * Greedy only: needs `temperature: 0`, and no `repetitionPenalty`, `logitBias` or
+   * `bannedWords` (else {@link Gpt2Error} `'unsupported'` on the first step).
+   * `summary.speculative` reports the acceptance.
+   */
+  draft?: Gpt2Model | undefined;
+  /** Tokens the draft proposes per round, 1..16 (default 4); only with `draft`. */
+  draftTokens?: number | undefined;
 }
 
 /** One step of a generation. */
@@ -413,6 +430,11 @@ export interface GenerationSummary {
   readonly stopReason: StopReason;
   /** All the text generated (the pieces' text joined; without the prompt). */
   readonly text: string;
+  /**
+   * With a draft ({@link GenerateOptions.draft}): draft tokens the model checked (`proposed`),
+   * those it kept (`accepted`), and `rate` = accepted / proposed (`null` when none were proposed).
+   */
+  readonly speculative?: { readonly proposed: number; readonly accepted: number; readonly rate: number | null };
   /** How long it took. */
   readonly timings: GenerationTimings;
 }

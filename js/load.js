@@ -29,12 +29,17 @@ export async function load(source, options) {
   if (precisionCode < 0) {
     throw new Gpt2Error(`precision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, 'arg');
   }
+  const into = options.into;
+  if (into !== undefined && (!(into instanceof Gpt2Model) || into.disposed || into.sharedCore)) {
+    throw new Gpt2Error('into must be a loaded model (not disposed, not itself loaded with into)', 'arg');
+  }
   throwIfAborted(signal);
   const [{ label, files }, mod] = await Promise.all([
     openSource(source, { signal, fetch: options.fetch, assetsUrl: options.assetsUrl }),
-    createModule({ wasmUrl: options.wasmUrl, assetsUrl: options.assetsUrl, threads: options.threads ?? 'auto' }),
+    into ? into.core.m : createModule({ wasmUrl: options.wasmUrl, assetsUrl: options.assetsUrl, threads: options.threads ?? 'auto' }),
   ]);
-  const core = new Core(mod);
+  if (into && into.disposed) throw new Gpt2Error('into: the model was disposed while loading', 'arg');
+  const core = into ? into.core : new Core(mod);
   const started = Date.now();
 
   // Progress across all four files; total is known when every size is.
@@ -87,15 +92,24 @@ export async function load(source, options) {
     staging = 0;
     // Threads: a pool of mod.gpt2Threads threads (1 in the single-thread build) that every
     // forward pass on these weights uses; freed, with the workers, on dispose.
-    pool = core.checkPtr(mod._wasm_pool_create(mod.gpt2Threads, core.err));
-    mod._wasm_weights_set_pool(weights, pool);
+    // With `into`, the weights share that model's instance and thread pool.
+    if (!into) pool = core.checkPtr(mod._wasm_pool_create(mod.gpt2Threads, core.err));
+    mod._wasm_weights_set_pool(weights, into ? into.pool : pool);
     if (onProgress) onProgress({ phase: 'ready', file: null, loaded, total: total ?? loaded });
     const model = new Gpt2Model(core, weights, tokenizer, {
       source: label, loadSeconds: (Date.now() - started) / 1000, ...weightsPrecision(core, weights),
-      threads: mod._wasm_pool_threads(pool), build: mod.gpt2Build,
+      threads: mod._wasm_pool_threads(into ? into.pool : pool), build: mod.gpt2Build,
       ...(mod.gpt2ThreadsFallback ? { threadsFallback: mod.gpt2ThreadsFallback } : {}),
     });
     model.tokenizerFiles = Object.freeze({ 'vocab.json': vocab, 'merges.txt': merges });
+    if (into) {
+      model.sharedCore = true;
+      into.guests.add(model);
+      const disposeGuest = model.dispose.bind(model);
+      model.dispose = () => { into.guests.delete(model); disposeGuest(); };
+      return model;
+    }
+    model.pool = pool;
     const disposeModel = model.dispose.bind(model);
     const threadPool = pool;
     model.dispose = () => {
@@ -111,7 +125,7 @@ export async function load(source, options) {
     if (weights) mod._gpt2_weights_free(weights);
     if (tokenizer) mod._gpt2_tokenizer_free(tokenizer);
     if (pool) mod._gpt2_pool_free(pool);
-    mod.gpt2Terminate?.();
+    if (!into) mod.gpt2Terminate?.();
     core.free(staging);
     for (const f of Object.values(files)) f.cancel?.(); // downloads not (fully) read
     if (signal && signal.aborted) throw abortError(signal);

@@ -42,6 +42,12 @@ export class Gpt2Model {
     this.sessions = new Set();
     /** vocab.json and merges.txt as loaded (for save()); set by load(). @type {Record<string, Uint8Array>|null} */
     this.tokenizerFiles = null;
+    /** Models loaded into this one's instance (load's `into`), disposed with it. @type {Set<Gpt2Model>} */
+    this.guests = new Set();
+    /** True for a model loaded with `into`: it shares another model's instance. */
+    this.sharedCore = false;
+    /** The thread pool (set by load()). */
+    this.pool = 0;
   }
 
   #live() {
@@ -323,12 +329,33 @@ export class Gpt2Model {
   dispose() {
     if (this.disposed) return;
     for (const s of [...this.sessions]) s.dispose();
+    for (const g of [...this.guests]) g.dispose();
     this.disposed = true;
     this.core.m._gpt2_weights_free(this.weights);
     this.core.m._gpt2_tokenizer_free(this.tokenizer);
-    this.core.free(this.core.err);
+    if (!this.sharedCore) this.core.free(this.core.err);
     this.core = null;
   }
+}
+
+/**
+ * Checks generate's `draft` and `draftTokens` options: null without a draft, else
+ * { model, tokens }. The draft must share the model's WebAssembly instance (loaded with
+ * `load(source, { into: model })`). The core refuses sampling (only greedy decoding,
+ * temperature 0, is supported) with code 'unsupported' when the generation starts.
+ */
+function checkDraft(model, draft, draftTokens) {
+  if (draft === undefined || draft === null) {
+    if (draftTokens !== undefined) throw new Gpt2Error('draftTokens needs a draft model (option draft)', 'arg');
+    return null;
+  }
+  if (!(draft instanceof Gpt2Model) || draft.disposed) throw new Gpt2Error('draft must be a loaded, not disposed model', 'arg');
+  if (draft.core !== model.core) {
+    throw new Gpt2Error("draft must be loaded into this model's WebAssembly instance: load(source, { into: model })", 'arg');
+  }
+  const tokens = draftTokens ?? 4; // the core checks the range (1..16), the vocabulary and the sampling options
+  if (!Number.isInteger(tokens)) throw new Gpt2Error(`draftTokens must be a whole number, got ${JSON.stringify(draftTokens)}`, 'arg');
+  return { model: draft, tokens };
 }
 
 /** Copies token ids into new WASM memory after checking each; returns [ptr, count]. */
@@ -422,6 +449,8 @@ export class Generation {
     this.settle = { resolve, reject };
     this.g = 0;
     this.piece = 0;
+    this.draftSession = 0;
+    this.draft = checkDraft(model, options.draft, options.draftTokens);
   }
 
   [Symbol.asyncIterator]() { return this; }
@@ -455,6 +484,10 @@ export class Generation {
         o.temperature, o.topK, o.topP, o.repetitionPenalty, o.seed, o.ignoreEot ? 1 : 0, stopArr, o.stop.length,
         biasIds, biasValues, o.bias.length, bannedArr, o.banned.length, session ? session.ptr : 0,
         o.contextPolicy === 'slide' ? 1 : 0, o.slideKeep, o.truncatePrompt === 'left' ? 1 : 0, core.err));
+      if (this.draft) {
+        this.draftSession = core.checkPtr(core.m._wasm_session_create(this.draft.model.weights, 16, core.err));
+        core.check(core.m._gpt2_generator_set_draft(this.g, this.draftSession, this.draft.tokens, core.err));
+      }
     } finally {
       allocs.forEach((p) => core.free(p));
     }
@@ -467,8 +500,10 @@ export class Generation {
   #finish(error, stopReason) {
     const core = this.model.core;
     const t = now();
-    let tokens = 0, promptTokens = 0, truncatedTokens = 0, slides = 0;
+    let tokens = 0, promptTokens = 0, truncatedTokens = 0, slides = 0, proposed = 0, accepted = 0;
     if (core && this.g) {
+      proposed = core.m._gpt2_generator_draft_proposed(this.g);
+      accepted = core.m._gpt2_generator_draft_accepted(this.g);
       tokens = core.m._gpt2_generator_count(this.g);
       promptTokens = core.m._gpt2_generator_prompt_tokens(this.g);
       truncatedTokens = core.m._gpt2_generator_truncated(this.g);
@@ -476,6 +511,8 @@ export class Generation {
       core.m._gpt2_generator_free(this.g);
       core.free(this.piece);
     }
+    if (core && this.draftSession) core.m._gpt2_session_free(this.draftSession);
+    this.draftSession = 0;
     this.g = 0;
     this.done = true;
     if (this.session && this.session.generation === this) this.session.generation = null;
@@ -496,6 +533,7 @@ export class Generation {
       warnings,
       stopReason,
       text: this.text,
+      ...(this.draft ? { speculative: { proposed, accepted, rate: proposed ? accepted / proposed : null } } : {}),
       timings: {
         firstTokenMs: this.t0 === undefined ? 0 : first - this.t0,
         totalMs: this.t0 === undefined ? 0 : t - this.t0,
@@ -511,6 +549,7 @@ export class Generation {
       if (this.signal && this.signal.aborted) throw abortError(this.signal);
       if (this.model.disposed) throw new Gpt2Error('the model has been disposed', 'arg');
       if (this.session && this.session.disposed) throw new Gpt2Error('the session has been disposed', 'arg');
+      if (this.draft && this.draft.model.disposed) throw new Gpt2Error('the draft model has been disposed', 'arg');
       if (!this.g) this.#start();
       const core = this.model.core;
       core.check(core.m._gpt2_generator_next(this.g, this.piece, core.err));

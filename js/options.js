@@ -11,7 +11,7 @@ import { Gpt2Error } from './errors.js';
  * `generate` is shared by `model.generate` and `session.generate`; `append` is `session.append`.
  */
 export const OPTION_NAMES = Object.freeze({
-  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads']),
+  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads', 'into']),
   loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl', 'threads']),
   tokenize: Object.freeze(['special']),
   score: Object.freeze(['special', 'topK']),
@@ -19,7 +19,7 @@ export const OPTION_NAMES = Object.freeze({
   append: Object.freeze(['special']),
   generate: Object.freeze([
     'maxTokens', 'temperature', 'topK', 'topP', 'repetitionPenalty', 'seed', 'stop', 'ignoreEot', 'special',
-    'logitBias', 'bannedWords', 'contextPolicy', 'slideKeep', 'truncatePrompt', 'signal',
+    'logitBias', 'bannedWords', 'contextPolicy', 'slideKeep', 'truncatePrompt', 'signal', 'draft', 'draftTokens',
   ]),
   download: Object.freeze(['dir', 'baseUrl', 'revision', 'onProgress', 'signal', 'fetch', 'timeout', 'retries', 'retryDelay']),
   quantize: Object.freeze(['type', 'onProgress']),

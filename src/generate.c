@@ -50,6 +50,10 @@ struct gpt2_generator {
     char *tail;               /* the last bytes of the text (all of it when tail_whole) */
     size_t tail_len, tail_cap;
     int tail_whole;
+    /* speculative decoding (gpt2_generator_set_draft) */
+    gpt2_speculative *spec;
+    int32_t queue[GPT2_SPECULATIVE_MAX_K + 1]; /* verified tokens not yet emitted */
+    int q_head, q_len;
 };
 
 void gpt2_generate_params_default(gpt2_generate_params *p) {
@@ -69,8 +73,16 @@ const char *gpt2_stop_reason_name(gpt2_stop_reason r) {
     return "unknown";
 }
 
+/* Removes the verified tokens not yet emitted from the session. */
+static void drop_queue(gpt2_generator *g) {
+    if (g->q_len > 0) gpt2_session_rewind(g->session, gpt2_session_pos(g->session) - g->q_len, NULL);
+    g->q_len = 0;
+}
+
 void gpt2_generator_free(gpt2_generator *g) {
     if (!g) return;
+    if (!g->owns_session) drop_queue(g);
+    gpt2_speculative_free(g->spec);
     for (int i = 0; i < GPT2_MAX_STOP_SEQUENCES; i++) free(g->stop_text[i]);
     if (g->owns_session) gpt2_session_free(g->session);
     gpt2_sampler_free(g->sampler);
@@ -421,7 +433,8 @@ static void finish(gpt2_generator *g, gpt2_piece *piece, gpt2_stop_reason r) {
 /* The token budget or the context is used up (GPT2_STOP_NONE if neither). */
 static gpt2_stop_reason limit_reached(const gpt2_generator *g) {
     if (g->n_generated >= g->params.max_new_tokens) return GPT2_STOP_MAX_TOKENS;
-    if (gpt2_session_pos(g->session) >= g->w->config.n_ctx && g->params.context_policy != GPT2_CONTEXT_SLIDE)
+    /* queued tokens are in the session already but not yet generated */
+    if (gpt2_session_pos(g->session) - g->q_len >= g->w->config.n_ctx && g->params.context_policy != GPT2_CONTEXT_SLIDE)
         return GPT2_STOP_CONTEXT_FULL;
     return GPT2_STOP_NONE;
 }
@@ -440,7 +453,54 @@ static gpt2_err make_room(gpt2_generator *g, gpt2_error *err) {
 int gpt2_generator_truncated(const gpt2_generator *g) { return g ? g->n_truncated : 0; }
 int gpt2_generator_slides(const gpt2_generator *g) { return g ? g->n_slides : 0; }
 
+gpt2_err gpt2_generator_set_draft(gpt2_generator *g, gpt2_session *draft, int k, gpt2_error *err) {
+    if (!g || !draft) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_generator_set_draft: NULL argument");
+    if (g->started || g->spec)
+        return gpt2_fail(err, GPT2_ERR_ARG, "the draft must be set once, before the first token");
+    const gpt2_sampler_params *sp = &g->params.sampler;
+    if (sp->temperature != 0.0f)
+        return gpt2_fail(err, GPT2_ERR_UNSUPPORTED,
+                         "speculative decoding supports greedy decoding only (temperature 0), got temperature %g",
+                         (double)sp->temperature);
+    if (sp->repetition_penalty != 1.0f || sp->n_bias > 0 || g->n_banned > 0)
+        return gpt2_fail(err, GPT2_ERR_UNSUPPORTED,
+                         "speculative decoding does not support repetition penalty, logit bias or banned words");
+    return gpt2_speculative_create(g->session, draft, k, &g->spec, err);
+}
+
+int gpt2_generator_draft_proposed(const gpt2_generator *g) {
+    return g ? (int)gpt2_speculative_get_stats(g->spec).proposed : 0;
+}
+int gpt2_generator_draft_accepted(const gpt2_generator *g) {
+    return g ? (int)gpt2_speculative_get_stats(g->spec).accepted : 0;
+}
+
+/* The next token from the speculative rounds (a new round when none is queued). */
+static gpt2_err next_verified(gpt2_generator *g, int32_t *id, gpt2_error *err) {
+    if (g->q_len == 0) {
+        gpt2_err rc0 = make_room(g, err); /* a round starts with room in the context */
+        if (rc0 != GPT2_OK) return rc0;
+        int32_t eot = g->params.ignore_eot ? -1 : gpt2_tokenizer_eot_id(g->tok);
+        int n = 0;
+        gpt2_err rc = gpt2_speculative_step(g->spec, g->params.max_new_tokens - g->n_generated, eot, g->queue, &n, err);
+        if (rc != GPT2_OK) return rc;
+        g->q_head = 0;
+        g->q_len = n;
+    }
+    *id = g->queue[g->q_head++];
+    g->q_len--;
+    return GPT2_OK;
+}
+
+static gpt2_err generator_step(gpt2_generator *g, gpt2_piece *piece, gpt2_error *err);
+
 gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *err) {
+    gpt2_err rc = generator_step(g, piece, err);
+    if (rc == GPT2_OK && g->spec && g->stop != GPT2_STOP_NONE) drop_queue(g);
+    return rc;
+}
+
+static gpt2_err generator_step(gpt2_generator *g, gpt2_piece *piece, gpt2_error *err) {
     if (!g || !piece) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_generator_next: NULL argument");
     piece->id = -1;
     piece->text = g->out;
@@ -463,14 +523,19 @@ gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *e
         return GPT2_OK;
     }
 
-    memcpy(g->scratch, gpt2_session_logits(g->session), (size_t)c->n_vocab * sizeof(float));
-    apply_banned(g, g->scratch);
     int32_t id;
-    rc = gpt2_sampler_sample(g->sampler, g->scratch, gpt2_session_tokens(g->session),
-                             (size_t)gpt2_session_pos(g->session), &id, err);
-    if (rc != GPT2_OK) return rc;
-    /* The token joins the session uncomputed; it runs below, or in the session's next call. */
-    if ((rc = gpt2_session_push(g->session, &id, 1, err)) != GPT2_OK) return rc;
+    if (g->spec) {
+        /* The token is in the session already (verified by the big model). */
+        if ((rc = next_verified(g, &id, err)) != GPT2_OK) return rc;
+    } else {
+        memcpy(g->scratch, gpt2_session_logits(g->session), (size_t)c->n_vocab * sizeof(float));
+        apply_banned(g, g->scratch);
+        rc = gpt2_sampler_sample(g->sampler, g->scratch, gpt2_session_tokens(g->session),
+                                 (size_t)gpt2_session_pos(g->session), &id, err);
+        if (rc != GPT2_OK) return rc;
+        /* The token joins the session uncomputed; it runs below, or in the session's next call. */
+        if ((rc = gpt2_session_push(g->session, &id, 1, err)) != GPT2_OK) return rc;
+    }
     piece->id = id;
     g->n_generated++;
     if (g->n_banned) {
@@ -498,6 +563,7 @@ gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *e
         finish(g, piece, limit);
         return GPT2_OK;
     }
+    if (g->spec) return GPT2_OK; /* the next round runs it with the proposals */
     /* Run the new token now, so the next call samples at once. */
     if ((rc = make_room(g, err)) != GPT2_OK) return rc;
     return gpt2_session_sync(g->session, err);
@@ -506,5 +572,5 @@ gpt2_err gpt2_generator_next(gpt2_generator *g, gpt2_piece *piece, gpt2_error *e
 int gpt2_generator_count(const gpt2_generator *g) { return g ? g->n_generated : 0; }
 int gpt2_generator_prompt_tokens(const gpt2_generator *g) { return g ? g->n_prompt : 0; }
 const float *gpt2_generator_logits(const gpt2_generator *g) {
-    return g && g->started ? gpt2_session_logits(g->session) : NULL;
+    return g && g->started && !g->spec ? gpt2_session_logits(g->session) : NULL;
 }

@@ -41,6 +41,7 @@
 #include "model.h"
 #include "sampler.h"
 #include "session.h"
+#include "speculative.h"
 #include "status.h"
 #include "tokenizer.h"
 #include "weights.h"
@@ -119,8 +120,23 @@ int gpt2_generator_count(const gpt2_generator *g);
 int gpt2_generator_prompt_tokens(const gpt2_generator *g);
 
 /* The logits the last token was sampled from (after the step that produced it),
- * before sampling changed them: [n_vocab] floats, or NULL before the first step. */
+ * before sampling changed them: [n_vocab] floats, or NULL before the first step and
+ * with a draft (gpt2_generator_set_draft). */
 const float *gpt2_generator_logits(const gpt2_generator *g);
+
+/* Speculative decoding (speculative.h): the generator's tokens come from rounds in which
+ * the draft session proposes k (1..16) tokens and the big model checks them in one
+ * batched pass. The text is exactly the greedy text without a draft. Call before the
+ * first gpt2_generator_next. Only plain greedy decoding is supported: temperature 0,
+ * no repetition penalty, logit bias or banned words (GPT2_ERR_UNSUPPORTED otherwise). The draft session is borrowed (its tokens are
+ * replaced by the generator's) and must outlive the generator. When generation ends
+ * (or the generator is freed) with verified tokens not yet emitted, they are removed
+ * from the generator's session, so it ends as without a draft. */
+gpt2_err gpt2_generator_set_draft(gpt2_generator *g, gpt2_session *draft, int k, gpt2_error *err);
+
+/* Draft tokens checked and accepted so far (0 without a draft). */
+int gpt2_generator_draft_proposed(const gpt2_generator *g);
+int gpt2_generator_draft_accepted(const gpt2_generator *g);
 
 /* Releases a generator (NULL is allowed). */
 void gpt2_generator_free(gpt2_generator *g);

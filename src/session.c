@@ -116,7 +116,13 @@ gpt2_err gpt2_session_push(gpt2_session *s, const int32_t *ids, size_t n, gpt2_e
 gpt2_err gpt2_session_sync(gpt2_session *s, gpt2_error *err) {
     if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_sync: session is NULL");
     int n = s->n_tokens - s->n_computed;
-    if (n == 0) return GPT2_OK;
+    if (n == 0 && (s->has_logits || s->n_computed == 0)) return GPT2_OK;
+    if (n == 0) { /* after gpt2_session_cut: recompute the last token for its logits */
+        gpt2_err rc = gpt2_state_rewind(s->state, s->n_computed - 1, err);
+        if (rc != GPT2_OK) return rc;
+        s->n_computed--;
+        n = 1;
+    }
     gpt2_err rc = gpt2_forward(s->state, s->tokens + s->n_computed, n, s->logits, 0, err);
     if (rc != GPT2_OK) return rc;
     s->n_computed += n;
@@ -159,6 +165,57 @@ gpt2_err gpt2_session_append(gpt2_session *s, const int32_t *ids, size_t n, floa
     }
     free(buf);
     return rc;
+}
+
+gpt2_err gpt2_session_append_rows(gpt2_session *s, const int32_t *ids, size_t n, float *rows, gpt2_error *err) {
+    if (!s || !rows) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_append_rows: NULL argument");
+    gpt2_err rc = check_ids(s, ids, n, err);
+    if (rc != GPT2_OK) return rc;
+    if (s->n_tokens == 0)
+        return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_append_rows: the session needs a token before ids");
+    const size_t V = (size_t)s->w->config.n_vocab;
+    int np = s->n_tokens - s->n_computed;
+    if (np > 1) { /* every pending token but the last, without logits */
+        if ((rc = gpt2_forward(s->state, s->tokens + s->n_computed, np - 1, NULL, 0, err)) != GPT2_OK) return rc;
+        s->n_computed += np - 1;
+        s->computed += np - 1;
+        s->has_logits = 0;
+        np = 1;
+    }
+    if (np == 0 && !s->has_logits) { /* logits of the last token unknown (cut): run it again */
+        if ((rc = gpt2_state_rewind(s->state, s->n_computed - 1, err)) != GPT2_OK) return rc;
+        s->n_computed--;
+        np = 1;
+    }
+    memcpy(s->tokens + s->n_tokens, ids, n * sizeof(int32_t));
+    if (np == 1) {
+        rc = gpt2_forward(s->state, s->tokens + s->n_computed, (int)n + 1, rows, 1, err);
+    } else {
+        memcpy(rows, s->logits, V * sizeof(float));
+        rc = n ? gpt2_forward(s->state, ids, (int)n, rows + V, 1, err) : GPT2_OK;
+    }
+    if (rc != GPT2_OK) return rc;
+    s->n_tokens += (int)n;
+    s->computed += (double)n + np;
+    s->n_computed = s->n_tokens;
+    memcpy(s->logits, rows + n * V, V * sizeof(float));
+    s->has_logits = 1;
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_session_cut(gpt2_session *s, int pos, gpt2_error *err) {
+    if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_cut: session is NULL");
+    if (pos < 0 || pos > s->n_tokens)
+        return gpt2_fail(err, GPT2_ERR_RANGE, "cannot cut to position %d (the session holds %d tokens)", pos,
+                         s->n_tokens);
+    if (s->n_computed > pos) {
+        gpt2_err rc = gpt2_state_rewind(s->state, pos, err);
+        if (rc != GPT2_OK) return rc;
+        s->n_computed = pos;
+        s->has_logits = 0;
+    }
+    s->n_tokens = pos;
+    return GPT2_OK;
 }
 
 gpt2_err gpt2_session_slide(gpt2_session *s, int keep, gpt2_error *err) {

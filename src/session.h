@@ -64,6 +64,19 @@ gpt2_err gpt2_session_sync(gpt2_session *s, gpt2_error *err);
  * computes one token for it. */
 gpt2_err gpt2_session_rewind(gpt2_session *s, int pos, gpt2_error *err);
 
+/* Appends ids[0..n) and runs every uncomputed token in one batch, writing n+1 rows of
+ * logits to rows ([n+1][n_vocab]): rows[i] is the next-token distribution after the
+ * tokens before ids[i], rows[n] the one after ids[n-1]. The session must hold at least
+ * one token before ids. Pending tokens before the last one run first without logits.
+ * Same checks as gpt2_session_append. Used to verify a draft's proposals in one pass. */
+gpt2_err gpt2_session_append_rows(gpt2_session *s, const int32_t *ids, size_t n, float *rows, gpt2_error *err);
+
+/* Keeps tokens[0..pos) like gpt2_session_rewind, but token pos-1 stays computed when it
+ * was: nothing is recomputed, and the logits after it are recomputed (one token) only
+ * if a later call needs them before a new token is appended. For callers that already
+ * know the next token (speculative decoding). */
+gpt2_err gpt2_session_cut(gpt2_session *s, int pos, gpt2_error *err);
+
 /* Keeps only the last `keep` tokens (1 <= keep <= gpt2_session_pos), moved to positions
  * 0..keep-1, and empties the cache: they are pending and run again (with their new
  * positions) on the next call. This is how generation continues past the context. */

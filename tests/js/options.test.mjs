@@ -37,7 +37,7 @@ test('generate: a misspelled option names the closest valid one', async () => {
 test('generate: an option with no close name lists the valid ones', async () => {
   await rejects(() => model.generate('Hello', { n_predict: 3 }),
     "unknown option 'n_predict' (valid options: maxTokens, temperature, topK, topP, repetitionPenalty, seed, " +
-    'stop, ignoreEot, special, logitBias, bannedWords, contextPolicy, slideKeep, truncatePrompt, signal)');
+    'stop, ignoreEot, special, logitBias, bannedWords, contextPolicy, slideKeep, truncatePrompt, signal, draft, draftTokens)');
 });
 
 test('options that are not an object are rejected', async () => {

@@ -20,7 +20,10 @@ export async function features(): Promise<string> {
   const counted: number = fork.computedTokens + summary.promptTokens;
   const bias = new Map<number, number>([[1, 2]]);
   await model.generate('x', { logitBias: bias, bannedWords: 'word' }).next();
+  const draft = await load(undefined, { precision: 'q8_0', into: model });
+  const spec = model.generate('x', { temperature: 0, draft, draftTokens: 4 });
+  const rate: number | null | undefined = (await spec.summary).speculative?.rate;
   session.dispose();
   model.dispose();
-  return `${best} ${top} ${text} ${counted} ${model.tokenTexts([1, 2]).join('')} ${fork.text} ${fork.tokens.length} ${fork.disposed}`;
+  return `${best} ${top} ${text} ${counted} ${model.tokenTexts([1, 2]).join('')} ${fork.text} ${fork.tokens.length} ${fork.disposed} ${rate}`;
 }

@@ -22,6 +22,7 @@
 
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "generate.h"
 #include "loader.h"
 #include "quantize.h"
@@ -107,7 +108,7 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
+int gpt2_cli_parse_long(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -116,7 +117,7 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
     return 1;
 }
 
-static int parse_float(const char *s, float *out) {
+int gpt2_cli_parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -182,10 +183,10 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--ids")) o->ids = v;
         else if (!strcmp(a, "--max-tokens")) {
-            if (!parse_int(v, 0, 1 << 30, &n)) return usage_error("--max-tokens needs a whole number >= 0, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 0, 1 << 30, &n)) return usage_error("--max-tokens needs a whole number >= 0, got '%s'", v);
             o->gen.max_new_tokens = (int)n;
         } else if (!strcmp(a, "--top-k")) {
-            if (!parse_int(v, 0, 1 << 30, &n)) return usage_error("--top-k needs a whole number >= 0, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 0, 1 << 30, &n)) return usage_error("--top-k needs a whole number >= 0, got '%s'", v);
             o->gen.sampler.top_k = (int)n;
         } else if (!strcmp(a, "--seed")) {
             char *end;
@@ -194,11 +195,11 @@ static int parse_args(int argc, char **argv, options *o) {
             if (errno || end == v || *end || v[0] == '-') return usage_error("--seed needs a whole number >= 0, got '%s'", v);
             o->gen.sampler.seed = (uint64_t)s;
         } else if (!strcmp(a, "--temperature")) {
-            if (!parse_float(v, &o->gen.sampler.temperature)) return usage_error("--temperature needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->gen.sampler.temperature)) return usage_error("--temperature needs a number, got '%s'", v);
         } else if (!strcmp(a, "--top-p")) {
-            if (!parse_float(v, &o->gen.sampler.top_p)) return usage_error("--top-p needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->gen.sampler.top_p)) return usage_error("--top-p needs a number, got '%s'", v);
         } else if (!strcmp(a, "--repetition-penalty")) {
-            if (!parse_float(v, &o->gen.sampler.repetition_penalty))
+            if (!gpt2_cli_parse_float(v, &o->gen.sampler.repetition_penalty))
                 return usage_error("--repetition-penalty needs a number, got '%s'", v);
         } else if (!strcmp(a, "--context")) {
             if (!strcmp(v, "slide")) o->gen.context_policy = GPT2_CONTEXT_SLIDE;
@@ -210,7 +211,7 @@ static int parse_args(int argc, char **argv, options *o) {
             else return usage_error("--truncate must be left or error, got '%s'", v);
         } else if (!strcmp(a, "--threads")) {
             long n;
-            if (!parse_int(v, 1, 256, &n)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 256, &n)) return usage_error("--threads needs a whole number from 1 to 256, got '%s'", v);
             o->threads = (int)n;
         } else if (!strcmp(a, "--precision")) {
             gpt2_error e;
@@ -231,15 +232,15 @@ static int parse_args(int argc, char **argv, options *o) {
             if (!eq || (size_t)(eq - v) >= sizeof idtext) return usage_error("--bias needs ID=VALUE, got '%s'", v);
             memcpy(idtext, v, (size_t)(eq - v));
             idtext[eq - v] = '\0';
-            if (!parse_int(idtext, 0, 1 << 30, &n)) return usage_error("--bias needs ID=VALUE, got '%s'", v);
+            if (!gpt2_cli_parse_long(idtext, 0, 1 << 30, &n)) return usage_error("--bias needs ID=VALUE, got '%s'", v);
             o->bias_ids[k] = (int32_t)n;
             if (!strcmp(eq + 1, "-inf")) o->bias[k] = -INFINITY;
-            else if (!parse_float(eq + 1, &o->bias[k])) return usage_error("--bias needs ID=VALUE, got '%s'", v);
+            else if (!gpt2_cli_parse_float(eq + 1, &o->bias[k])) return usage_error("--bias needs ID=VALUE, got '%s'", v);
             o->gen.sampler.bias_ids = o->bias_ids;
             o->gen.sampler.bias = o->bias;
             o->gen.sampler.n_bias = k + 1;
         } else if (!strcmp(a, "--alternatives")) {
-            if (!parse_int(v, 0, 1 << 20, &n)) return usage_error("--alternatives needs a whole number >= 0, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 0, 1 << 20, &n)) return usage_error("--alternatives needs a whole number >= 0, got '%s'", v);
             o->alternatives = (int)n;
         } else if (!strcmp(a, "--stop")) {
             if (o->gen.n_stop >= GPT2_MAX_STOP_SEQUENCES) return usage_error("at most 8 --stop options%s", "");
@@ -607,8 +608,6 @@ static int cmd_quantize(int argc, char **argv) {
     return 0;
 }
 
-int gpt2_cli_bench(int argc, char **argv);    /* cli_bench.c */
-int gpt2_cli_finetune(int argc, char **argv); /* cli_finetune.c */
 
 int main(int argc, char **argv) {
     options o;

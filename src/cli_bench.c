@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "generate.h"
 #include "kernels.h"
 #include "loader.h"
@@ -48,8 +49,6 @@
 #ifndef GPT2_DEFAULT_MODEL_DIR
 #define GPT2_DEFAULT_MODEL_DIR "models"
 #endif
-
-int gpt2_cli_bench(int argc, char **argv);
 
 typedef struct bench_sizes {
     int p1, p2;   /* prefill prompt lengths */

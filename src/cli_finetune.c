@@ -26,6 +26,7 @@
 
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "loader.h"
 #include "pool.h"
 #include "tokenizer.h"
@@ -35,7 +36,6 @@
 #define GPT2_DEFAULT_MODEL_DIR "models"
 #endif
 
-int gpt2_cli_finetune(int argc, char **argv);
 
 typedef struct ft_options {
     const char *model, *data, *out;
@@ -87,24 +87,6 @@ static int ft_fail(const char *what, const gpt2_error *err) {
     return 1;
 }
 
-static int get_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
-static int get_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return 0;
-    *out = (float)v;
-    return 1;
-}
-
 static int parse(int argc, char **argv, ft_options *o) {
     memset(o, 0, sizeof *o);
     o->model = GPT2_DEFAULT_MODEL_DIR;
@@ -135,40 +117,40 @@ static int parse(int argc, char **argv, ft_options *o) {
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--steps")) {
-            if (!get_long(v, 1, 1L << 30, &o->steps)) return ft_usage("--steps needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1L << 30, &o->steps)) return ft_usage("--steps needs a whole number >= 1, got '%s'", v);
         } else if (!strcmp(a, "--batch")) {
-            if (!get_long(v, 1, 1 << 20, &n)) return ft_usage("--batch needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1 << 20, &n)) return ft_usage("--batch needs a whole number >= 1, got '%s'", v);
             o->train.batch = (int)n;
         } else if (!strcmp(a, "--seq")) {
-            if (!get_long(v, 1, 1 << 20, &n)) return ft_usage("--seq needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1 << 20, &n)) return ft_usage("--seq needs a whole number >= 1, got '%s'", v);
             o->train.seq = (int)n;
         } else if (!strcmp(a, "--grad-accum")) {
-            if (!get_long(v, 1, 1 << 20, &n)) return ft_usage("--grad-accum needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1 << 20, &n)) return ft_usage("--grad-accum needs a whole number >= 1, got '%s'", v);
             o->train.grad_accum = (int)n;
         } else if (!strcmp(a, "--warmup")) {
-            if (!get_long(v, 0, 1L << 30, &n)) return ft_usage("--warmup needs a whole number >= 0, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 0, 1L << 30, &n)) return ft_usage("--warmup needs a whole number >= 0, got '%s'", v);
             o->train.warmup = (int)n;
         } else if (!strcmp(a, "--eval-every")) {
-            if (!get_long(v, 1, 1L << 30, &o->eval_every)) return ft_usage("--eval-every needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1L << 30, &o->eval_every)) return ft_usage("--eval-every needs a whole number >= 1, got '%s'", v);
         } else if (!strcmp(a, "--save-every")) {
-            if (!get_long(v, 1, 1L << 30, &o->save_every)) return ft_usage("--save-every needs a whole number >= 1, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 1, 1L << 30, &o->save_every)) return ft_usage("--save-every needs a whole number >= 1, got '%s'", v);
         } else if (!strcmp(a, "--threads")) {
-            if (!get_long(v, 0, 1024, &n)) return ft_usage("--threads needs a whole number 0..1024, got '%s'", v);
+            if (!gpt2_cli_parse_long(v, 0, 1024, &n)) return ft_usage("--threads needs a whole number 0..1024, got '%s'", v);
             o->threads = (int)n;
         } else if (!strcmp(a, "--lr")) {
-            if (!get_float(v, &o->train.lr)) return ft_usage("--lr needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.lr)) return ft_usage("--lr needs a number, got '%s'", v);
         } else if (!strcmp(a, "--weight-decay")) {
-            if (!get_float(v, &o->train.weight_decay)) return ft_usage("--weight-decay needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.weight_decay)) return ft_usage("--weight-decay needs a number, got '%s'", v);
         } else if (!strcmp(a, "--beta1")) {
-            if (!get_float(v, &o->train.beta1)) return ft_usage("--beta1 needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.beta1)) return ft_usage("--beta1 needs a number, got '%s'", v);
         } else if (!strcmp(a, "--beta2")) {
-            if (!get_float(v, &o->train.beta2)) return ft_usage("--beta2 needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.beta2)) return ft_usage("--beta2 needs a number, got '%s'", v);
         } else if (!strcmp(a, "--eps")) {
-            if (!get_float(v, &o->train.eps)) return ft_usage("--eps needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.eps)) return ft_usage("--eps needs a number, got '%s'", v);
         } else if (!strcmp(a, "--grad-clip")) {
-            if (!get_float(v, &o->train.grad_clip)) return ft_usage("--grad-clip needs a number, got '%s'", v);
+            if (!gpt2_cli_parse_float(v, &o->train.grad_clip)) return ft_usage("--grad-clip needs a number, got '%s'", v);
         } else if (!strcmp(a, "--val-fraction")) {
-            if (!get_float(v, &o->val_fraction) || !(o->val_fraction >= 0.0f && o->val_fraction < 1.0f))
+            if (!gpt2_cli_parse_float(v, &o->val_fraction) || !(o->val_fraction >= 0.0f && o->val_fraction < 1.0f))
                 return ft_usage("--val-fraction needs a number in [0, 1), got '%s'", v);
         } else if (!strcmp(a, "--optimizer")) {
             if (!strcmp(v, "adamw")) o->train.optimizer = GPT2_OPTIM_ADAMW;

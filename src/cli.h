@@ -1,0 +1,18 @@
+/* cli.h - what the native tool's source files (src/cli*.c) share: the subcommands that live in
+ * their own file, and the number parsing every subcommand's options use. */
+#ifndef GPT2_CLI_H
+#define GPT2_CLI_H
+
+/* `gpt2 bench ...` (cli_bench.c) and `gpt2 finetune ...` (cli_finetune.c): argv as main got
+ * it (argv[1] is the subcommand); the process exit status. */
+int gpt2_cli_bench(int argc, char **argv);
+int gpt2_cli_finetune(int argc, char **argv);
+
+/* s as a whole decimal number in [lo, hi] into *out: 1, or 0 (nothing written) when s is not
+ * one or is out of range. */
+int gpt2_cli_parse_long(const char *s, long lo, long hi, long *out);
+
+/* s as a finite number (strtod syntax) into *out as a float: 1, or 0 when it is not one. */
+int gpt2_cli_parse_float(const char *s, float *out);
+
+#endif

@@ -4,6 +4,7 @@ import { abortError, Gpt2Error } from './errors.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { Session } from './session.js';
 import { finetune, saveFiles } from './finetune.js';
+import { importNode, isNode } from './platform.js';
 
 const STOP_REASONS = ['none', 'max_tokens', 'eot', 'stop_sequence', 'context_full'];
 const MAX_STOP_SEQUENCES = 8;
@@ -306,8 +307,9 @@ export class Gpt2Model {
   async save(dir, options = {}) {
     const files = saveFiles(this, this.#live(), options.dtype ?? 'f32');
     if (dir === undefined) return files;
-    const { mkdir, writeFile } = await import('node:fs/promises');
-    const { join } = await import('node:path');
+    if (!isNode) throw new Gpt2Error('save(dir) needs Node (it writes files to a folder); in a browser, save() returns the files', 'unsupported');
+    const { mkdir, writeFile } = await importNode('fs/promises');
+    const { join } = await importNode('path');
     await mkdir(dir, { recursive: true });
     const paths = [];
     for (const [name, bytes] of Object.entries(files)) {

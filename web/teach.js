@@ -46,6 +46,7 @@ export function initTeach(app) {
   let controller = null; // while training
   let busy = false;
   let taught = null;     // the model that was taught (downloads are its files)
+  let saved = null;      // a promise of its four files, made at the first download
 
   function setBusy(on) {
     busy = on;
@@ -100,6 +101,7 @@ export function initTeach(app) {
     hook.steps = [];
     hook.before = hook.after = null;
     taught = null;
+    saved = null;
     controller = new AbortController();
     setBusy(true);
     el.compare.hidden = true;
@@ -201,7 +203,8 @@ export function initTeach(app) {
   async function download(name) {
     if (!taught || taught.disposed) return;
     try {
-      const files = await taught.save();
+      if (!saved) saved = taught.save();
+      const files = await saved;
       const url = URL.createObjectURL(new Blob([files[name]]));
       const a = document.createElement('a');
       a.href = url;
@@ -211,6 +214,7 @@ export function initTeach(app) {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     } catch (e) {
+      saved = null;
       app.showError(`${name} could not be saved.`, (e && e.message) || String(e));
     }
   }

@@ -10,7 +10,7 @@
 // Keep these declarations in step with js/browser.js.
 
 import type {
-  GenerateOptions as NodeGenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
+  FinetuneOptions, FinetuneStep, GenerateOptions as NodeGenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
   Precision, RankOptions, RankResult, ScoreOptions, ScoreResult, TokenIds, TokenizeOptions,
 } from './index.js';
 
@@ -136,6 +136,14 @@ export declare class RemoteModel {
   session(): Promise<RemoteSession>;
   /** Generates a continuation in the worker; invalid options are reported by the first `next()`. */
   generate(prompt: string | TokenIds, options?: GenerateOptions): RemoteGeneration;
+  /**
+   * Fine-tunes the model in the worker (as `Gpt2Model.finetune`), one item per optimiser step;
+   * invalid options or data are reported by the first `next()`. `signal` or `break` stop at a
+   * step boundary; the worker's model then holds the weights trained so far.
+   */
+  finetune(textOrIds: string | TokenIds, options?: FinetuneOptions): AsyncIterableIterator<FinetuneStep>;
+  /** The model as a Hugging Face folder: the four files as bytes (`dtype` of the matrices: 'f32' by default). */
+  save(options?: { dtype?: 'f32' | 'f16' }): Promise<Record<'config.json' | 'model.safetensors' | 'vocab.json' | 'merges.txt', Uint8Array>>;
   /** Terminates the worker, freeing all of the model's memory; pending calls reject. Safe to call twice. */
   dispose(): Promise<void>;
 }

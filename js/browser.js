@@ -26,7 +26,7 @@ import { assetsFolder, FILE_NAMES } from './sources.js';
 export { Gpt2Error } from './errors.js';
 
 /**
- * Generation options as posted to the worker: every option but `signal` (which stays here),
+ * Generation (or fine-tuning) options as posted to the worker: every option but `signal` (which stays here),
  * unchanged (logitBias, bannedWords, contextPolicy, truncatePrompt, ... included; a Map of
  * logit biases survives structured cloning).
  */
@@ -288,6 +288,36 @@ export class RemoteModel {
   }
 
   /**
+   * Fine-tunes the model in its worker (see Gpt2Model.finetune): an async iterator of one
+   * { step, loss, valLoss?, lr, gradNorm, tokensPerSecond } per optimiser step, streamed like
+   * generate(). Unknown option names throw at once; other invalid options or data are reported
+   * by the first next() (Gpt2Error 'arg').
+   * options.signal stops at the next step boundary: every step the worker finished is still
+   * yielded, then the iterator throws AbortError, so the steps seen are the steps in the model.
+   * Leaving the loop (`break`) also stops the worker at a step boundary (it may have finished a
+   * step not taken). Either way the worker's model then holds the weights trained so far.
+   * @param {string|number[]|Int32Array|Uint32Array} textOrIds
+   * @param {import('./index.js').FinetuneOptions} [options]
+   * @returns {AsyncIterableIterator<import('./index.js').FinetuneStep>}
+   */
+  finetune(textOrIds, options = {}) {
+    options = checkOptions(options, OPTION_NAMES.finetune);
+    const request = { op: 'finetune', id: this.#id, data: textOrIds, options: generateOptions(options) };
+    return new RemoteFinetune(this.#conn, request, options.signal);
+  }
+
+  /**
+   * The model as a Hugging Face folder (e.g. after finetune()): the four files as bytes,
+   * made in the worker.
+   * @param {{ dtype?: 'f32'|'f16' }} [options] the matrices' dtype in model.safetensors (default 'f32')
+   * @returns {Promise<Record<'config.json'|'model.safetensors'|'vocab.json'|'merges.txt', Uint8Array>>}
+   */
+  save(options = {}) {
+    options = checkOptions(options, ['dtype']);
+    return this.#conn.request({ op: 'save', id: this.#id, options: generateOptions(options) });
+  }
+
+  /**
    * Terminates the worker, freeing all of the model's memory. Pending calls reject and
    * running generations throw Gpt2Error 'arg' ('the model has been disposed'). Safe to call twice.
    * @returns {Promise<void>}
@@ -540,6 +570,94 @@ export class RemoteGeneration {
   #detach() {
     if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
     this.#onAbort = null;
+  }
+}
+
+/**
+ * One fine-tuning running in the worker: an async iterator of its steps. Unlike a generation,
+ * an abort does not drop what is on its way: the steps the worker finished before it saw the
+ * abort are yielded first, then AbortError is thrown.
+ */
+class RemoteFinetune {
+  /** @param {Connection} conn @param {object} request the 'finetune' message @param {AbortSignal} [signal] */
+  constructor(conn, request, signal) {
+    this.#conn = conn;
+    this.#request = request;
+    this.#signal = signal;
+  }
+
+  #conn; #request; #signal;
+  #rid = undefined;  // request id once started
+  #queue = [];       // steps received, not yet taken
+  #waiter = null;    // { resolve, reject } of a pending next()
+  #end = null;       // { error } or { error: null } once the worker has finished
+  #onAbort = () => this.#conn.send({ op: 'abort', rid: this.#rid });
+
+  [Symbol.asyncIterator]() { return this; }
+
+  /** @returns {Promise<IteratorResult<import('./index.js').FinetuneStep>>} */
+  async next() {
+    if (this.#queue.length) return { done: false, value: this.#queue.shift() };
+    if (this.#end) return this.#finish();
+    if (this.#rid === undefined) {
+      throwIfAborted(this.#signal);
+      this.#rid = this.#conn.stream(this.#request, (m) => this.#onMessage(m), (e) => this.#onEnd(e));
+      if (this.#signal) this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
+  }
+
+  /** Stops early (`break`): the worker stops at its next step boundary. */
+  async return() {
+    if (this.#rid !== undefined && !this.#end) {
+      this.#conn.send({ op: 'abort', rid: this.#rid });
+      this.#conn.forget(this.#rid);
+    }
+    this.#queue = [];
+    this.#onEnd(null);
+    return { done: true, value: undefined };
+  }
+
+  #onMessage(m) {
+    if (m.type === 'piece') this.#queue.push(m.piece);
+    else if (m.type === 'done') {
+      this.#conn.forget(this.#rid);
+      this.#onEnd(null);
+      return;
+    }
+    this.#wake();
+  }
+
+  #onEnd(error) {
+    if (this.#end) return;
+    if (this.#signal) this.#signal.removeEventListener('abort', this.#onAbort);
+    const aborted = error && error.name === 'AbortError' && this.#signal && this.#signal.aborted;
+    this.#end = { error: aborted ? abortError(this.#signal) : error };
+    this.#wake();
+  }
+
+  /** The end, once the queue is empty: throws the error (once), then done. */
+  #finish() {
+    const { error } = this.#end;
+    this.#end = { error: null };
+    if (error) throw error;
+    return { done: true, value: undefined };
+  }
+
+  #wake() {
+    if (!this.#waiter) return;
+    const w = this.#waiter;
+    if (this.#queue.length) {
+      this.#waiter = null;
+      w.resolve({ done: false, value: this.#queue.shift() });
+    } else if (this.#end) {
+      this.#waiter = null;
+      try {
+        w.resolve(this.#finish());
+      } catch (e) {
+        w.reject(e);
+      }
+    }
   }
 }
 

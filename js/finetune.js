@@ -2,6 +2,7 @@
 // folder. Used by Gpt2Model.finetune / Gpt2Model.save (model.js).
 import { abortError, Gpt2Error } from './errors.js';
 import { copyIds } from './model.js';
+import { checkOptions as checkNames, OPTION_NAMES } from './options.js';
 
 const DEFAULTS = {
   steps: 100, batch: 4, seq: 64, gradAccum: 1, lr: 1e-4, optimizer: 'adamw', weightDecay: 0,
@@ -18,11 +19,7 @@ const now = () => (typeof performance !== 'undefined' ? performance.now() : Date
 
 /** Checks the options (unknown names, types, choices); the core checks the numeric ranges. */
 function checkOptions(options) {
-  if (options === null || typeof options !== 'object') throw new Gpt2Error('finetune: options must be an object', 'arg');
-  for (const k of Object.keys(options)) {
-    if (!(k in DEFAULTS)) throw new Gpt2Error(`finetune: unknown option '${k}'`, 'arg');
-  }
-  const o = { ...DEFAULTS, ...options };
+  const o = { ...DEFAULTS, ...checkNames(options, OPTION_NAMES.finetune) };
   for (const k of ['steps', 'batch', 'seq', 'gradAccum', 'warmup', 'evalEvery']) {
     if (!Number.isInteger(o[k]) || o[k] < (k === 'warmup' || k === 'evalEvery' ? 0 : 1)) {
       throw new Gpt2Error(`finetune: ${k} must be a whole number >= ${k === 'warmup' || k === 'evalEvery' ? 0 : 1}, got ${o[k]}`, 'arg');

@@ -313,7 +313,7 @@ export class Gpt2Model {
   async save(dir, options = {}) {
     const files = saveFiles(this, this.#live(), options.dtype ?? 'f32');
     if (dir === undefined) return files;
-    if (!isNode) throw new Gpt2Error('save(dir) writes files and needs Node; in a browser call save() for the bytes', 'unsupported');
+    if (!isNode) throw new Gpt2Error('save(dir) needs Node (it writes files to a folder); in a browser, save() returns the files', 'unsupported');
     const { mkdir, writeFile } = await importNode('fs/promises');
     const { join } = await importNode('path');
     await mkdir(dir, { recursive: true });

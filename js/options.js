@@ -6,7 +6,7 @@ import { Gpt2Error } from './errors.js';
 
 /**
  * Option names by function, as documented in index.d.ts (LoadOptions, TokenizeOptions,
- * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions) and browser.d.ts
+ * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions, FinetuneOptions) and browser.d.ts
  * (BrowserLoadOptions: loadInWorker).
  * `generate` is shared by `model.generate` and `session.generate`; `append` is `session.append`.
  */
@@ -23,6 +23,10 @@ export const OPTION_NAMES = Object.freeze({
   ]),
   download: Object.freeze(['dir', 'baseUrl', 'revision', 'onProgress', 'signal', 'fetch', 'timeout', 'retries', 'retryDelay']),
   quantize: Object.freeze(['type', 'onProgress']),
+  finetune: Object.freeze([
+    'steps', 'batch', 'seq', 'gradAccum', 'lr', 'optimizer', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip',
+    'warmup', 'schedule', 'shuffle', 'valFraction', 'evalEvery', 'signal',
+  ]),
 });
 
 /**

@@ -10,6 +10,8 @@
 //   { op: 'score', rid, id, text, options }              -> result ScoreResult
 //   { op: 'rank', rid, id, prompt, choices, options }    -> result RankResult[]
 //   { op: 'generate', rid, id, prompt, options }         -> piece*, done { summary }
+//   { op: 'finetune', rid, id, data, options }           -> piece* (one FinetuneStep each), done
+//   { op: 'save', rid, id, options }                     -> result { name: Uint8Array } (the four files)
 //   Sessions (a Session object kept here under a session id `sid`; every answer carries the
 //   session's `position` after the call):
 //   { op: 'session', rid, id }                           -> result { sid, position }
@@ -19,8 +21,9 @@
 //   { op: 'sessionRewind', rid, sid, position }          -> result { position }
 //   { op: 'sessionState', rid, sid }                     -> result { position, tokens, text }
 //   { op: 'sessionDispose', rid, sid }                   -> result null
-//   { op: 'abort', rid }      aborts a running load or generation (it then answers error AbortError)
-//   { op: 'cancel', rid }     stops a generation early (`break`): done { summary: stopReason 'cancelled' }
+//   { op: 'abort', rid }      aborts a running load, generation or fine-tuning (it then answers error AbortError)
+//   { op: 'cancel', rid }     stops a generation or fine-tuning early (`break`): done (a generation's
+//                             summary has stopReason 'cancelled'); fine-tuning stops at a step boundary
 //   { op: 'dispose', rid, id }                           -> result null
 //   { op: 'clearCache', rid }                            -> result number
 // Replies (worker -> main): { rid, type: 'progress' | 'result' | 'piece' | 'done' | 'error', ... };
@@ -86,7 +89,8 @@ function keepSession(s, modelId) {
 
 /**
  * Streams a generation (of a model or a session) as piece* then done { summary, ...extra() };
- * 'abort' and 'cancel' messages for rid reach it between tokens.
+ * 'abort' and 'cancel' messages for rid reach it between tokens. A fine-tuning streams the same
+ * way (a piece per step, reached between steps; it has no summary).
  */
 async function streamGeneration(rid, makeGen, extra = () => ({})) {
   const controller = new AbortController();
@@ -173,6 +177,18 @@ const handlers = {
   generate({ rid, id, prompt, options }) {
     const m = model(id);
     return streamGeneration(rid, (signal) => m.generate(prompt, { ...(options || {}), signal }));
+  },
+
+  finetune({ rid, id, data, options }) {
+    const m = model(id);
+    return streamGeneration(rid, (signal) => m.finetune(data, { ...(options || {}), signal }));
+  },
+
+  async save({ rid, id, options }) {
+    const files = await model(id).save(undefined, options || {});
+    // model.safetensors and config.json are fresh copies: transfer them; the tokenizer files
+    // are the model's own (kept for the next save): copy them.
+    post({ rid, type: 'result', value: files }, [files['model.safetensors'].buffer, files['config.json'].buffer]);
   },
 
   session({ rid, id }) {

@@ -26,8 +26,8 @@
 //   #gen-warnings        the last generation's summary.warnings (e.g. the prompt was truncated)
 //   <body data-state>    'starting' | 'loading' | 'ready' | 'generating' | 'idle' (no model) | 'broken'
 //   #banned-words        "Never use these words": comma-separated, passed as bannedWords to Generate and Chat
-//   #tab-generate #tab-write #tab-detect #tab-chat   tabs (role=tab) showing #panel-generate / -write / ...
-//   Write: web/write.js (#write-text, ...); offline and updates: web/offline.js (#net-status, ...)
+//   #tab-generate #tab-write #tab-detect #tab-chat #tab-teach   tabs (role=tab) showing #panel-generate / -write / ...
+//   Write: web/write.js (#write-text, ...); Teach: web/teach.js (#teach-text, ...); offline and updates: web/offline.js (#net-status, ...)
 //   Detect: #detect-text, #analyze; #detect-tokens holds span.tok per token (class bucket-0..3 by
 //     rank: < 10, < 100, < 1000, more; data-rank; tabindex=0); #detect-detail shows the focused or
 //     hovered token's probability, rank and alternatives; #detect-hist li[data-bucket] with
@@ -40,11 +40,12 @@
 //   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
 //   generations: how many generations have ended (finished, stopped or failed);
 //   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
-//   write: see web/write.js; offline: see web/offline.js.
+//   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js.
 
 import { percent, plural } from './format.js';
 import { probeHost, startOffline } from './offline.js';
 import { initWrite } from './write.js';
+import { initTeach } from './teach.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -74,6 +75,7 @@ let api = null;          // the js/browser.js module
 let model = null;        // the loaded RemoteModel
 let modelLabel = '';
 let write = null;         // the Write tab (web/write.js)
+let teach = null;         // the Teach tab (web/teach.js)
 let loadedChoice = null; // { select, url }: what the picker showed when the loaded model was chosen
 let loadController = null;
 let genController = null;
@@ -541,6 +543,7 @@ function updateButtons() {
   el.chatRegenerate.disabled = !model || chat.busy || !!loadController || chat.replyStart === null || chat.model !== model;
   el.chatReset.disabled = chat.busy || !chat.session;
   if (write) write.update();
+  if (teach) teach.update();
 }
 
 async function generate() {
@@ -1149,7 +1152,7 @@ document.addEventListener('keydown', (e) => {
     else generate();
   } else if (e.key === 'Escape') {
     if (busy) stop();
-    else if (!chatStop() && !(write && write.stop())) return;
+    else if (!chatStop() && !(write && write.stop()) && !(teach && teach.stop())) return;
     e.preventDefault();
   }
 });
@@ -1169,6 +1172,9 @@ write = initWrite({
   clearError,
   hook,
   onBusy: updateButtons,
+});
+teach = initTeach({
+  getModel: () => model, isLoading: () => !!loadController, showError, clearError, hook, onBusy: updateButtons,
 });
 startOffline(hook);
 if (/Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent)) {

@@ -248,10 +248,10 @@ test('worker API: score topK, rank, session fork/rewind and logitBias pass throu
   assert.deepEqual(got.error, { name: 'Gpt2Error', code: 'arg' }, 'a disposed session rejects calls');
 });
 
-test('the Detect and Chat tabs fit a 375 px phone screen; arrow keys move between tabs', async () => {
+test('the Detect, Chat and Teach tabs fit a 375 px phone screen; arrow keys move between tabs', async () => {
   await page.setViewportSize({ width: 375, height: 800 });
   try {
-    for (const tab of ['#tab-detect', '#tab-chat']) {
+    for (const tab of ['#tab-detect', '#tab-chat', '#tab-teach']) {
       await page.click(tab);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${tab}: no horizontal scrolling at 375 px (overflow ${overflow} px)`);
@@ -261,9 +261,11 @@ test('the Detect and Chat tabs fit a 375 px phone screen; arrow keys move betwee
   }
   await page.focus('#tab-chat');
   await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-teach');
+  await page.keyboard.press('ArrowRight');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-generate');
   assert.equal(await page.isVisible('#panel-generate'), true);
-  assert.equal(await page.isVisible('#panel-chat'), false);
+  assert.equal(await page.isVisible('#panel-teach'), false);
 });
 
 test('no uncaught errors in the page', () => {

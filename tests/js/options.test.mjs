@@ -140,7 +140,7 @@ test('the checked option names are the ones index.d.ts documents', () => {
   const dts = readFileSync(join(root, 'js', 'index.d.ts'), 'utf8');
   const pairs = {
     load: 'LoadOptions', tokenize: 'TokenizeOptions', append: 'TokenizeOptions', score: 'ScoreOptions',
-    rank: 'RankOptions', generate: 'GenerateOptions', download: 'DownloadOptions',
+    rank: 'RankOptions', generate: 'GenerateOptions', download: 'DownloadOptions', finetune: 'FinetuneOptions',
   };
   for (const [fn, iface] of Object.entries(pairs)) {
     assert.deepEqual([...OPTION_NAMES[fn]].sort(), declaredNames(dts, iface).sort(), `${fn} vs ${iface}`);

@@ -23,6 +23,14 @@ export async function page(output: { textContent: string | null }): Promise<void
   const position: number = await session.position;
   console.log(stopReason, ids, position, session.lastPosition);
   await session.dispose();
+  const controller = new AbortController();
+  for await (const s of model.finetune('My own text', { steps: 60, batch: 4, seq: 64, valFraction: 0.1, signal: controller.signal })) {
+    const held: number | undefined = s.valLoss;
+    console.log(s.step, s.loss, held, s.tokensPerSecond);
+  }
+  const files = await model.save();
+  const weights: Uint8Array = files['model.safetensors'];
+  console.log(weights.length, (await model.save({ dtype: 'f16' }))['config.json'].length);
   await model.dispose();
   const removed: number = await clearModelCache();
   console.log(removed);

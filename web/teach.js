@@ -1,0 +1,251 @@
+// teach.js - the Teach tab: fine-tunes the loaded model on the user's own text, in its worker
+// (RemoteModel.finetune), with a live loss chart, then compares before and after.
+//
+//   Text: pasted into #teach-text or read from a .txt file (#teach-file); nothing is uploaded.
+//   Presets: quick (PRESETS.quick steps) and thorough, or a number of steps (#teach-steps).
+//   The last part of the text is held out (not trained on) when it is long enough: the chart
+//   shows the training loss of each step and the held-out loss every few steps.
+//   Before and after: before the first step the model generates from #teach-prompt with a fixed
+//   seed and its perplexity on the held-out part (or on the whole text when nothing is held out)
+//   is measured; the same is done after training, so the two differ only by the weights. This
+//   keeps one model in memory (no second copy of the original in another worker).
+//   Stop (#teach-stop) ends at a step boundary: the model keeps the steps done.
+//   Download: the taught model's four files (RemoteModel.save), one button each.
+//
+// Test hook: hook.teach = { state: 'idle'|'training'|'done'|'stopped'|'failed', runs, steps,
+//   options, ids, heldOut, before: { text, perplexity }, after: { ... }, trainMs }
+//   steps: the FinetuneStep objects of the latest run; options: what finetune() was given;
+//   ids: the training token ids; trainMs: time of the finetune loop.
+import { plural } from './format.js';
+
+/** Optimiser settings of the presets (steps differ; AdamW, batch 4 x 64 tokens). */
+const TRAIN = { batch: 4, seq: 64, lr: 5e-4, optimizer: 'adamw', gradClip: 1, shuffle: 1 };
+const PRESETS = { quick: 60, thorough: 200 };
+const HOLD_OUT = 0.1; // fraction of the text held out, when that is at least one window
+const SAMPLE = { maxTokens: 40, temperature: 0.8, topK: 40, seed: 7 };
+const FILE_ORDER = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'];
+
+const $ = (id) => document.getElementById(id);
+
+/**
+ * Wires the Teach tab.
+ * @param {object} app what the page shares: getModel() (the loaded RemoteModel or null),
+ *   isLoading(), showError(title, detail), clearError(), hook (the test hook), onBusy()
+ * @returns {{ update: () => void, stop: () => boolean, readonly busy: boolean }}
+ */
+export function initTeach(app) {
+  const el = {
+    text: $('teach-text'), file: $('teach-file'), textInfo: $('teach-text-info'), preset: $('teach-preset'),
+    steps: $('teach-steps'), prompt: $('teach-prompt'), start: $('teach-start'), stop: $('teach-stop'),
+    status: $('teach-status'), chart: $('teach-chart'), compare: $('teach-compare'),
+    beforeText: $('teach-before-text'), afterText: $('teach-after-text'), beforePpl: $('teach-before-ppl'),
+    afterPpl: $('teach-after-ppl'), downloads: $('teach-downloads'),
+  };
+  const hook = { state: 'idle', runs: 0, steps: [], options: null, ids: null, heldOut: 0, before: null, after: null, trainMs: 0 };
+  app.hook.teach = hook;
+  let controller = null; // while training
+  let busy = false;
+  let taught = null;     // the model that was taught (downloads are its files)
+  let saved = null;      // a promise of its four files, made at the first download
+
+  function setBusy(on) {
+    busy = on;
+    update();
+    app.onBusy();
+  }
+
+  function update() {
+    const model = app.getModel();
+    el.start.disabled = !model || busy || app.isLoading();
+    el.stop.disabled = !controller;
+    const canDownload = !busy && taught !== null && taught === model && !model.disposed;
+    for (const b of el.downloads.querySelectorAll('button')) b.disabled = !canDownload;
+  }
+
+  el.preset.addEventListener('change', () => {
+    if (el.preset.value in PRESETS) el.steps.value = String(PRESETS[el.preset.value]);
+  });
+  el.steps.addEventListener('input', () => {
+    const n = Number(el.steps.value);
+    el.preset.value = Object.keys(PRESETS).find((k) => PRESETS[k] === n) ?? 'custom';
+  });
+  el.file.addEventListener('change', async () => {
+    const f = el.file.files && el.file.files[0];
+    if (!f) return;
+    el.text.value = await f.text();
+    el.textInfo.textContent = `${f.name}: ${plural(el.text.value.length, 'character')}.`;
+  });
+  el.start.addEventListener('click', () => { teach(); });
+  el.stop.addEventListener('click', () => { stop(); });
+  for (const b of el.downloads.querySelectorAll('button')) b.addEventListener('click', () => download(b.dataset.file));
+
+  /** Stops a running training at the next step boundary; false when none runs. */
+  function stop() {
+    if (!controller) return false;
+    controller.abort();
+    return true;
+  }
+
+  async function teach() {
+    const model = app.getModel();
+    if (!model || busy) return;
+    app.clearError();
+    const steps = Number(el.steps.value);
+    if (!Number.isInteger(steps) || steps < 1 || steps > 10000) {
+      app.showError('Check the number of steps.', 'Steps must be a whole number from 1 to 10000.');
+      return;
+    }
+    const text = el.text.value;
+    hook.runs++;
+    hook.state = 'training';
+    hook.steps = [];
+    hook.before = hook.after = null;
+    taught = null;
+    saved = null;
+    controller = new AbortController();
+    setBusy(true);
+    el.compare.hidden = true;
+    drawChart([], steps);
+    let t0 = 0;
+    try {
+      const ids = await model.tokenize(text);
+      const window = TRAIN.seq + 1;
+      if (ids.length < 2 * window) {
+        throw new Error(`The text has ${plural(ids.length, 'token')}; at least ${2 * window} are needed (about ${2 * window * 4} characters).`);
+      }
+      // Hold out the last part when it holds a whole window and the rest at least one.
+      // (finetune holds out floor(length * valFraction) tokens: computed the same way here)
+      const valFraction = Math.floor(ids.length * HOLD_OUT) >= window ? HOLD_OUT
+        : ids.length >= 4 * window ? (window + 1) / ids.length : 0;
+      const nVal = Math.floor(ids.length * valFraction);
+      const heldOut = nVal > 0 ? ids.slice(ids.length - nVal) : ids;
+      hook.heldOut = nVal;
+      const options = { ...TRAIN, steps, valFraction, evalEvery: nVal > 0 ? Math.max(1, Math.round(steps / 15)) : 0 };
+      hook.options = options;
+      hook.ids = ids;
+      const prompt = el.prompt.value;
+      setStatus('Measuring the model before training…');
+      hook.before = await measure(model, prompt, heldOut);
+      t0 = performance.now();
+      setStatus('Training… (the first step also sets up the optimiser)');
+      for await (const s of model.finetune(ids, { ...options, signal: controller.signal })) {
+        hook.steps.push(s);
+        drawChart(hook.steps, steps);
+        const perStep = (performance.now() - t0) / s.step;
+        const left = Math.round((perStep * (steps - s.step)) / 1000);
+        setStatus(`Step ${s.step} of ${steps}: loss ${s.loss.toFixed(3)}` +
+          (s.valLoss !== undefined ? `, held-out ${s.valLoss.toFixed(3)}` : '') +
+          `, ${Math.round(s.tokensPerSecond)} tokens/s, about ${formatSeconds(left)} left.`);
+      }
+      hook.state = 'done';
+    } catch (e) {
+      if (e && e.name === 'AbortError') {
+        hook.state = 'stopped';
+      } else {
+        hook.state = 'failed';
+        setStatus('');
+        app.showError('Training did not run.', (e && e.message) || String(e));
+      }
+    } finally {
+      hook.trainMs = t0 ? performance.now() - t0 : 0;
+      controller = null;
+      update();
+    }
+    try {
+      if (hook.steps.length > 0) {
+        taught = model;
+        const done = hook.steps.length;
+        setStatus(`${hook.state === 'stopped' ? 'Stopped after' : 'Trained'} ${plural(done, 'step')} in ${formatSeconds(Math.round(hook.trainMs / 1000))}` +
+          '. Measuring the taught model…');
+        const heldOut = hook.heldOut > 0 ? hook.ids.slice(hook.ids.length - hook.heldOut) : hook.ids;
+        hook.after = await measure(model, el.prompt.value, heldOut);
+        showCompare();
+        setStatus(`${hook.state === 'stopped' ? 'Stopped after' : 'Trained'} ${plural(done, 'step')}` +
+          `${hook.trainMs ? ` in ${formatSeconds(Math.round(hook.trainMs / 1000))}` : ''}. The loaded model is now the taught one ` +
+          '(every tab uses it; Load the model again for the original).');
+      }
+    } catch (e) {
+      app.showError('The taught model could not be measured.', (e && e.message) || String(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  /** A sample from prompt (fixed seed) and the perplexity of ids, under the model as it is now. */
+  async function measure(model, prompt, ids) {
+    const gen = model.generate(prompt, SAMPLE);
+    for await (const piece of gen) void piece;
+    const { text } = await gen.summary;
+    return { text, perplexity: await perplexity(model, ids) };
+  }
+
+  /** Perplexity of ids, scored in windows of the model's context that overlap by one token. */
+  async function perplexity(model, ids) {
+    const n = model.config.nCtx;
+    let sum = 0, count = 0;
+    for (let i = 0; i + 1 < ids.length; i += n - 1) {
+      const r = await model.score(ids.slice(i, i + n), { topK: 0 });
+      sum += r.totalLogprob;
+      count += r.tokens.length - 1;
+    }
+    return Math.exp(-sum / count);
+  }
+
+  function showCompare() {
+    el.beforeText.textContent = hook.before.text;
+    el.afterText.textContent = hook.after.text;
+    const what = hook.heldOut > 0 ? 'held-out text' : 'whole text (too short to hold some out)';
+    el.beforePpl.textContent = `Perplexity on the ${what}: ${hook.before.perplexity.toFixed(2)}`;
+    el.afterPpl.textContent = `Perplexity on the ${what}: ${hook.after.perplexity.toFixed(2)}`;
+    el.compare.hidden = false;
+  }
+
+  async function download(name) {
+    if (!taught || taught.disposed) return;
+    try {
+      if (!saved) saved = taught.save();
+      const files = await saved;
+      const url = URL.createObjectURL(new Blob([files[name]]));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      saved = null;
+      app.showError(`${name} could not be saved.`, (e && e.message) || String(e));
+    }
+  }
+
+  function setStatus(text) { el.status.textContent = text; }
+
+  /** Draws the training loss (every step) and the held-out loss (its steps) as SVG polylines. */
+  function drawChart(steps, total) {
+    const W = 480, H = 160, pad = 28;
+    const values = steps.flatMap((s) => (s.valLoss === undefined ? [s.loss] : [s.loss, s.valLoss]));
+    const lo = values.length ? Math.min(...values) : 0, hi = values.length ? Math.max(...values) : 1;
+    const span = hi - lo || 1;
+    const x = (step) => pad + ((W - 2 * pad) * (step - 1)) / Math.max(1, total - 1);
+    const y = (v) => H - pad - ((H - 2 * pad) * (v - lo)) / span;
+    const line = (pts) => pts.map(([a, b]) => `${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(' ');
+    const train = line(steps.map((s) => [s.step, s.loss]));
+    const val = line(steps.filter((s) => s.valLoss !== undefined).map((s) => [s.step, s.valLoss]));
+    el.chart.innerHTML =
+      `<rect x="${pad}" y="${pad / 2}" width="${W - 2 * pad}" height="${H - 1.5 * pad}" class="frame"/>` +
+      `<text x="2" y="${pad / 2 + 10}">${hi.toFixed(2)}</text><text x="2" y="${H - pad}">${lo.toFixed(2)}</text>` +
+      `<text x="${W - pad}" y="${H - 6}" text-anchor="end">step ${steps.length ? steps[steps.length - 1].step : 0} / ${total}</text>` +
+      `<polyline class="train" points="${train}"/><polyline class="val" points="${val}"/>` +
+      `<text x="${pad + 4}" y="${H - 6}" class="train-label">training loss</text>` +
+      `<text x="${pad + 110}" y="${H - 6}" class="val-label">held-out loss</text>`;
+  }
+
+  update();
+  return { update, stop, get busy() { return busy; } };
+}
+
+/** "42 s" or "3 min 5 s". */
+function formatSeconds(s) {
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}

@@ -76,33 +76,36 @@ function contrast(a, b) {
 }
 
 test('first screen: Generate and the output are above the fold at 1280x800 and 390x844', async () => {
-  for (const [name, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
-    await page.setViewportSize(viewport);
+  try {
+    for (const [name, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      await page.goto(new URL('web/', server.url).href);
+      await waitReady();
+      const box = async (sel) => page.$eval(sel, (e) => { const r = e.getBoundingClientRect(); return { top: r.top, bottom: r.bottom }; });
+      const gen = await box('#generate');
+      const out = await box('#output');
+      assert.ok(gen.bottom <= viewport.height, `${name}: Generate ends at ${gen.bottom} px of ${viewport.height}`);
+      assert.ok(out.top + 60 <= viewport.height, `${name}: the output starts at ${out.top} px of ${viewport.height}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${name}: no horizontal scrolling (${overflow} px)`);
+      // The word filter is among the sampling options.
+      assert.equal(await page.$eval('#banned-words', (e) => !!e.closest('#settings')), true);
+      await clickAndWait('#generate', 'generations');
+      await page.screenshot({ path: join(SHOTS, `first-screen-${name}.png`) });
+      // The Write tab: its tools and the text fit too.
+      await page.click('#tab-write');
+      const tools = await box('#write-continue');
+      assert.ok(tools.bottom <= viewport.height, `${name}: the Write tools end at ${tools.bottom} px`);
+      const overflowWrite = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflowWrite <= 0, `${name}: Write: no horizontal scrolling (${overflowWrite} px)`);
+      await page.screenshot({ path: join(SHOTS, `write-${name}.png`) });
+      await page.click('#tab-generate');
+    }
+  } finally { // the later tests expect the desktop layout, even after a failure here
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(new URL('web/', server.url).href);
     await waitReady();
-    const box = async (sel) => page.$eval(sel, (e) => { const r = e.getBoundingClientRect(); return { top: r.top, bottom: r.bottom }; });
-    const gen = await box('#generate');
-    const out = await box('#output');
-    assert.ok(gen.bottom <= viewport.height, `${name}: Generate ends at ${gen.bottom} px of ${viewport.height}`);
-    assert.ok(out.top + 60 <= viewport.height, `${name}: the output starts at ${out.top} px of ${viewport.height}`);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `${name}: no horizontal scrolling (${overflow} px)`);
-    // The word filter is among the sampling options.
-    assert.equal(await page.$eval('#banned-words', (e) => !!e.closest('#settings')), true);
-    await clickAndWait('#generate', 'generations');
-    await page.screenshot({ path: join(SHOTS, `first-screen-${name}.png`) });
-    // The Write tab: its tools and the text fit too.
-    await page.click('#tab-write');
-    const tools = await box('#write-continue');
-    assert.ok(tools.bottom <= viewport.height, `${name}: the Write tools end at ${tools.bottom} px`);
-    const overflowWrite = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflowWrite <= 0, `${name}: Write: no horizontal scrolling (${overflowWrite} px)`);
-    await page.screenshot({ path: join(SHOTS, `write-${name}.png`) });
-    await page.click('#tab-generate');
   }
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await page.goto(new URL('web/', server.url).href);
-  await waitReady();
 });
 
 test('what runs is shown: the model and its training, the build and threads; the default prompt fits the model', async () => {

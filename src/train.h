@@ -217,10 +217,14 @@ size_t gpt2_config_json(const gpt2_config *c, int tied_head, gpt2_dtype dtype, c
  * NULL); returns its length (snprintf's convention: buf holds it when the length < cap). */
 size_t gpt2_train_config_json(const gpt2_train *t, gpt2_dtype dtype, char *buf, size_t cap);
 
-/* The resumable checkpoint: "GPT2TRN1", u32 version 1, u32 optimizer, i64 steps done, u64
- * parameter count, then the float32 parameters and, for AdamW, the two moments. Reading checks
- * the magic, version, optimizer, parameter count and length before changing anything, then
- * restores parameters, moments and the step count and zeroes the gradients. */
+/* The resumable checkpoint: "GPT2TRN1", u32 version 2, u32 optimizer, i64 steps done, u64
+ * parameter count, eight i32 (n_vocab, n_ctx, n_embd, n_head, n_layer, n_inner, tied head 0/1,
+ * 0), then the float32 parameters and, for AdamW, the two moments, little-endian. The same
+ * bytes natively and in WASM. Reading checks the magic, version, optimizer, model shape,
+ * parameter count and length before changing anything (GPT2_ERR_FORMAT, _UNSUPPORTED, _ARG,
+ * _SHAPE), then restores parameters, moments and the step count and zeroes the gradients.
+ * The training options and data are not recorded: resuming with other ones continues with
+ * those. */
 uint64_t gpt2_train_checkpoint_size(const gpt2_train *t);
 gpt2_err gpt2_train_checkpoint_write(gpt2_train *t, uint8_t *buf, uint64_t cap, gpt2_error *err);
 gpt2_err gpt2_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, uint64_t len, gpt2_error *err);

@@ -225,11 +225,12 @@ size_t gpt2_config_json(const gpt2_config *c, int tied_head, gpt2_dtype dtype, c
 }
 
 /* ---------------------------------------------------------------- checkpoint
- * "GPT2TRN1", u32 version 1, u32 optimizer, i64 step, u64 n_params, then params [, m, v] as
- * little-endian float32 (the host's order: every supported host is little-endian). */
+ * "GPT2TRN1", u32 version 2, u32 optimizer, i64 step, u64 n_params, i32 n_vocab, n_ctx, n_embd,
+ * n_head, n_layer, n_inner, tied head (0/1), 0; then params [, m, v] as little-endian float32
+ * (the host's order: every supported host is little-endian). */
 
 static const char CKPT_MAGIC[8] = {'G', 'P', 'T', '2', 'T', 'R', 'N', '1'};
-enum { CKPT_HEADER = 8 + 4 + 4 + 8 + 8 };
+enum { CKPT_VERSION = 2, CKPT_SHAPE = 8, CKPT_HEADER = 8 + 4 + 4 + 8 + 8 + 4 * CKPT_SHAPE };
 
 static int arrays_of(const gpt2_train *t) { return gpt2_train_options_of(t)->optimizer == GPT2_OPTIM_ADAMW ? 3 : 1; }
 
@@ -238,16 +239,28 @@ uint64_t gpt2_train_checkpoint_size(const gpt2_train *t) {
     return CKPT_HEADER + (uint64_t)arrays_of(t) * gpt2_train_param_count(t) * 4;
 }
 
+/* The model shape recorded in a checkpoint: n_vocab, n_ctx, n_embd, n_head, n_layer, n_inner,
+ * tied head, 0. */
+static void ckpt_shape(const gpt2_train *t, int32_t shape[CKPT_SHAPE]) {
+    const gpt2_config *c = gpt2_train_config(t);
+    int32_t v[CKPT_SHAPE] = {c->n_vocab, c->n_ctx, c->n_embd, c->n_head, c->n_layer, c->n_inner,
+                             gpt2_train_tied_head(t) ? 1 : 0, 0};
+    memcpy(shape, v, sizeof v);
+}
+
 /* The checkpoint's header for t. */
 static void ckpt_header(gpt2_train *t, uint8_t h[CKPT_HEADER]) {
-    uint32_t version = 1, opt = (uint32_t)gpt2_train_options_of(t)->optimizer;
+    uint32_t version = CKPT_VERSION, opt = (uint32_t)gpt2_train_options_of(t)->optimizer;
     int64_t step = gpt2_train_step_count(t);
     uint64_t np = gpt2_train_param_count(t);
+    int32_t shape[CKPT_SHAPE];
+    ckpt_shape(t, shape);
     memcpy(h, CKPT_MAGIC, 8);
     memcpy(h + 8, &version, 4);
     memcpy(h + 12, &opt, 4);
     memcpy(h + 16, &step, 8);
     memcpy(h + 24, &np, 8);
+    memcpy(h + 32, shape, sizeof shape);
 }
 
 /* Checks a header against t and the total length; *step gets its step count. */
@@ -256,17 +269,25 @@ static gpt2_err ckpt_check(gpt2_train *t, const uint8_t *h, uint64_t len, int64_
         return gpt2_fail(err, GPT2_ERR_FORMAT, "not a fine-tuning checkpoint (bad magic)");
     uint32_t version, opt;
     uint64_t np;
+    int32_t got[CKPT_SHAPE], want[CKPT_SHAPE];
     memcpy(&version, h + 8, 4);
     memcpy(&opt, h + 12, 4);
     memcpy(step, h + 16, 8);
     memcpy(&np, h + 24, 8);
-    if (version != 1) return gpt2_fail(err, GPT2_ERR_UNSUPPORTED, "checkpoint version %u is not supported", version);
+    memcpy(got, h + 32, sizeof got);
+    ckpt_shape(t, want);
+    if (version != CKPT_VERSION)
+        return gpt2_fail(err, GPT2_ERR_UNSUPPORTED, "checkpoint version %u is not supported (this build reads %d)",
+                         version, CKPT_VERSION);
     if (opt != (uint32_t)gpt2_train_options_of(t)->optimizer)
         return gpt2_fail(err, GPT2_ERR_ARG, "the checkpoint was made with the %s optimizer",
-                         opt == GPT2_OPTIM_SGD ? "sgd" : "adamw");
-    if (np != gpt2_train_param_count(t))
-        return gpt2_fail(err, GPT2_ERR_SHAPE, "the checkpoint holds %llu parameters, the model %llu",
-                         (unsigned long long)np, (unsigned long long)gpt2_train_param_count(t));
+                         opt == GPT2_OPTIM_SGD ? "sgd" : opt == GPT2_OPTIM_ADAMW ? "adamw" : "an unknown");
+    if (memcmp(got, want, sizeof got) != 0 || np != gpt2_train_param_count(t))
+        return gpt2_fail(err, GPT2_ERR_SHAPE,
+                         "the checkpoint is of another model: %d layers, %d heads, width %d, vocabulary %d, context "
+                         "%d, MLP %d, %s head; this model has %d, %d, %d, %d, %d, %d, %s",
+                         got[4], got[3], got[2], got[0], got[1], got[5], got[6] ? "tied" : "separate", want[4], want[3],
+                         want[2], want[0], want[1], want[5], want[6] ? "tied" : "separate");
     if (*step < 0) return gpt2_fail(err, GPT2_ERR_FORMAT, "the checkpoint's step count is negative");
     if (len != gpt2_train_checkpoint_size(t))
         return gpt2_fail(err, GPT2_ERR_FORMAT, "the checkpoint has %llu bytes, expected %llu", (unsigned long long)len,

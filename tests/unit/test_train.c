@@ -583,6 +583,19 @@ static void check_save_roundtrip(const char *fx, gpt2_dtype dtype) {
         CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize, &err), GPT2_ERR_FORMAT, &err);
         ckpt[0] ^= 1;
         CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize - 4, &err), GPT2_ERR_FORMAT, &err);
+        /* another shape with as many parameters (n_head at header bytes 44..47: 4 -> 2) */
+        int32_t heads = 0, two = 2;
+        memcpy(&heads, ckpt + 44, 4);
+        CHECK(heads == w->config.n_head, "%s: the checkpoint records %d heads, the model has %d", fx, heads,
+              w->config.n_head);
+        memcpy(ckpt + 44, &two, 4);
+        CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize, &err), GPT2_ERR_SHAPE, &err);
+        CHECK(strstr(err.message, "another model") != NULL, "shape mismatch message: %s", err.message);
+        memcpy(ckpt + 44, &heads, 4);
+        /* a version this build does not read */
+        ckpt[8] ^= 3;
+        CHECK_FAILS(gpt2_train_checkpoint_read(r, ckpt, csize, &err), GPT2_ERR_UNSUPPORTED, &err);
+        ckpt[8] ^= 3;
         CHECK(memcmp(p0, gpt2_train_array(r, 0), np * 4) == 0 && gpt2_train_step_count(r) == 0,
               "a refused checkpoint changed the state");
         CHECK_OK(gpt2_train_checkpoint_read(r, ckpt, csize, &err), &err);

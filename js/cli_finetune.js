@@ -1,7 +1,8 @@
 // cli_finetune.js - `gpt2-wasm finetune`: the native `gpt2 finetune`'s options and output
-// (src/cli_finetune.c) over model.finetune() / model.save(). Without --resume and --save-every
-// (the native tool has them: its checkpoint is not exposed to JavaScript).
-import { existsSync, readFileSync } from 'node:fs';
+// (src/cli_finetune.c) over model.finetune() / model.save(). --out receives the same files,
+// finetune-state.bin included (the same bytes natively and here), so either tool --resumes
+// the other's run.
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Option name -> [key, kind], merged into the CLI's table. */
@@ -30,6 +31,7 @@ export const FINETUNE_OPTIONS = {
   '--force': ['force', 'flag'],
   '--resume': ['resume', 'flag'],
   '--save-every': ['saveEvery', 'int'],
+  '--no-save': ['noSave', 'flag'],
 };
 
 export const FINETUNE_USAGE = `  finetune    finetune --data FILE --out DIR [options]: train the model on a text and
@@ -37,12 +39,27 @@ export const FINETUNE_USAGE = `  finetune    finetune --data FILE --out DIR [opt
               (--steps --batch --seq --lr --optimizer adamw|sgd --weight-decay --beta1
               --beta2 --eps --grad-clip --grad-accum --warmup --schedule constant|cosine
               --shuffle off|SEED --val-fraction --eval-every --save-dtype f32|f16
-              --threads --json --force), without --resume and --save-every
+              --threads --json --force --save-every K --resume --no-save); --out also
+              gets finetune-state.bin, which --resume continues from (--steps is the total)
 `;
 
 const TRAIN_KEYS = ['steps', 'batch', 'seq', 'gradAccum', 'lr', 'optimizer', 'weightDecay', 'beta1', 'beta2', 'eps',
   'gradClip', 'warmup', 'schedule', 'valFraction', 'evalEvery'];
-const OWN_KEYS = ['data', 'out', 'shuffle', 'saveDtype', 'threads', 'json', 'force', 'model', 'precision', 'memoryBudget', 'quiet'];
+const OWN_KEYS = ['data', 'out', 'shuffle', 'saveDtype', 'threads', 'json', 'force', 'resume', 'saveEvery', 'noSave', 'model',
+  'precision', 'memoryBudget', 'quiet'];
+const STATE = 'finetune-state.bin';
+
+/** Writes dir/name through a temporary file renamed into place (as the native tool). */
+function putFile(dir, name, bytes) {
+  const path = join(dir, name), tmp = `${path}.tmp`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
 
 /** C's %.2e: two decimals, an exponent of at least two digits. */
 const e2 = (v) => v.toExponential(2).replace(/e([+-])(\d)$/, 'e$10$2');
@@ -54,12 +71,13 @@ const e2 = (v) => v.toExponential(2).replace(/e([+-])(\d)$/, 'e$10$2');
 export async function finetuneCommand(positional, o, helpers) {
   const { loadModel, usageError, out, optionName, g9 } = helpers;
   if (positional.length) return usageError(`unexpected argument '${positional[0]}'`);
-  if (o.resume) return usageError('--resume is not supported by gpt2-wasm finetune (use the native gpt2 finetune)');
-  if (o.saveEvery !== undefined) return usageError('--save-every is not supported by gpt2-wasm finetune (use the native gpt2 finetune)');
   const other = Object.keys(o).find((k) => ![...TRAIN_KEYS, ...OWN_KEYS].includes(k) && !(k === 'stop' && o.stop.length === 0));
   if (other) return usageError(`finetune does not take ${optionName(other)}`);
   if (o.data === undefined) return usageError('--data FILE is required');
-  if (o.out === undefined) return usageError('--out DIR is required');
+  if (o.noSave && (o.out !== undefined || o.resume || o.saveEvery !== undefined)) {
+    return usageError('--no-save writes nothing: it takes no --out, --resume or --save-every');
+  }
+  if (o.out === undefined && !o.noSave) return usageError('--out DIR is required');
   if (o.saveDtype !== undefined && !['f32', 'f16'].includes(o.saveDtype)) return usageError(`--save-dtype is f32 or f16, got '${o.saveDtype}'`);
   if (o.optimizer !== undefined && !['adamw', 'sgd'].includes(o.optimizer)) return usageError(`--optimizer is adamw or sgd, got '${o.optimizer}'`);
   if (o.schedule !== undefined && !['constant', 'cosine'].includes(o.schedule)) return usageError(`--schedule is constant or cosine, got '${o.schedule}'`);
@@ -70,7 +88,11 @@ export async function finetuneCommand(positional, o, helpers) {
     }
     shuffle = Number(o.shuffle);
   }
-  if (!o.force && (existsSync(join(o.out, 'model.safetensors')) || existsSync(join(o.out, 'config.json')))) {
+  if (o.saveEvery !== undefined && !(Number.isInteger(o.saveEvery) && o.saveEvery >= 1)) {
+    return usageError(`--save-every needs a whole number >= 1, got '${o.saveEvery}'`);
+  }
+  if (o.resume && !existsSync(join(o.out, STATE))) return usageError(`--resume: ${o.out} holds no ${STATE}`);
+  if (!o.force && !o.resume && !o.noSave && (existsSync(join(o.out, 'model.safetensors')) || existsSync(join(o.out, 'config.json')))) {
     return usageError(`--out ${o.out} already holds a model: pass --force to overwrite it`);
   }
   const text = readFileSync(o.data, 'utf8');
@@ -79,9 +101,19 @@ export async function finetuneCommand(positional, o, helpers) {
   for (const k of TRAIN_KEYS) if (o[k] !== undefined) options[k] = o[k];
   const steps = options.steps ?? 100;
   options.steps = steps;
+  // a checkpoint every --save-every steps and always after the last (as natively)
+  if (!o.noSave) options.checkpointEvery = o.saveEvery ?? steps;
+  if (o.resume) options.resume = new Uint8Array(readFileSync(join(o.out, STATE)));
+  const dtype = o.saveDtype ?? 'f32';
   const model = await loadModel(o);
+  /** The model folder and the checkpoint into --out (the model holds the checkpoint's weights). */
+  const saveAll = async (checkpoint) => {
+    await model.save(o.out, { dtype });
+    putFile(o.out, STATE, checkpoint);
+  };
   try {
     const t0 = Date.now();
+    let last = null;
     for await (const s of model.finetune(text, options)) {
       const elapsed = (Date.now() - t0) / 1000;
       if (o.json) {
@@ -93,9 +125,14 @@ export async function finetuneCommand(positional, o, helpers) {
         out(`step ${s.step}/${steps}  loss ${s.loss.toFixed(4)}${s.valLoss !== undefined ? `  val ${s.valLoss.toFixed(4)}` : ''}` +
           `  lr ${e2(s.lr)}  ${Math.round(s.tokensPerSecond)} tok/s  ${elapsed.toFixed(1)} s\n`);
       }
+      if (s.checkpoint) {
+        last = s.step;
+        await saveAll(s.checkpoint);
+      }
     }
-    await model.save(o.out, { dtype: o.saveDtype ?? 'f32' });
-    if (!o.json && !o.quiet) process.stderr.write(`gpt2-wasm finetune: saved ${o.out}\n`);
+    // resumed with no step left: the checkpoint's model is saved again, as natively
+    if (last === null && options.resume) await saveAll(options.resume);
+    if (!o.json && !o.quiet && !o.noSave) process.stderr.write(`gpt2-wasm finetune: saved ${o.out}\n`);
   } finally {
     model.dispose();
   }

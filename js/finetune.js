@@ -7,7 +7,7 @@ import { checkOptions as checkNames, OPTION_NAMES } from './options.js';
 const DEFAULTS = {
   steps: 100, batch: 4, seq: 64, gradAccum: 1, lr: 1e-4, optimizer: 'adamw', weightDecay: 0,
   beta1: 0.9, beta2: 0.999, eps: 1e-8, gradClip: 1, warmup: 0, schedule: 'constant', shuffle: false,
-  valFraction: 0, evalEvery: 0, signal: undefined,
+  valFraction: 0, evalEvery: 0, resume: undefined, checkpointEvery: 0, signal: undefined,
 };
 const OPTIMIZERS = ['adamw', 'sgd'];
 const SCHEDULES = ['constant', 'cosine'];
@@ -20,10 +20,14 @@ const now = () => (typeof performance !== 'undefined' ? performance.now() : Date
 /** Checks the options (unknown names, types, choices); the core checks the numeric ranges. */
 function checkOptions(options) {
   const o = { ...DEFAULTS, ...checkNames(options, OPTION_NAMES.finetune) };
-  for (const k of ['steps', 'batch', 'seq', 'gradAccum', 'warmup', 'evalEvery']) {
-    if (!Number.isInteger(o[k]) || o[k] < (k === 'warmup' || k === 'evalEvery' ? 0 : 1)) {
-      throw new Gpt2Error(`finetune: ${k} must be a whole number >= ${k === 'warmup' || k === 'evalEvery' ? 0 : 1}, got ${o[k]}`, 'arg');
+  const zeroOk = ['warmup', 'evalEvery', 'checkpointEvery'];
+  for (const k of ['steps', 'batch', 'seq', 'gradAccum', ...zeroOk]) {
+    if (!Number.isInteger(o[k]) || o[k] < (zeroOk.includes(k) ? 0 : 1)) {
+      throw new Gpt2Error(`finetune: ${k} must be a whole number >= ${zeroOk.includes(k) ? 0 : 1}, got ${o[k]}`, 'arg');
     }
+  }
+  if (o.resume !== undefined && !(o.resume instanceof Uint8Array)) {
+    throw new Gpt2Error('finetune: resume must be the bytes of a checkpoint (a Uint8Array)', 'arg');
   }
   for (const k of ['lr', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip', 'valFraction']) {
     if (typeof o[k] !== 'number' || Number.isNaN(o[k])) throw new Gpt2Error(`finetune: ${k} must be a number, got ${o[k]}`, 'arg');
@@ -38,9 +42,19 @@ function checkOptions(options) {
 }
 
 /**
- * Trains model in place; yields { step, loss, valLoss?, lr, gradNorm, tokensPerSecond } per step.
- * Everything is checked before the first step; the weights are written back into the model when
- * the iteration ends (all steps done, break, abort or error), so the model is always consistent.
+ * Trains model in place; yields { step, loss, valLoss?, lr, gradNorm, tokensPerSecond,
+ * checkpoint? } per step. Everything is checked before the first step; the weights are written
+ * back into the model when the iteration ends (all steps done, break, abort or error), so the
+ * model is always consistent.
+ *
+ * Checkpoints (train.h's resumable format, the bytes the native `gpt2 finetune` writes to
+ * finetune-state.bin): with checkpointEvery K > 0, every K-th step and the last carry
+ * `checkpoint` (a copy of the state after that step), and the model holds that step's weights
+ * while the step is being consumed (so model.save() then saves it). With resume (checkpoint
+ * bytes), the state is restored before the first step (refused, nothing changed, for another
+ * model's or optimizer's checkpoint or damaged bytes), training continues at the checkpoint's
+ * step + 1 up to steps (the total, as natively), and the model holds the checkpoint's weights
+ * even when no step is left. WebAssembly memory needs room for one extra copy of the checkpoint.
  * @param {import('./model.js').Gpt2Model} model
  */
 export async function* finetune(model, core, textOrIds, options = {}) {
@@ -65,7 +79,13 @@ export async function* finetune(model, core, textOrIds, options = {}) {
     m.HEAPF64.set(values, opt >>> 3);
     t = core.checkPtr(m._wasm_train_create(model.weights, opt, core.err));
     core.check(m._gpt2_train_set_data(t, p, nTrain, core.err));
-    for (let s = 1; s <= o.steps; s++) {
+    let first = 1;
+    if (o.resume) {
+      readCheckpoint(core, t, o.resume);
+      first = m._wasm_train_step_count(t) + 1;
+      done = first - 1;
+    }
+    for (let s = first; s <= o.steps; s++) {
       if (o.signal && o.signal.aborted) throw abortError(o.signal);
       const t0 = now();
       core.check(m._wasm_train_step(t, stats, core.err));
@@ -77,6 +97,10 @@ export async function* finetune(model, core, textOrIds, options = {}) {
         core.check(m._gpt2_train_evaluate(t, p + 4 * nTrain, nVal, loss, core.err));
         out.valLoss = m.HEAPF32[loss >>> 2];
       }
+      if (o.checkpointEvery && (s % o.checkpointEvery === 0 || s === o.steps)) {
+        core.check(m._gpt2_train_write_back(t, model.weights, core.err));
+        out.checkpoint = writeCheckpoint(core, t);
+      }
       yield out;
       await yieldToEventLoop();
     }
@@ -87,6 +111,29 @@ export async function* finetune(model, core, textOrIds, options = {}) {
     core.free(opt);
     core.free(stats);
     core.free(loss);
+  }
+}
+
+/** The training state's checkpoint as bytes (a copy). */
+function writeCheckpoint(core, t) {
+  const m = core.m, size = m._wasm_train_checkpoint_size(t);
+  const buf = core.malloc(size);
+  try {
+    core.check(m._wasm_train_checkpoint_write(t, buf, size, core.err));
+    return core.heap.slice(buf, buf + size);
+  } finally {
+    core.free(buf);
+  }
+}
+
+/** Restores the training state from checkpoint bytes (checked first; nothing changes on error). */
+function readCheckpoint(core, t, bytes) {
+  const m = core.m, buf = core.malloc(Math.max(1, bytes.length));
+  try {
+    core.heap.set(bytes, buf);
+    core.check(m._wasm_train_checkpoint_read(t, buf, bytes.length, core.err));
+  } finally {
+    core.free(buf);
   }
 }
 

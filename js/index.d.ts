@@ -688,6 +688,16 @@ export interface FinetuneOptions {
   valFraction?: number;
   /** Evaluate the held-out part every K steps (and after the last) [0: only after the last]. */
   evalEvery?: number;
+  /**
+   * Continue from a checkpoint (the bytes of {@link FinetuneStep.checkpoint}, or of the native
+   * `gpt2 finetune`'s finetune-state.bin): training resumes after its step, up to `steps` in
+   * all, exactly as if never interrupted (same text and options). Another model's or
+   * optimizer's checkpoint, or damaged bytes, are refused (`'shape'`, `'arg'`, `'format'`)
+   * before anything changes.
+   */
+  resume?: Uint8Array;
+  /** Every K-th step and the last carry a `checkpoint`, and the model then holds that step's weights [0: none]. */
+  checkpointEvery?: number;
   /** Stops at the next step boundary. */
   signal?: AbortSignal;
 }
@@ -703,6 +713,8 @@ export interface FinetuneStep {
   /** Gradient norm before clipping. */
   gradNorm: number;
   tokensPerSecond: number;
+  /** With `checkpointEvery`: the resumable state after this step (pass it as `resume`). */
+  checkpoint?: Uint8Array;
 }
 
 /**

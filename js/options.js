@@ -25,7 +25,7 @@ export const OPTION_NAMES = Object.freeze({
   quantize: Object.freeze(['type', 'onProgress']),
   finetune: Object.freeze([
     'steps', 'batch', 'seq', 'gradAccum', 'lr', 'optimizer', 'weightDecay', 'beta1', 'beta2', 'eps', 'gradClip',
-    'warmup', 'schedule', 'shuffle', 'valFraction', 'evalEvery', 'signal',
+    'warmup', 'schedule', 'shuffle', 'valFraction', 'evalEvery', 'resume', 'checkpointEvery', 'signal',
   ]),
 });
 

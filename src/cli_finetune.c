@@ -5,7 +5,7 @@
  *       [--optimizer adamw|sgd] [--weight-decay W] [--beta1 B1] [--beta2 B2] [--eps E]
  *       [--grad-clip C] [--grad-accum K] [--warmup N] [--schedule constant|cosine]
  *       [--shuffle off|SEED] [--val-fraction F --eval-every K] [--threads N] [--save-every K]
- *       [--save-dtype f32|f16] [--memory-budget BYTES] [--json] [--resume] [--force]
+ *       [--save-dtype f32|f16] [--memory-budget BYTES] [--json] [--resume] [--force] [--no-save]
  *
  * --out receives model.safetensors, config.json, vocab.json, merges.txt (an ordinary Hugging
  * Face GPT-2 folder) and finetune-state.bin (the checkpoint --resume continues from: same
@@ -14,7 +14,8 @@
  * any write. One line per step on stdout ("step 3/20  loss 5.1234  lr 1.00e-04  812 tok/s
  * 1.2 s", plus "val 5.3 " on evaluation steps), or with --json one object per line:
  * {"step":3,"steps":20,"loss":5.1234,"lr":0.0001,"grad_norm":1.7,"tokens_per_second":812,
- *  "elapsed":1.2[,"val_loss":5.3]}.
+ *  "elapsed":1.2[,"val_loss":5.3]}. --no-save trains without --out and writes nothing (what
+ * npm run bench times).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -43,7 +44,7 @@ typedef struct ft_options {
     gpt2_train_options train;
     float val_fraction;
     long eval_every, save_every;
-    int threads, json, resume, force;
+    int threads, json, resume, force, no_save;
     gpt2_dtype save_dtype;
     uint64_t budget;
 } ft_options;
@@ -73,7 +74,8 @@ static const char FT_USAGE[] =
     "  --memory-budget BYTES   refuse to start if training would need more (K, M, G suffixes)\n"
     "  --json                  one JSON object per step\n"
     "  --resume                continue from DIR/finetune-state.bin\n"
-    "  --force                 overwrite a model already in --out\n";
+    "  --force                 overwrite a model already in --out\n"
+    "  --no-save               train and report only: no --out, nothing written (benchmarks)\n";
 
 static int ft_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "gpt2 finetune: ");
@@ -103,6 +105,7 @@ static int parse(int argc, char **argv, ft_options *o) {
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
         if (!strcmp(a, "--force")) { o->force = 1; continue; }
+        if (!strcmp(a, "--no-save")) { o->no_save = 1; continue; }
         static const char *const valued[] = {"--model", "--data", "--out", "--steps", "--batch", "--seq",
                                              "--grad-accum", "--lr", "--optimizer", "--weight-decay", "--beta1",
                                              "--beta2", "--eps", "--grad-clip", "--warmup", "--schedule",
@@ -189,7 +192,9 @@ static int parse(int argc, char **argv, ft_options *o) {
         }
     }
     if (!o->data) return ft_usage("%s", "--data FILE is required");
-    if (!o->out) return ft_usage("%s", "--out DIR is required");
+    if (o->no_save && (o->out || o->resume || o->save_every))
+        return ft_usage("%s", "--no-save writes nothing: it takes no --out, --resume or --save-every");
+    if (!o->out && !o->no_save) return ft_usage("%s", "--out DIR is required");
     o->train.total_steps = (int)o->steps;
     return 0;
 }
@@ -305,7 +310,7 @@ int gpt2_cli_finetune(int argc, char **argv) {
     if (rc) return rc;
     gpt2_error err;
     /* --out: refuse to overwrite a model (checked before anything else is done) */
-    int has_model = exists(o.out, "model.safetensors") || exists(o.out, "config.json");
+    int has_model = !o.no_save && (exists(o.out, "model.safetensors") || exists(o.out, "config.json"));
     if (o.resume && !exists(o.out, "finetune-state.bin"))
         return ft_usage("--resume: %s holds no finetune-state.bin", o.out);
     if (has_model && !o.force && !o.resume)
@@ -389,8 +394,8 @@ int gpt2_cli_finetune(int argc, char **argv) {
         fflush(stdout);
         if (!last && o.save_every && st.step % o.save_every == 0 && save_all(&o, t, &err)) goto done;
     }
-    if (save_all(&o, t, &err)) goto done;
-    if (!o.json) fprintf(stderr, "gpt2 finetune: saved %s\n", o.out);
+    if (!o.no_save && save_all(&o, t, &err)) goto done;
+    if (!o.json && !o.no_save) fprintf(stderr, "gpt2 finetune: saved %s\n", o.out);
     rc = 0;
 done:
     if (rc) ft_fail(NULL, &err);

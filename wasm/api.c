@@ -294,6 +294,19 @@ API int wasm_train_step(gpt2_train *t, float out[4], gpt2_error *err) {
     return rc;
 }
 
+/* The resumable checkpoint (train.h): its size in bytes, written into buf (cap bytes), or read
+ * from buf (len bytes; checked before anything changes). Sizes as doubles (exact below 2^53). */
+API double wasm_train_checkpoint_size(const gpt2_train *t) { return (double)gpt2_train_checkpoint_size(t); }
+API int wasm_train_checkpoint_write(gpt2_train *t, uint8_t *buf, double cap, gpt2_error *err) {
+    return gpt2_train_checkpoint_write(t, buf, cap > 0 ? (uint64_t)cap : 0, err);
+}
+API int wasm_train_checkpoint_read(gpt2_train *t, const uint8_t *buf, double len, gpt2_error *err) {
+    return gpt2_train_checkpoint_read(t, buf, len > 0 ? (uint64_t)len : 0, err);
+}
+
+/* Steps done by a training state (after a checkpoint read: the checkpoint's). */
+API double wasm_train_step_count(const gpt2_train *t) { return (double)gpt2_train_step_count(t); }
+
 /* Size of the model's safetensors file in dtype (0 f32, 1 f16), as a double. */
 API double wasm_weights_safetensors_size(gpt2_weights *w, int dtype) {
     return (double)gpt2_weights_safetensors_size(w, (gpt2_dtype)dtype);

@@ -28,7 +28,8 @@ set(GPT2_WASM_EXPORTS
   _gpt2_session_computed _gpt2_session_append _gpt2_session_rewind
   _wasm_pool_create _wasm_pool_threads _gpt2_pool_free _wasm_weights_set_pool
   _wasm_train_create _gpt2_train_free _gpt2_train_set_data _wasm_train_step _gpt2_train_evaluate
-  _gpt2_train_write_back _wasm_weights_safetensors_size _wasm_weights_write_safetensors _wasm_weights_config_json
+  _gpt2_train_write_back _wasm_train_checkpoint_size _wasm_train_checkpoint_write
+  _wasm_train_checkpoint_read _wasm_train_step_count _wasm_weights_safetensors_size _wasm_weights_write_safetensors _wasm_weights_config_json
   _wasm_bench_stream_weights _wasm_bench_step) # wasm/bench_api.c: the benchmark's steps
 list(JOIN GPT2_WASM_EXPORTS "," GPT2_WASM_EXPORTS_CSV)
 

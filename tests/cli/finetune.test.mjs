@@ -1,6 +1,7 @@
 // `gpt2 finetune` (native CLI, built into build/): the losses of the float64 reference
 // (tests/fixtures/*/expected_train.json), a saved folder that loads, --resume repeating an
-// uninterrupted run byte for byte, and bad input refused before anything is written.
+// uninterrupted run byte for byte (native, gpt2-wasm, and each resuming the other's checkpoint),
+// and bad input refused before anything is written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -112,7 +113,99 @@ test('gpt2-wasm finetune: the same losses and the same saved bytes as the native
   assert.match(bad.stderr.toString(), /already holds a model: pass --force/);
   const resume = spawnSync(process.execPath, [wasmCli, ...args, '--out', join(work, 'x'), '--resume']);
   assert.equal(resume.status, 2);
-  assert.match(resume.stderr.toString(), /--resume is not supported/);
+  assert.match(resume.stderr.toString(), /--resume: \S+ holds no finetune-state\.bin/);
+});
+
+function wasm(args) {
+  const r = spawnSync(process.execPath, [join(root, 'js', 'cli.js'), ...args], { timeout: 120000 });
+  return { status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+}
+const same = (a, b, f) => readFileSync(join(a, f)).equals(readFileSync(join(b, f)));
+
+test('gpt2-wasm finetune --resume: the same losses and bytes as one run, and as the native tool', () => {
+  const common = ['finetune', '--model', fixture, '--data', data, '--json', '--batch', '2', '--seq', '16', '--lr', '1e-3',
+    '--shuffle', '7', '--val-fraction', '0.2', '--eval-every', '3'];
+  const dir = (n) => join(work, `wr-${n}`);
+  const whole = wasm([...common, '--out', dir('whole'), '--steps', '8']);
+  assert.equal(whole.status, 0, whole.stderr);
+  const part = wasm([...common, '--out', dir('part'), '--steps', '5', '--save-every', '2']);
+  assert.equal(part.status, 0, part.stderr);
+  const rest = wasm([...common, '--out', dir('part'), '--steps', '8', '--resume']);
+  assert.equal(rest.status, 0, rest.stderr);
+  const a = steps(whole.stdout), b = [...steps(part.stdout), ...steps(rest.stdout)];
+  assert.equal(a.length, 8);
+  assert.deepEqual(b.map((s) => [s.step, s.loss]), a.map((s) => [s.step, s.loss]));
+  for (const s of a.filter((x) => x.val_loss !== undefined)) assert.equal(b.find((x) => x.step === s.step).val_loss, s.val_loss);
+  for (const f of ['model.safetensors', 'config.json', 'finetune-state.bin']) assert.ok(same(dir('whole'), dir('part'), f), f);
+  // the checkpoint records 8 steps done (header: magic, version, optimizer, then the i64 step count)
+  assert.equal(readFileSync(join(dir('whole'), 'finetune-state.bin')).readBigInt64LE(16), 8n);
+  // the native tool: 5 steps, then gpt2-wasm resumes to 8: the native uninterrupted run's bytes
+  const nat = gpt2([...common, '--out', dir('native5'), '--steps', '5']);
+  assert.equal(nat.status, 0, nat.stderr);
+  const nat8 = gpt2([...common, '--out', dir('native8'), '--steps', '8']);
+  assert.equal(nat8.status, 0, nat8.stderr);
+  const mixed = wasm([...common, '--out', dir('native5'), '--steps', '8', '--resume']);
+  assert.equal(mixed.status, 0, mixed.stderr);
+  assert.deepEqual(steps(mixed.stdout).map((s) => [s.step, s.loss]), a.slice(5).map((s) => [s.step, s.loss]));
+  for (const f of ['model.safetensors', 'finetune-state.bin']) {
+    assert.ok(same(dir('native8'), dir('native5'), f), `native 5 + wasm 3: ${f}`);
+    assert.ok(same(dir('native8'), dir('whole'), f), `native 8 vs wasm 8: ${f}`);
+  }
+  // and the other way: the native tool resumes gpt2-wasm's checkpoint
+  const w5 = wasm([...common, '--out', dir('wasm5'), '--steps', '5']);
+  assert.equal(w5.status, 0, w5.stderr);
+  const n3 = gpt2([...common, '--out', dir('wasm5'), '--steps', '8', '--resume']);
+  assert.equal(n3.status, 0, n3.stderr);
+  assert.ok(same(dir('native8'), dir('wasm5'), 'finetune-state.bin'), 'wasm 5 + native 3');
+  // resuming at the total already reached: no step, the same files again
+  const none = wasm([...common, '--out', dir('whole'), '--steps', '8', '--resume']);
+  assert.equal(none.status, 0, none.stderr);
+  assert.equal(none.stdout, '');
+  assert.ok(same(dir('whole'), dir('native8'), 'model.safetensors'));
+});
+
+test('gpt2-wasm finetune --save-every: the last good step is on disk when training stops', () => {
+  // SGD with a huge learning rate: step 1 is finite, step 2's loss overflows
+  const args = (out) => ['finetune', '--model', fixture, '--data', data, '--out', out, '--optimizer', 'sgd', '--lr', '1e30',
+    '--grad-clip', '0', '--steps', '5', '--save-every', '1', '--batch', '2', '--seq', '16'];
+  const w = wasm(args(join(work, 'se-wasm'))), n = gpt2(args(join(work, 'se-native')));
+  assert.equal(w.status, 1, w.stderr);
+  assert.equal(n.status, 1, n.stderr);
+  assert.match(w.stderr, /loss is (NaN|infinite)|gradient norm is not finite/);
+  const state = readFileSync(join(work, 'se-wasm', 'finetune-state.bin'));
+  assert.equal(state.readBigInt64LE(16), 1n);
+  for (const f of ['model.safetensors', 'finetune-state.bin']) assert.ok(same(join(work, 'se-wasm'), join(work, 'se-native'), f), f);
+});
+
+test('gpt2-wasm finetune --resume: bad checkpoints are refused and nothing changes', () => {
+  const good = join(work, 'wr-whole'); // made by the test above: tiny-f32, AdamW, 8 steps
+  const bad = join(work, 'wr-bad');
+  mkdirSync(bad, { recursive: true });
+  const base = ['finetune', '--data', data, '--out', bad, '--steps', '9', '--resume', '--batch', '2', '--seq', '16'];
+  const files = () => Object.fromEntries(readdirSync(bad).map((f) => [f, readFileSync(join(bad, f))]));
+  const cases = [
+    // damaged: not a checkpoint, truncated
+    [Buffer.from('not a checkpoint at all, but long enough to have a header'), [], /not a fine-tuning checkpoint/],
+    [readFileSync(join(good, 'finetune-state.bin')).subarray(0, 1000), [], /checkpoint has 1000 bytes, expected/],
+    // another model's (tiny-f32's checkpoint for the tiny-bf16 model: 3 layers, not 2)
+    [readFileSync(join(good, 'finetune-state.bin')), ['--model', join(root, 'tests', 'fixtures', 'tiny-bf16')],
+      /checkpoint is of another model: 2 layers, 4 heads, width 64.*this model has 3, 3, 48/],
+    // another optimizer
+    [readFileSync(join(good, 'finetune-state.bin')), ['--optimizer', 'sgd'], /made with the adamw optimizer/],
+  ];
+  for (const [state, extra, pattern] of cases) {
+    writeFileSync(join(bad, 'finetune-state.bin'), state);
+    const before = files();
+    const r = wasm([...base, '--model', fixture, ...extra]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stdout, '');
+    assert.deepEqual(files(), before, 'the folder changed');
+    // the native tool refuses the same checkpoint
+    const nr = gpt2([...base, '--model', fixture, ...extra]);
+    assert.equal(nr.status, 1, nr.stderr);
+    assert.match(nr.stderr, pattern);
+  }
 });
 
 test('bad input is refused before anything is written', () => {

@@ -177,3 +177,54 @@ test('bad input is refused before any step, the model unchanged', async () => {
     model.dispose();
   }
 });
+
+test('checkpointEvery + resume: the same losses and weights as one run, bit for bit; bad checkpoints refused', async () => {
+  const r = ref('tiny-f32');
+  const opts = { steps: 6, batch: 2, seq: 16, lr: 1e-3, shuffle: 5 };
+  const whole = await load(fixture('tiny-f32'));
+  const part = await load(fixture('tiny-f32'));
+  const other = await load(fixture('tiny-bf16'));
+  try {
+    const a = await collect(whole.finetune(r.ids, { ...opts, checkpointEvery: 4 }));
+    assert.deepEqual(a.map((s) => s.checkpoint !== undefined), [false, false, false, true, false, true]);
+    // the checkpoint bytes: magic, version 2, and the step count
+    const ck = Buffer.from(a[3].checkpoint);
+    assert.equal(ck.subarray(0, 8).toString('latin1'), 'GPT2TRN1');
+    assert.equal(ck.readUInt32LE(8), 2);
+    assert.equal(ck.readBigInt64LE(16), 4n);
+    const probe = r.ids.slice(0, 40);
+    const before = part.logits(probe);
+    // refused before any step, the model unchanged
+    const bad = [
+      [{ resume: a[3].checkpoint.subarray(0, 100) }, 'format', /checkpoint has 100 bytes/],
+      [{ resume: new Uint8Array(200) }, 'format', /not a fine-tuning checkpoint/],
+      [{ resume: a[3].checkpoint, optimizer: 'sgd' }, 'arg', /made with the adamw optimizer/],
+      [{ resume: [1, 2, 3] }, 'arg', /resume must be the bytes of a checkpoint/],
+    ];
+    for (const [extra, code, pattern] of bad) {
+      await assert.rejects(collect(part.finetune(r.ids, { ...opts, ...extra })), (e) => e.code === code && pattern.test(e.message));
+      assert.deepEqual(part.logits(probe), before);
+    }
+    const otherBefore = other.logits(probe);
+    await assert.rejects(collect(other.finetune(r.ids, { ...opts, resume: a[3].checkpoint })),
+      (e) => e.code === 'shape' && /another model: 2 layers.*this model has 3, 3, 48/.test(e.message));
+    assert.deepEqual(other.logits(probe), otherBefore);
+    // resume from step 4: steps 5 and 6 as in the whole run
+    const b = await collect(part.finetune(r.ids, { ...opts, resume: a[3].checkpoint, checkpointEvery: 1 }));
+    assert.deepEqual(b.map((s) => [s.step, s.loss, s.gradNorm]), a.slice(4).map((s) => [s.step, s.loss, s.gradNorm]));
+    assert.deepEqual(part.logits(probe), whole.logits(probe));
+    assert.ok(Buffer.from(b[1].checkpoint).equals(Buffer.from(a[5].checkpoint)), 'the final checkpoints are equal');
+    // a checkpoint at the total: no step, the model becomes the checkpoint's
+    const fresh = await load(fixture('tiny-f32'));
+    try {
+      assert.deepEqual(await collect(fresh.finetune(r.ids, { ...opts, resume: a[5].checkpoint })), []);
+      assert.deepEqual(fresh.logits(probe), whole.logits(probe));
+    } finally {
+      fresh.dispose();
+    }
+  } finally {
+    whole.dispose();
+    part.dispose();
+    other.dispose();
+  }
+});

@@ -3,6 +3,7 @@
 //
 //   npm run bench [-- --model DIR] [--builds native,wasm,wasm-mt] [--precisions f32,f16,q8_0]
 //                 [--quick | --smoke] [--runs N] [--json] [--save FILE] [--no-build]
+//                 [--train SHAPES] [--train-size BxT] [--train-steps N] [--train-only] [--torch-lib DIR]
 //
 // Rows: build (native = build/gpt2 on 1 thread, native-mt = all cores (not by default),
 // wasm = dist/gpt2.mjs (1 thread), wasm-mt = dist/gpt2-mt.mjs with one thread per core) x
@@ -22,6 +23,17 @@
 // --quick: smaller sizes, one run. Unless --no-build, builds what it needs first (`cmake --build
 // build`, `npm run build`; make skips what is up to date). GPT2_NATIVE_BUILD (default build) and
 // GPT2_WASM_DIST / GPT2_WASM_BUILD (scripts/build-wasm.sh) name other build folders.
+//
+// Training (a second table): fine-tuning tokens/s (AdamW, batch x seq 4x128 by default; the
+// median of --train-steps timed steps after one warm-up step) for each shape of --train:
+// embedded = models/ (the 4-layer model), 124m = the inference table's f32 checkpoint (--model
+// or .bench-cache/gpt2-124m-f32). Side by side: native on 1 thread (`gpt2 finetune --no-save`),
+// WASM on 1 thread and the threaded build on 2 (model.finetune in a child process; also its peak
+// WebAssembly memory), and PyTorch float32 on 1 and 2 threads (/usr/bin/python3
+// tools/gpt2_reference.py trainbench; skipped with a note without python3-torch; --torch-lib DIR
+// is put on LD_LIBRARY_PATH for it only, e.g. an extracted libopenblas0-pthread: Debian's torch
+// otherwise uses the reference BLAS). Defaults: full: embedded,124m, 2 timed steps; --quick:
+// embedded, 1 step; --smoke: the tiny fixture at 2x16. --train none skips it.
 // Plain Node, no dependencies.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -52,7 +64,12 @@ const USAGE = `usage: npm run bench [-- options]   (node scripts/bench.mjs [opti
   --runs N               median of N runs (default 3)
   --json                 print the rows as JSON
   --save FILE            also write the rows as JSON to FILE
-  --no-build             use the existing builds (build/gpt2, dist/) without running the build`;
+  --no-build             use the existing builds (build/gpt2, dist/) without running the build
+  --train SHAPES         training table: embedded, 124m (or none); default embedded,124m (--quick: embedded)
+  --train-size BxT       batch x sequence of the training table (default 4x128)
+  --train-steps N        timed training steps after a warm-up step (default 2; --quick 1)
+  --train-only           only the training table
+  --torch-lib DIR        prepended to LD_LIBRARY_PATH for PyTorch only (e.g. an OpenBLAS)`;
 
 function parseArgs(argv) {
   const o = { builds: 'native,wasm,wasm-mt', precisions: PRECISIONS.join(','), sizes: 'full', build: true };
@@ -75,6 +92,13 @@ function parseArgs(argv) {
     else if (a === '--save') o.save = value();
     else if (a === '--no-build') o.build = false;
     else if (a === '--row') o.row = true;
+    else if (a === '--train-row') o.trainRow = true;
+    else if (a === '--threads') o.threads = Number(value());
+    else if (a === '--train') o.train = value();
+    else if (a === '--train-size') o.trainSize = value();
+    else if (a === '--train-steps') o.trainSteps = Number(value());
+    else if (a === '--train-only') o.trainOnly = true;
+    else if (a === '--torch-lib') o.torchLib = value();
     else if (a === '-h' || a === '--help') { console.log(USAGE); process.exit(0); }
     else usageError(`unknown option '${a}'`);
   }
@@ -329,12 +353,102 @@ function tableRow(r) {
     `${r.stream_s == null ? 'n/a' : fSig(r.stream_s * 1000)} | ${roof} |`;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Training: one WebAssembly configuration (the child process), and the table.
+
+const TRAIN_TEXT = PROMPT.repeat(8);
+
+/** tokens/s of the timed steps (all but the first), their median. */
+const trainRate = (tps) => median(tps.slice(1));
+
+async function wasmTrainRow(o) {
+  const { load } = await import('../js/index.js');
+  const [batch, seq] = o.trainSize.split('x').map(Number);
+  const model = await load(o.model, { threads: o.threads });
+  const info = model.info;
+  if (o.threads > 1 && !(info.threads >= o.threads)) {
+    return { error: `the threaded build runs ${info.threads} thread(s) here (${info.threadsFallback ?? info.build})` };
+  }
+  const tps = [];
+  for await (const s of model.finetune(TRAIN_TEXT, { steps: o.trainSteps + 1, batch, seq, lr: 1e-4 })) tps.push(s.tokensPerSecond);
+  const row = { tokens_per_second: trainRate(tps), threads: info.threads, wasm_bytes: model.core.m.HEAPU8.length };
+  model.dispose();
+  return row;
+}
+
+function trainNative(dir, batch, seq, steps, data) {
+  const gpt2 = join(nativeDir(), 'gpt2');
+  if (!existsSync(gpt2)) return { na: `no ${gpt2}` };
+  const r = run(gpt2, ['finetune', '--model', dir, '--data', data, '--no-save', '--json', '--threads', '1',
+    '--steps', String(steps + 1), '--batch', String(batch), '--seq', String(seq)]);
+  if (!r.ok) return { na: (r.stderr.trim().split('\n').pop() || `exit status ${r.status}`).slice(0, 160) };
+  return { tokens_per_second: trainRate(r.stdout.trim().split('\n').map((l) => JSON.parse(l).tokens_per_second)) };
+}
+
+function trainWasm(dir, threads, size, steps) {
+  if (!existsSync(join(distDir(), threads > 1 ? 'gpt2-mt.mjs' : 'gpt2.mjs'))) return { na: 'not built (npm run build)' };
+  return parseRow(run(process.execPath, [fileURLToPath(import.meta.url), '--train-row', '--model', dir, '--threads',
+    String(threads), '--train-size', size, '--train-steps', String(steps)], { env: { ...process.env, GPT2_WASM_DIST: distDir() } }));
+}
+
+function trainTorch(dir, threads, batch, seq, steps, torchLib) {
+  const env = { ...process.env };
+  if (torchLib) env.LD_LIBRARY_PATH = [resolve(torchLib), env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  if (!run('/usr/bin/python3', ['-c', 'import torch, numpy'], { env }).ok) return { na: 'no python3-torch (apt-get install python3-torch)' };
+  const r = run('/usr/bin/python3', ['tools/gpt2_reference.py', 'trainbench', '--model', dir, '--threads', String(threads),
+    '--batch', String(batch), '--seq', String(seq), '--steps', String(steps)], { env });
+  if (!r.ok) return { na: (r.stderr.trim().split('\n').pop() || `exit status ${r.status}`).slice(0, 160) };
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const TRAIN_COLUMNS = ['native 1t', 'WASM 1t', 'WASM 2t', 'PyTorch 1t', 'PyTorch 2t'];
+
+/** The training table's rows (one per shape); prints them unless json. */
+function trainTable(o, dirs, log, print) {
+  const shapes = (o.train ?? (o.sizes === 'smoke' ? 'tiny' : o.sizes === 'quick' ? 'embedded' : 'embedded,124m'))
+    .split(',').filter((x) => x && x !== 'none');
+  const size = o.trainSize ?? (o.sizes === 'smoke' ? '2x16' : '4x128');
+  if (!/^\d+x\d+$/.test(size)) usageError(`--train-size is BxT (e.g. 4x128), got '${size}'`);
+  const steps = o.trainSteps ?? (o.sizes === 'full' ? 2 : 1);
+  if (!Number.isInteger(steps) || steps < 1 || steps > 100) usageError('--train-steps needs a whole number from 1 to 100');
+  const [batch, seq] = size.split('x').map(Number);
+  const data = join(os.tmpdir(), `gpt2-bench-train-${process.pid}.txt`);
+  writeFileSync(data, TRAIN_TEXT);
+  const rows = [];
+  if (shapes.length) {
+    print(`\ntraining: tokens/s, AdamW, batch x seq ${size}, median of ${steps} step(s) after a warm-up step`);
+    print(`| shape | ${TRAIN_COLUMNS.join(' | ')} | native / PyTorch (1t) | WASM / native (1t) | WASM 1t memory MB |`);
+    print(`|---|${TRAIN_COLUMNS.map(() => '---|').join('')}---|---|---|`);
+  }
+  for (const shape of shapes) {
+    const dir = { tiny: join(root, 'tests/fixtures/tiny-f32'), embedded: join(root, 'models'), '124m': dirs?.f32 }[shape];
+    if (!dir) usageError(`unknown training shape '${shape}' (embedded, 124m, none)`);
+    log(`bench: training ${shape} (${dir})`);
+    const cells = {
+      'native 1t': trainNative(dir, batch, seq, steps, data),
+      'WASM 1t': trainWasm(dir, 1, size, steps),
+      'WASM 2t': trainWasm(dir, 2, size, steps),
+      'PyTorch 1t': trainTorch(dir, 1, batch, seq, steps, o.torchLib),
+      'PyTorch 2t': trainTorch(dir, 2, batch, seq, steps, o.torchLib),
+    };
+    const v = (k) => cells[k].tokens_per_second;
+    const ratio = (a, b) => (v(a) && v(b) ? `${(v(a) / v(b)).toFixed(2)}x` : 'n/a');
+    const row = { shape, dir, batch, seq, steps, ...Object.fromEntries(TRAIN_COLUMNS.map((k) => [k, cells[k]])) };
+    rows.push(row);
+    print(`| ${shape} | ${TRAIN_COLUMNS.map((k) => (cells[k].na ? `n/a (${cells[k].na.replace(/\|/g, '/')})` : fSig(v(k)))).join(' | ')} | ` +
+      `${ratio('native 1t', 'PyTorch 1t')} | ${ratio('WASM 1t', 'native 1t')} | ${fSig(cells['WASM 1t'].wasm_bytes / 1e6)} |`);
+  }
+  rmSync(data, { force: true });
+  return rows;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (o.row) {
+  if (o.row || o.trainRow) {
     let row;
     try {
-      row = await wasmRow(o);
+      row = await (o.trainRow ? wasmTrainRow(o) : wasmRow(o));
     } catch (e) {
       row = { error: String(e && e.message ? e.message : e).split('\n')[0] };
     }
@@ -354,12 +468,13 @@ async function main() {
 
   const failures = {};
   if (o.build) {
-    if (builds.some((b) => b.startsWith('native'))) failures.native = buildNative(log);
-    if (builds.some((b) => b.startsWith('wasm'))) failures.wasm = buildWasm(log);
+    if (o.trainOnly || builds.some((b) => b.startsWith('native'))) failures.native = buildNative(log);
+    if (o.trainOnly || builds.some((b) => b.startsWith('wasm'))) failures.wasm = buildWasm(log);
   }
   const dirs = checkpoints(o, log);
   const rows = [];
-  if (!o.json) {
+  if (o.trainOnly) builds.length = 0;
+  if (!o.json && builds.length) {
     console.log(`model: ${dirs.own ? '.bench-cache/gpt2-124m-{f32,f16,q8_0} (random GPT-2 124M shape; each precision loads its own file)' : `${dirs.f32} (each precision converted while loading)`}`);
     for (const l of header(z)) console.log(l);
   }
@@ -372,7 +487,8 @@ async function main() {
       if (!o.json) console.log(tableRow(row));
     }
   }
-  const result = { sizes: z, model: dirs.own ? '.bench-cache/gpt2-124m' : dirs.f32, loadavg: os.loadavg(), node: process.version, rows };
+  const training = trainTable(o, dirs, log, (l) => { if (!o.json) console.log(l); });
+  const result = { sizes: z, model: dirs.own ? '.bench-cache/gpt2-124m' : dirs.f32, loadavg: os.loadavg(), node: process.version, rows, training };
   if (o.save) writeFileSync(o.save, JSON.stringify(result, null, 1) + '\n');
   if (o.json) console.log(JSON.stringify(result, null, 1));
   else {

@@ -21,7 +21,7 @@ function bench(args) {
 }
 
 test('npm run bench --smoke --json: every build x precision measured, all numbers positive', () => {
-  const out = JSON.parse(bench(['--json', '--builds', 'native,wasm,wasm-mt']));
+  const out = JSON.parse(bench(['--json', '--builds', 'native,wasm,wasm-mt', '--train', 'none']));
   const want = [];
   for (const b of ['native', 'wasm', 'wasm-mt']) for (const p of ['f32', 'f16', 'q8_0']) want.push(`${b}/${p}`);
   assert.deepEqual(out.rows.map((r) => `${r.build}/${r.precision}`), want);
@@ -35,7 +35,7 @@ test('npm run bench --smoke --json: every build x precision measured, all number
 });
 
 test('npm run bench --smoke: one table with the columns, and n/a rows for unknown builds', () => {
-  const lines = bench(['--builds', 'native,wasm', '--precisions', 'f32,q8_0']).split('\n');
+  const lines = bench(['--builds', 'native,wasm', '--precisions', 'f32,q8_0', '--train', 'none']).split('\n');
   const head = lines.findIndex((l) => l.startsWith('| build |'));
   assert.ok(head >= 0, 'a table header');
   const cols = lines[head].split('|').slice(1, -1).map((c) => c.trim());
@@ -66,4 +66,26 @@ test('gpt2 bench --smoke (native): the same table, wasm rows point to npm run be
   const json = JSON.parse(spawnSync(gpt2, ['bench', '--smoke', '--json', '--precisions', 'q8_0'], { encoding: 'utf8' }).stdout);
   assert.equal(json.length, 1);
   assert.ok(json[0].decode_tps > 0 && json[0].stream_s > 0 && json[0].rss_bytes > 0);
+});
+
+test('npm run bench --smoke --train-only: the training table, native, WASM 1 and 2 threads (and PyTorch when present)', () => {
+  const torch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy']).status === 0;
+  const out = JSON.parse(bench(['--json', '--train-only', '--train-steps', '2']));
+  assert.deepEqual(out.rows, []);
+  assert.equal(out.training.length, 1);
+  const t = out.training[0];
+  assert.deepEqual([t.shape, t.batch, t.seq, t.steps], ['tiny', 2, 16, 2]);
+  for (const k of ['native 1t', 'WASM 1t', 'WASM 2t', ...(torch ? ['PyTorch 1t', 'PyTorch 2t'] : [])]) {
+    assert.equal(t[k].na, undefined, `${k}: ${t[k].na}`);
+    assert.ok(t[k].tokens_per_second > 0, `${k}: ${t[k].tokens_per_second}`);
+  }
+  assert.equal(t['WASM 2t'].threads, 2);
+  assert.ok(t['WASM 1t'].wasm_bytes > 0);
+  if (torch) assert.deepEqual([t['PyTorch 1t'].threads, t['PyTorch 2t'].threads, t['PyTorch 2t'].batch, t['PyTorch 2t'].seq], [1, 2, 2, 16]);
+  else assert.match(t['PyTorch 1t'].na, /no python3-torch/);
+  const text = bench(['--train-only', '--train-steps', '1']).split('\n');
+  const head = text.findIndex((l) => l.startsWith('| shape |'));
+  assert.ok(head >= 0, text.join('\n'));
+  assert.match(text[head], /\| native 1t \| WASM 1t \| WASM 2t \| PyTorch 1t \| PyTorch 2t \|/);
+  assert.match(text[head + 2], /^\| tiny \| \d/);
 });

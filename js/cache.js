@@ -332,3 +332,91 @@ function shortName(url) {
 function mb(n) {
   return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Models taught in this browser (the page's Teach tab): kept in a Cache API cache of their own
+// (KEPT_CACHE_NAME, so clearing the downloaded files keeps them), each as its four files under
+// `<page folder>/gpt2-wasm-taught/<id>/<file>`, plus an index entry listing
+// { id, name, date (ISO 8601), bytes }. A model is added to the index only after its four files
+// are stored; a failed keep removes what it wrote.
+
+/** The Cache API cache holding taught models. */
+export const KEPT_CACHE_NAME = 'gpt2-wasm-taught-v1';
+const KEPT_FILES = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'];
+const keptUrl = (path) => new URL(`gpt2-wasm-taught/${path}`, globalThis.location?.href ?? 'http://localhost/').href;
+
+async function keptIndex(cache) {
+  const r = await cache.match(keptUrl('index.json'));
+  if (!r) return [];
+  try {
+    const list = await r.json();
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
+const putIndex = (cache, list) => cache.put(keptUrl('index.json'),
+  new Response(JSON.stringify(list), { headers: { 'Content-Type': 'application/json' } }));
+
+/**
+ * The models kept in this browser, newest first ([] without the Cache API).
+ * @returns {Promise<{ id: string, name: string, date: string, bytes: number }[]>}
+ */
+export async function listKeptModels() {
+  if (!cacheAvailable() || !(await caches.has(KEPT_CACHE_NAME))) return [];
+  return keptIndex(await caches.open(KEPT_CACHE_NAME));
+}
+
+/**
+ * Keeps a model's four files (e.g. RemoteModel.save()'s) under a name; returns its index entry.
+ * Throws an Error in words when the Cache API is missing or storage is full (nothing is kept).
+ * @param {Record<string, Uint8Array | Blob>} files config.json, model.safetensors, vocab.json, merges.txt
+ * @param {string} name shown in the model picker
+ */
+export async function keepModel(files, name) {
+  if (!cacheAvailable()) throw new Error('This browser offers no storage here (the Cache API needs https or localhost).');
+  const missing = KEPT_FILES.filter((f) => !files[f]);
+  if (missing.length) throw new Error(`keepModel: missing ${missing.join(', ')}`);
+  const bytes = KEPT_FILES.reduce((n, f) => n + (files[f].byteLength ?? files[f].size), 0);
+  if (await tooLittleRoom(bytes)) throw new Error(`Not enough storage left in this browser for ${mb(bytes)}: delete a kept model first.`);
+  const cache = await caches.open(KEPT_CACHE_NAME);
+  const id = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  try {
+    for (const f of KEPT_FILES) await cache.put(keptUrl(`${id}/${f}`), new Response(files[f]));
+    const entry = { id, name: String(name).trim() || 'taught model', date: new Date().toISOString(), bytes };
+    await putIndex(cache, [entry, ...(await keptIndex(cache))]);
+    return entry;
+  } catch (e) {
+    for (const f of KEPT_FILES) await cache.delete(keptUrl(`${id}/${f}`)).catch(() => {});
+    throw isQuotaError(e) ? new Error(`Not enough storage left in this browser for ${mb(bytes)}: delete a kept model first.`) : e;
+  }
+}
+
+/**
+ * A kept model's four files as Blobs (read from disk as load() needs them): load()'s source.
+ * @param {string} id
+ */
+export async function keptModelFiles(id) {
+  const cache = cacheAvailable() ? await caches.open(KEPT_CACHE_NAME) : null;
+  const entry = cache && (await keptIndex(cache)).find((m) => m.id === id);
+  if (!entry) throw new Error('This taught model is no longer kept in this browser.');
+  const files = {};
+  for (const f of KEPT_FILES) {
+    const r = await cache.match(keptUrl(`${id}/${f}`));
+    if (!r) throw new Error(`The kept model "${entry.name}" lost its ${f} (the browser may have cleared storage): delete it.`);
+    files[f] = await r.blob();
+  }
+  return files;
+}
+
+/** Deletes a kept model (its files and its index entry); false when there was none. */
+export async function deleteKeptModel(id) {
+  if (!cacheAvailable() || !(await caches.has(KEPT_CACHE_NAME))) return false;
+  const cache = await caches.open(KEPT_CACHE_NAME);
+  const list = await keptIndex(cache);
+  if (!list.some((m) => m.id === id)) return false;
+  await putIndex(cache, list.filter((m) => m.id !== id));
+  for (const f of KEPT_FILES) await cache.delete(keptUrl(`${id}/${f}`));
+  return true;
+}

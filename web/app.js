@@ -2,7 +2,8 @@
 // and stream generated text. Plain ES module, no framework.
 //
 // Element ids (stable; the browser tests in tests/browser/ rely on them):
-//   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files'; after a failed
+//   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files' | 'kept:<id>' (a model
+//                        taught and kept in this browser, web/teach.js); after a failed
 //                        or cancelled load it shows the model that is loaded
 //   #model-url           custom folder URL (shown for 'url'); an 'owner/name' HF repo or a model
 //                        name the downloader knows (gpt2, distilgpt2, ...) works too
@@ -42,7 +43,7 @@
 //   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
 //   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js.
 
-import { percent, plural } from './format.js';
+import { formatBytes, percent, plural } from './format.js';
 import { probeHost, startOffline } from './offline.js';
 import { initWrite } from './write.js';
 import { initTeach } from './teach.js';
@@ -182,16 +183,6 @@ async function explainNetworkFailure(source, msg) {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-function formatBytes(n) {
-  if (!Number.isFinite(n)) return '?';
-  if (n < 1024) return `${n} B`;
-  const units = ['kB', 'MB', 'GB'];
-  let v = n / 1000;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
 function formatDuration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return '';
   seconds = Math.round(seconds);
@@ -326,6 +317,7 @@ async function chosenSource() {
     const repo = v.slice(3);
     return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1], about: ABOUT[repo] };
   }
+  if (v.startsWith('kept:')) return teach.keptSource(v.slice(5)); // a model taught in this browser (web/teach.js)
   if (v === 'url') {
     const url = await normalizeUrl(el.modelUrl.value);
     el.modelUrl.value = url;

@@ -11,12 +11,18 @@
 //   keeps one model in memory (no second copy of the original in another worker).
 //   Stop (#teach-stop) ends at a step boundary: the model keeps the steps done.
 //   Download: the taught model's four files (RemoteModel.save), one button each.
+//   Keep (#teach-keep, named by #teach-keep-name): the same four files kept in the browser's
+//   storage (js/cache.js keepModel); #teach-kept lists the kept models, each with a Delete
+//   button, and the model picker offers them ('kept:<id>', "Taught: <name>, <date>", in the
+//   optgroup #kept-models), loaded from storage without a download (keptSource).
 //
 // Test hook: hook.teach = { state: 'idle'|'training'|'done'|'stopped'|'failed', runs, steps,
 //   options, ids, heldOut, before: { text, perplexity }, after: { ... }, trainMs }
 //   steps: the FinetuneStep objects of the latest run; options: what finetune() was given;
-//   ids: the training token ids; trainMs: time of the finetune loop.
-import { plural } from './format.js';
+//   ids: the training token ids; trainMs: time of the finetune loop; kept: the kept models'
+//   index entries, after each refresh.
+import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/cache.js';
+import { formatBytes, plural } from './format.js';
 
 /** Optimiser settings of the presets (steps differ; AdamW, batch 4 x 64 tokens). */
 const TRAIN = { batch: 4, seq: 64, lr: 5e-4, optimizer: 'adamw', gradClip: 1, shuffle: 1 };
@@ -39,14 +45,16 @@ export function initTeach(app) {
     steps: $('teach-steps'), prompt: $('teach-prompt'), start: $('teach-start'), stop: $('teach-stop'),
     status: $('teach-status'), chart: $('teach-chart'), compare: $('teach-compare'),
     beforeText: $('teach-before-text'), afterText: $('teach-after-text'), beforePpl: $('teach-before-ppl'),
-    afterPpl: $('teach-after-ppl'), downloads: $('teach-downloads'),
+    afterPpl: $('teach-after-ppl'), downloads: $('teach-downloads'), keep: $('teach-keep'),
+    keepName: $('teach-keep-name'), kept: $('teach-kept'), keptBox: $('teach-kept-box'), modelSelect: $('model-select'),
   };
-  const hook = { state: 'idle', runs: 0, steps: [], options: null, ids: null, heldOut: 0, before: null, after: null, trainMs: 0 };
+  const hook = { state: 'idle', runs: 0, steps: [], options: null, ids: null, heldOut: 0, before: null, after: null, trainMs: 0, kept: [] };
   app.hook.teach = hook;
   let controller = null; // while training
   let busy = false;
   let taught = null;     // the model that was taught (downloads are its files)
   let saved = null;      // a promise of its four files, made at the first download
+  let keeping = false;   // a keep is being written
 
   function setBusy(on) {
     busy = on;
@@ -60,6 +68,7 @@ export function initTeach(app) {
     el.stop.disabled = !controller;
     const canDownload = !busy && taught !== null && taught === model && !model.disposed;
     for (const b of el.downloads.querySelectorAll('button')) b.disabled = !canDownload;
+    el.keep.disabled = !canDownload || keeping;
   }
 
   el.preset.addEventListener('change', () => {
@@ -78,6 +87,7 @@ export function initTeach(app) {
   el.start.addEventListener('click', () => { teach(); });
   el.stop.addEventListener('click', () => { stop(); });
   for (const b of el.downloads.querySelectorAll('button')) b.addEventListener('click', () => download(b.dataset.file));
+  el.keep.addEventListener('click', () => { keep(); });
 
   /** Stops a running training at the next step boundary; false when none runs. */
   function stop() {
@@ -203,8 +213,7 @@ export function initTeach(app) {
   async function download(name) {
     if (!taught || taught.disposed) return;
     try {
-      if (!saved) saved = taught.save();
-      const files = await saved;
+      const files = await taughtFiles();
       const url = URL.createObjectURL(new Blob([files[name]]));
       const a = document.createElement('a');
       a.href = url;
@@ -217,6 +226,82 @@ export function initTeach(app) {
       saved = null;
       app.showError(`${name} could not be saved.`, (e && e.message) || String(e));
     }
+  }
+
+  /** The taught model's files, made once (downloads and keep share them). */
+  function taughtFiles() {
+    if (!saved) saved = taught.save();
+    saved.catch(() => { saved = null; });
+    return saved;
+  }
+
+  /** Keeps the taught model in the browser's storage under #teach-keep-name. */
+  async function keep() {
+    if (!taught || taught.disposed || keeping) return;
+    keeping = true;
+    update();
+    setStatus('Keeping the taught model in this browser…');
+    try {
+      const entry = await keepModel(await taughtFiles(), el.keepName.value);
+      setStatus(`Kept "${entry.name}" in this browser (${formatBytes(entry.bytes)}): the Model picker offers it as ${keptLabel(entry)}.`);
+      await refreshKept();
+    } catch (e) {
+      setStatus('');
+      app.showError('The taught model could not be kept.', (e && e.message) || String(e));
+    } finally {
+      keeping = false;
+      update();
+    }
+  }
+
+  /** Lists the kept models in #teach-kept and in the model picker's optgroup #kept-models. */
+  async function refreshKept() {
+    let list = [];
+    try {
+      list = await listKeptModels();
+    } catch { /* no storage: nothing listed */ }
+    hook.kept = list;
+    el.kept.replaceChildren(...list.map((m) => {
+      const li = document.createElement('li');
+      const del = document.createElement('button');
+      del.type = 'button';
+      del.textContent = 'Delete';
+      del.dataset.id = m.id;
+      del.setAttribute('aria-label', `Delete ${keptLabel(m)}`);
+      del.addEventListener('click', () => { remove(m); });
+      li.append(`${keptLabel(m)} · ${formatBytes(m.bytes)} `, del);
+      return li;
+    }));
+    el.keptBox.hidden = list.length === 0;
+    let group = document.getElementById('kept-models');
+    if (!group) {
+      group = document.createElement('optgroup');
+      group.id = 'kept-models';
+      group.label = 'Taught in this browser';
+    }
+    const chosen = el.modelSelect.value;
+    group.replaceChildren(...list.map((m) => new Option(keptLabel(m), `kept:${m.id}`)));
+    if (list.length && !group.parentNode) el.modelSelect.append(group);
+    if (!list.length) group.remove();
+    if ([...el.modelSelect.options].some((o) => o.value === chosen)) el.modelSelect.value = chosen;
+  }
+
+  async function remove(m) {
+    try {
+      await deleteKeptModel(m.id);
+      setStatus(`Deleted ${keptLabel(m)} from this browser.`);
+    } catch (e) {
+      app.showError('The kept model could not be deleted.', (e && e.message) || String(e));
+    }
+    await refreshKept();
+  }
+
+  /** load()'s source for a kept model ({ source: files, label, total }), read from storage. */
+  async function keptSource(id) {
+    const entry = hook.kept.find((m) => m.id === id);
+    const files = await keptModelFiles(id);
+    const total = Object.values(files).reduce((n, b) => n + b.size, 0);
+    return { source: files, label: entry ? keptLabel(entry) : 'taught model', total };
   }
 
   function setStatus(text) { el.status.textContent = text; }
@@ -242,7 +327,14 @@ export function initTeach(app) {
   }
 
   update();
-  return { update, stop, get busy() { return busy; } };
+  refreshKept();
+  return { update, stop, keptSource, get busy() { return busy; } };
+}
+
+/** "Taught: <name>, <date>" (the date in the reader's locale). */
+function keptLabel(m) {
+  const d = new Date(m.date);
+  return `Taught: ${m.name}, ${Number.isNaN(d.getTime()) ? m.date : d.toLocaleDateString()}`;
 }
 
 /** "42 s" or "3 min 5 s". */

@@ -4,8 +4,10 @@
 // over 200 ms while training (PerformanceObserver 'longtask'); before/after samples and
 // perplexities are shown; the four downloaded files load through load() in Node and give the
 // logits of Node's fine-tuned model and the page model's scores; Stop ends at a step boundary
-// with the model holding exactly the steps done. The training time is reported (a diagnostic
-// line), never asserted. Screenshot: test-output/browser/teach.png.
+// with the model holding exactly the steps done; "Keep in this browser" stores the taught model,
+// which the model picker offers after a reload and loads with the same scores and greedy text,
+// and Delete removes it. The training time is reported (a diagnostic line), never asserted.
+// Screenshots: test-output/browser/teach.png, teach-kept.png, teach-kept-phone.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -180,6 +182,59 @@ test('Stop ends the training at a step boundary; the model keeps exactly the ste
   const probe = 'Caches are cleared when the version changes';
   assert.deepEqual(await pageLogprobs(probe), nodeModel.score(probe, { topK: 0 }).tokens.map((x) => x.logprob),
     'the page model holds the steps done before Stop');
+});
+
+const greedy = () => page.evaluate(async () => {
+  const g = window.__gpt2.model.generate('It was', { maxTokens: 20, temperature: 0 });
+  for await (const p of g) void p;
+  return (await g.summary).text;
+});
+const keptState = () => page.evaluate(() => window.__gpt2.teach.kept);
+
+test('Keep in this browser: offered after a reload, loaded without a download with the taught logits; Delete removes it', async () => {
+  assert.equal(await page.isDisabled('#teach-keep'), false);
+  const probe = 'The build server compiles every commit';
+  const taughtLp = await pageLogprobs(probe), taughtText = await greedy();
+  await page.fill('#teach-keep-name', 'Build notes');
+  await page.click('#teach-keep');
+  await page.waitForFunction(() => window.__gpt2.teach.kept.length === 1, null, WAIT);
+  assert.match(await page.textContent('#teach-status'), /Kept "Build notes" in this browser/);
+  const [entry] = await keptState();
+  assert.equal(entry.name, 'Build notes');
+  assert.ok(Math.abs(Date.parse(entry.date) - Date.now()) < 600_000, entry.date);
+
+  await page.reload();
+  await page.waitForSelector('body[data-state="ready"]', WAIT);
+  await page.waitForFunction(() => window.__gpt2.teach.kept.length === 1, null, WAIT);
+  const option = await page.$eval('#kept-models option', (o) => ({ value: o.value, text: o.textContent }));
+  assert.equal(option.value, `kept:${entry.id}`);
+  assert.match(option.text, /^Taught: Build notes, \S/);
+  assert.notDeepEqual(await pageLogprobs(probe), taughtLp, 'after the reload the embedded model is loaded');
+  await page.selectOption('#model-select', option.value);
+  await page.click('#load');
+  await page.waitForFunction(() => document.body.dataset.state === 'ready' &&
+    /Taught: Build notes/.test(document.getElementById('status').textContent), null, WAIT);
+  assert.deepEqual(await pageLogprobs(probe), taughtLp, 'the kept model scores as the taught one');
+  assert.equal(await greedy(), taughtText, 'the kept model writes as the taught one (greedy)');
+
+  await page.click('#tab-teach');
+  assert.equal(await page.isHidden('#teach-kept-box'), false);
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, 'teach-kept.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.screenshot({ path: join(SHOTS, 'teach-kept-phone.png'), fullPage: true });
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 1100 });
+  }
+
+  await page.click(`#teach-kept button[data-id="${entry.id}"]`);
+  await page.waitForFunction(() => window.__gpt2.teach.kept.length === 0, null, WAIT);
+  assert.equal(await page.$('#kept-models'), null, 'the picker no longer offers it');
+  assert.equal(await page.isHidden('#teach-kept-box'), true);
+  assert.deepEqual(await page.evaluate(async () => (await (await caches.open('gpt2-wasm-taught-v1')).keys()).map((r) => r.url.split('/').pop())),
+    ['index.json'], 'the files are gone from storage');
+  assert.deepEqual(await page.evaluate(async () => (await import('/js/cache.js')).listKeptModels()), []);
 });
 
 test('bad input is refused with a message, and the model is left as it was', async () => {

@@ -393,7 +393,8 @@ function trainWasm(dir, threads, size, steps) {
 }
 
 function trainTorch(dir, threads, batch, seq, steps, torchLib) {
-  const env = { ...process.env };
+  // torch.set_num_threads does not reach a BLAS loaded through LD_LIBRARY_PATH: tell OpenBLAS too
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   if (torchLib) env.LD_LIBRARY_PATH = [resolve(torchLib), env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   if (!run('/usr/bin/python3', ['-c', 'import torch, numpy'], { env }).ok) return { na: 'no python3-torch (apt-get install python3-torch)' };
   const r = run('/usr/bin/python3', ['tools/gpt2_reference.py', 'trainbench', '--model', dir, '--threads', String(threads),
@@ -492,7 +493,7 @@ async function main() {
   if (o.save) writeFileSync(o.save, JSON.stringify(result, null, 1) + '\n');
   if (o.json) console.log(JSON.stringify(result, null, 1));
   else {
-    console.log(`\nsizes: ${JSON.stringify(z)}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ` +
+    console.log(`\n${o.trainOnly ? '' : `sizes: ${JSON.stringify(z)}; `}load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ` +
       `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`);
   }
 }

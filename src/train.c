@@ -274,7 +274,7 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
     if (rc != GPT2_OK) return rc;
     int untied = !w->tied_head;
     uint64_t need = gpt2_train_bytes(c, untied, o->optimizer, o->batch, o->seq);
-    if (need == UINT64_MAX || need > SIZE_MAX)
+    if (need == UINT64_MAX)
         return gpt2_fail(err, GPT2_ERR_NOMEM, "training state for batch %d x seq %d overflows", o->batch, o->seq);
     if (budget && need > budget) {
         /* what would fit: halve the batch, then the sequence */
@@ -288,11 +288,21 @@ gpt2_err gpt2_train_create(const gpt2_weights *w, const gpt2_train_options *o, u
                              "training needs %.1f MB for batch %d x seq %d but the budget is %.1f MB; "
                              "batch %d x seq %d would fit",
                              need / 1e6, o->batch, o->seq, budget / 1e6, b, s);
+        uint64_t sgd = gpt2_train_bytes(c, untied, GPT2_OPTIM_SGD, 1, 1);
+        if (o->optimizer == GPT2_OPTIM_ADAMW && sgd <= budget)
+            return gpt2_fail(err, GPT2_ERR_NOMEM,
+                             "training needs %.1f MB for batch %d x seq %d but the budget is %.1f MB; even batch 1 x "
+                             "seq 1 does not fit this model with AdamW (its two moments): the sgd optimizer at batch "
+                             "1 x seq 1 would (%.1f MB), or use a smaller model",
+                             need / 1e6, o->batch, o->seq, budget / 1e6, sgd / 1e6);
         return gpt2_fail(err, GPT2_ERR_NOMEM,
                          "training needs %.1f MB for batch %d x seq %d but the budget is %.1f MB; even batch 1 x "
                          "seq 1 does not fit this model: use a smaller model",
                          need / 1e6, o->batch, o->seq, budget / 1e6);
     }
+    if (need > SIZE_MAX)
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "training needs %.1f MB for batch %d x seq %d: more than this build can address",
+                         need / 1e6, o->batch, o->seq);
     /* Five allocations (the parameter arrays apart from the rest): none over 2 GB for the
      * GPT-2 sizes, which WebAssembly's allocator could not grow by in one step. */
     const size_t np = (size_t)params_of(c, untied), arrays = o->optimizer == GPT2_OPTIM_ADAMW ? 4 : 2;

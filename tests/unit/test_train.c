@@ -258,6 +258,15 @@ static void check_bad_input(void) {
     CHECK(need > 0 && need != UINT64_MAX, "estimate %llu", (unsigned long long)need);
     CHECK_FAILS(gpt2_train_create(w, &o, need - 1, &t, &err), GPT2_ERR_NOMEM, &err);
     CHECK(strstr(err.message, "batch 1 x seq 16 would fit") != NULL, "budget message: '%s'", err.message);
+    /* nothing fits with AdamW, SGD at 1 x 1 does: the message says so; below that, another model */
+    uint64_t sgd11 = gpt2_train_bytes(&w->config, 0, GPT2_OPTIM_SGD, 1, 1);
+    uint64_t adam11 = gpt2_train_bytes(&w->config, 0, GPT2_OPTIM_ADAMW, 1, 1);
+    CHECK(sgd11 < adam11, "sgd %llu, adamw %llu", (unsigned long long)sgd11, (unsigned long long)adam11);
+    CHECK_FAILS(gpt2_train_create(w, &o, adam11 - 1, &t, &err), GPT2_ERR_NOMEM, &err);
+    CHECK(strstr(err.message, "the sgd optimizer at batch 1 x seq 1 would") != NULL, "adamw message: '%s'", err.message);
+    CHECK_FAILS(gpt2_train_create(w, &o, sgd11 - 1, &t, &err), GPT2_ERR_NOMEM, &err);
+    CHECK(strstr(err.message, "use a smaller model") != NULL && strstr(err.message, "sgd") == NULL, "message: '%s'",
+          err.message);
     CHECK_OK(gpt2_train_create(w, &o, need, &t, &err), &err);
     if (!t) {
         gpt2_weights_free(w);

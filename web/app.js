@@ -42,10 +42,11 @@
 //   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
 //   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js.
 
-import { percent, plural } from './format.js';
+import { formatBytes, percent, plural } from './format.js';
 import { probeHost, startOffline } from './offline.js';
 import { initWrite } from './write.js';
 import { initTeach } from './teach.js';
+import { initBigModels } from './bigmodel.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -76,6 +77,7 @@ let model = null;        // the loaded RemoteModel
 let modelLabel = '';
 let write = null;         // the Write tab (web/write.js)
 let teach = null;         // the Teach tab (web/teach.js)
+let big = null;           // the size/precision line and the draft model (web/bigmodel.js)
 let loadedChoice = null; // { select, url }: what the picker showed when the loaded model was chosen
 let loadController = null;
 let genController = null;
@@ -181,16 +183,6 @@ async function explainNetworkFailure(source, msg) {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
-
-function formatBytes(n) {
-  if (!Number.isFinite(n)) return '?';
-  if (n < 1024) return `${n} B`;
-  const units = ['kB', 'MB', 'GB'];
-  let v = n / 1000;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
 
 function formatDuration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return '';
@@ -312,7 +304,12 @@ const ABOUT = {
   'distilbert/distilgpt2': 'a GPT-2 distilled by Hugging Face, trained on OpenWebText (English web pages)',
   'openai-community/gpt2': "OpenAI's GPT-2, trained on WebText (8 million English web pages)",
   'openai-community/gpt2-medium': "OpenAI's GPT-2 medium, trained on WebText (8 million English web pages)",
+  'openai-community/gpt2-large': "OpenAI's GPT-2 large, trained on WebText (8 million English web pages)",
+  'openai-community/gpt2-xl': "OpenAI's GPT-2 XL, the largest, trained on WebText (8 million English web pages)",
 };
+
+/** The folder URL of a Hugging Face repository's main branch. */
+const hfFolder = (repo) => `https://huggingface.co/${repo}/resolve/main/`;
 
 /** The HF repository of a folder URL on huggingface.co, or null. */
 const repoOf = (url) => (url.match(/^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\//) || [])[1] || null;
@@ -324,7 +321,7 @@ async function chosenSource() {
   if (v === 'embedded') return { source: EMBEDDED_URL, label: 'Embedded demo model', about: ABOUT.embedded };
   if (v.startsWith('hf:')) {
     const repo = v.slice(3);
-    return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1], about: ABOUT[repo] };
+    return { source: hfFolder(repo), label: repo.split('/')[1], about: ABOUT[repo] };
   }
   if (v === 'url') {
     const url = await normalizeUrl(el.modelUrl.value);
@@ -366,7 +363,7 @@ async function loadModel() {
   const controller = new AbortController();
   loadController = controller;
   hook.loads++;
-  const choice = { select: el.modelSelect.value, url: el.modelUrl.value };
+  const choice = { select: el.modelSelect.value, url: el.modelUrl.value, source: chosen.source };
 
   // Free a big model first (two would not fit); keep a small one usable until the new one is ready.
   const old = model;
@@ -404,6 +401,7 @@ async function loadModel() {
     setStatus(`Ready: ${chosen.label}.`);
     setState('ready');
     countPromptTokens();
+    big.onModel();
     return true;
   } catch (e) {
     if (loadController !== controller) return false;
@@ -448,8 +446,8 @@ function showModelInfo(chosen, m) {
   name.textContent = chosen.label;
   const parts = [`${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
   if (info.weightsBytes) parts.push(`${info.precision || ''} weights, ${formatBytes(info.weightsBytes)}`.trim());
-  // why, when 'auto' took a smaller precision than the file's because that did not fit
-  if (info.precisionReason && info.precisionReason.includes(', because ')) parts.push(info.precisionReason);
+  // which precision and why (e.g. 'auto' took a smaller one than the file's because that did not fit)
+  if (info.precisionReason) parts.push(`precision ${info.precisionReason}`);
   const threads = Number(info.threads) || 1;
   parts.push(`WebAssembly SIMD, ${plural(threads, 'thread')}` +
     (threads === 1 && !globalThis.crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''));
@@ -584,22 +582,36 @@ async function generate() {
   let text = '';
   let pending = false;
   const paint = () => { pending = false; genText.data = text; keepScrolled(); };
-  try {
-    let gen = m.generate(prompt, { ...options, signal: controller.signal });
-    if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
-    for await (const piece of gen) {
-      if (piece.token !== null && piece.token !== undefined) tokens++;
-      if (piece.text) {
-        text += piece.text;
-        if (!pending) { pending = true; requestAnimationFrame(paint); }
-      }
+  const take = (piece) => {
+    if (piece.token !== null && piece.token !== undefined) tokens++;
+    if (piece.text) {
+      text += piece.text;
+      if (!pending) { pending = true; requestAnimationFrame(paint); }
     }
+  };
+  const draftOptions = big.options();
+  let draftNote = '';
+  try {
+    let gen = m.generate(prompt, { ...options, ...draftOptions, signal: controller.signal });
+    if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
+    let first;
+    try {
+      first = await gen.next();
+    } catch (e) {
+      // A draft the core cannot use with these options (e.g. sampling): say so, generate without it.
+      if (!draftOptions.draft || !e || e.code !== 'unsupported') throw e;
+      draftNote = `the draft model was not used (${e.message})`;
+      gen = m.generate(prompt, { ...options, signal: controller.signal });
+      first = await gen.next();
+    }
+    if (!first.done) take(first.value);
+    for await (const piece of gen) take(piece);
     const summary = await gen.summary;
     hook.lastSummary = summary;
     text = summary.text ?? text;
     paint();
     showStats(summary, options.seed);
-    showWarnings(summary.warnings);
+    showWarnings([...(summary.warnings || []), ...(draftNote ? [draftNote] : [])]);
     const why = {
       max_tokens: 'reached the token limit',
       eot: 'the model ended the text',
@@ -648,6 +660,8 @@ function showStats(summary, seed) {
   if (Number.isFinite(t.totalMs)) parts.push(`${(t.totalMs / 1000).toFixed(2)} s total`);
   parts.push(`prompt ${plural(summary.promptTokens, 'token')}`);
   parts.push(`seed ${seed}`);
+  const draft = big.statsText(summary);
+  if (draft) parts.push(draft);
   el.stats.textContent = parts.join(' · ');
 }
 
@@ -1172,6 +1186,13 @@ write = initWrite({
   clearError,
   hook,
   onBusy: updateButtons,
+});
+big = initBigModels({
+  getApi: () => api,
+  getModel: () => model,
+  getLoaded: () => loadedChoice,
+  sourceOf: (v) => (v.startsWith('hf:') ? hfFolder(v.slice(3)) : undefined),
+  hook,
 });
 teach = initTeach({
   getModel: () => model, isLoading: () => !!loadController, showError, clearError, hook, onBusy: updateButtons,

@@ -28,6 +28,7 @@
 //   #banned-words        "Never use these words": comma-separated, passed as bannedWords to Generate and Chat
 //   #tab-generate #tab-write #tab-detect #tab-chat #tab-teach   tabs (role=tab) showing #panel-generate / -write / ...
 //   Write: web/write.js (#write-text, ...); Teach: web/teach.js (#teach-text, ...); offline and updates: web/offline.js (#net-status, ...)
+//   Big models: web/bigmodel.js (#model-plan: size, precision and memory before a download; #draft-select, #draft-tokens, #draft-status)
 //   Detect: #detect-text, #analyze; #detect-tokens holds span.tok per token (class bucket-0..3 by
 //     rank: < 10, < 100, < 1000, more; data-rank; tabindex=0); #detect-detail shows the focused or
 //     hovered token's probability, rank and alternatives; #detect-hist li[data-bucket] with
@@ -40,7 +41,8 @@
 //   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
 //   generations: how many generations have ended (finished, stopped or failed);
 //   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
-//   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js.
+//   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js;
+//   plans, lastPlan, draft, draftLoads, draftError: see web/bigmodel.js.
 
 import { formatBytes, percent, plural } from './format.js';
 import { probeHost, startOffline } from './offline.js';
@@ -64,7 +66,7 @@ const el = {
   chatLog: $('chat-log'), chatInput: $('chat-input'), chatSend: $('chat-send'), chatRegenerate: $('chat-regenerate'),
   chatReset: $('chat-reset'), chatMaxTokens: $('chat-max-tokens'), chatStatus: $('chat-status'),
   chatStop: $('chat-stop'), notice: $('notice'), precision: $('precision'), genWarnings: $('gen-warnings'),
-  settings: $('settings'),
+  settings: $('settings'), draftSelect: $('draft-select'), draftTokens: $('draft-tokens'),
 };
 
 const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
@@ -540,6 +542,7 @@ function updateButtons() {
   el.chatStop.disabled = !chat.busy;
   el.chatRegenerate.disabled = !model || chat.busy || !!loadController || chat.replyStart === null || chat.model !== model;
   el.chatReset.disabled = chat.busy || !chat.session;
+  el.draftSelect.disabled = busy || !!loadController; // the draft is not changed under a generation
   if (write) write.update();
   if (teach) teach.update();
 }
@@ -547,9 +550,10 @@ function updateButtons() {
 async function generate() {
   if (!model || busy || loadController) return;
   clearError();
-  let options;
+  let options, draftOptions;
   try {
     options = readOptions();
+    draftOptions = big.options(() => readNumber(el.draftTokens));
   } catch (e) {
     showError('Check the sampling settings.', e.message);
     return;
@@ -589,7 +593,6 @@ async function generate() {
       if (!pending) { pending = true; requestAnimationFrame(paint); }
     }
   };
-  const draftOptions = big.options();
   let draftNote = '';
   try {
     let gen = m.generate(prompt, { ...options, ...draftOptions, signal: controller.signal });
@@ -655,7 +658,7 @@ function keepScrolled() {
 function showStats(summary, seed) {
   const t = summary.timings || {};
   const parts = [plural(summary.tokens, 'token')];
-  if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(t.tokensPerSecond < 1 ? 2 : 1)} tokens/s`);
   if (Number.isFinite(t.firstTokenMs)) parts.push(`first token ${Math.round(t.firstTokenMs)} ms`);
   if (Number.isFinite(t.totalMs)) parts.push(`${(t.totalMs / 1000).toFixed(2)} s total`);
   parts.push(`prompt ${plural(summary.promptTokens, 'token')}`);
@@ -1191,7 +1194,7 @@ big = initBigModels({
   getApi: () => api,
   getModel: () => model,
   getLoaded: () => loadedChoice,
-  sourceOf: (v) => (v.startsWith('hf:') ? hfFolder(v.slice(3)) : undefined),
+  sourceOf: (v) => (v.startsWith('hf:') ? hfFolder(v.slice(3)) : v === 'url' && el.modelUrl.value.trim() ? normalizeUrl(el.modelUrl.value) : undefined),
   hook,
 });
 teach = initTeach({

@@ -31,8 +31,9 @@ export function describePlan(plan) {
 /**
  * Wires #model-plan and the draft controls.
  * @param {{ getApi: () => any, getModel: () => any, getLoaded: () => ({ source: any } | null),
- *   sourceOf: (select: string) => string | null | undefined, isBusy: () => boolean, hook: any }} ctx
- *   sourceOf: the folder URL of a #model-select value (undefined when it has none to plan)
+ *   sourceOf: (select: string) => string | undefined | Promise<string | undefined>, hook: any }} ctx
+ *   sourceOf: the folder URL of a #model-select value, or a promise of it (undefined when it
+ *   has none to plan)
  */
 export function initBigModels(ctx) {
   const $ = (id) => document.getElementById(id);
@@ -49,7 +50,13 @@ export function initBigModels(ctx) {
     const seq = ++planSeq;
     if (planController) planController.abort();
     const api = ctx.getApi();
-    const source = ctx.sourceOf(el.select.value);
+    let source;
+    try {
+      source = await ctx.sourceOf(el.select.value);
+    } catch {
+      source = undefined; // a URL field that is not a URL yet: Load says what is wrong
+    }
+    if (seq !== planSeq) return;
     if (!api || !source) {
       el.plan.hidden = true;
       return;
@@ -129,6 +136,7 @@ export function initBigModels(ctx) {
   }
 
   el.select.addEventListener('change', showPlan);
+  $('model-url').addEventListener('change', showPlan);
   el.precision.addEventListener('change', showPlan);
   el.draftSelect.addEventListener('change', loadDraft);
 
@@ -139,12 +147,14 @@ export function initBigModels(ctx) {
       el.plan.hidden = true;
       return loadDraft();
     },
-    /** Generation options for the draft ({} without one), read from #draft-tokens. */
-    options() {
+    /**
+     * Generation options for the draft ({} without one).
+     * @param {() => number} readTokens reads #draft-tokens (throws an Error with words when it is not 1..16)
+     */
+    options(readTokens) {
       const m = ctx.getModel();
       if (!draft || draftFor !== m || draft.disposed) return {};
-      const k = Number(el.draftTokens.value);
-      return { draft, draftTokens: Number.isInteger(k) && k >= 1 && k <= 16 ? k : 4 };
+      return { draft, draftTokens: readTokens() };
     },
     /** The stats line's words for summary.speculative ('' without a draft). */
     statsText(summary) {

@@ -223,6 +223,12 @@ test('the draft option: a q8_0 self-draft gives the greedy text of the model alo
       `draft accepted ${s.speculative.accepted} of ${s.speculative.proposed} proposed tokens (${pct}%)`), await page.textContent('#stats'));
   }
   await page.screenshot({ path: join(SHOTS, 'bigmodel-draft.png'), fullPage: true });
+  // A number of tokens per round outside 1..16 is said, not guessed.
+  await page.fill('#draft-tokens', '17');
+  await page.click('#generate');
+  await page.waitForSelector('#error:not([hidden])', WAIT);
+  assert.match(await page.textContent('#error'), /Check the sampling settings\..*Tokens per round must be a whole number from 1 to 16/s);
+  await page.fill('#draft-tokens', '4');
 
   // Sampling with the draft: either the core supports it, or the page says the draft was not used.
   await page.fill('#temperature', '0.8');

@@ -16,8 +16,15 @@ import type {
 
 export { Gpt2Error } from './index.js';
 
-/** Generation options in the worker: those of the Node API without speculative decoding (a draft model cannot cross to the worker). */
-export type GenerateOptions = Omit<NodeGenerateOptions, 'draft' | 'draftTokens'>;
+/** Generation options in the worker: those of the Node API, with a draft that lives in the same worker. */
+export type GenerateOptions = Omit<NodeGenerateOptions, 'draft'> & {
+  /**
+   * Speculative decoding: a model loaded into this one's worker with
+   * `loadInWorker(source, { into: model })` and the same vocabulary (see the Node API's
+   * `draft`; greedy only, else `Gpt2Error` `'unsupported'` on the first `next()`).
+   */
+  draft?: RemoteModel | undefined;
+};
 
 /** The contents of one checkpoint file handed to the worker (Blob/File by reference; Response and ReadableStream transferred; buffers copied). */
 export type BrowserModelFile = Blob | Response | ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView;
@@ -62,6 +69,42 @@ export interface BrowserLoadOptions {
   assetsUrl?: string | URL | undefined;
   /** Where gpt2-wasm's `js/worker.js` (or a module worker script importing it) is served; takes precedence over `assetsUrl` for the worker. */
   workerUrl?: string | URL | undefined;
+  /**
+   * Load into that model's worker and WebAssembly instance (a draft for speculative decoding):
+   * no new worker; the model shares the other's memory and threads and is disposed with it.
+   */
+  into?: RemoteModel | undefined;
+}
+
+/** Options of {@link planInWorker}: those of {@link loadInWorker} that decide the precision and the worker. */
+export interface PlanOptions {
+  precision?: Precision | undefined;
+  memoryBudget?: number | undefined;
+  signal?: AbortSignal | undefined;
+  assetsUrl?: string | URL | undefined;
+  workerUrl?: string | URL | undefined;
+}
+
+/** What loading a URL folder would take, before its weights are downloaded ({@link planInWorker}). */
+export interface LoadPlan {
+  /** The four files' sizes added (`undefined` when a server did not say one). */
+  readonly downloadBytes: number | undefined;
+  readonly fileBytes: { readonly [name in ModelFileName]: number | undefined };
+  /** The precision most weights have in the file. */
+  readonly stored: 'f32' | 'f16' | 'q8_0';
+  /** Whether the file has a separate `lm_head`. */
+  readonly untied: boolean;
+  /** What the load will store (`null`: nothing fits; `reason` then says what would). */
+  readonly precision: 'f32' | 'f16' | 'q8_0' | null;
+  /** Why: the words `info.precisionReason` will have, or the loader's message when it does not fit. */
+  readonly reason: string;
+  /** Bytes of memory the model will take in that precision (the core's estimate, as the README's memory table). */
+  readonly need: number;
+  /** Bytes the load may take: what is left of WebAssembly's 4 GB (or `memoryBudget`). */
+  readonly budget: number;
+  /** The estimate in each precision. */
+  readonly bytes: { readonly f32: number; readonly f16: number; readonly q8_0: number };
+  readonly config: { readonly nLayer: number; readonly nHead: number; readonly nEmbd: number; readonly nCtx: number; readonly nVocab: number };
 }
 
 /** Facts about a model loaded in a worker: those of `load()`, plus how the browser cache served its files. */
@@ -126,8 +169,10 @@ export declare class RemoteModel {
   readonly info: Readonly<RemoteModelInfo>;
   /** The id of `'<|endoftext|>'`. */
   readonly eotId: number;
-  /** Whether `dispose()` was called (or the worker died). */
+  /** Whether `dispose()` was called (or the worker died, or the model it was loaded into was disposed). */
   readonly disposed: boolean;
+  /** Whether it was loaded into another model's worker (`into`): `dispose()` then frees it there and keeps the worker. */
+  readonly guest: boolean;
   tokenize(text: string, options?: TokenizeOptions): Promise<number[]>;
   detokenize(ids: TokenIds): Promise<string>;
   score(textOrIds: string | TokenIds, options?: ScoreOptions): Promise<ScoreResult>;
@@ -157,6 +202,14 @@ export declare class RemoteModel {
  *   `workerUrl` / `assetsUrl` options).
  */
 export function loadInWorker(source?: string | URL | BrowserModelFiles | null, options?: BrowserLoadOptions): Promise<RemoteModel>;
+
+/**
+ * What loading a URL folder would take, before its weights are downloaded (in a short-lived
+ * worker): download size, the precision the load will use and why, the memory it needs (the
+ * core's own estimate and choice). Reads config.json, the other files' sizes and
+ * model.safetensors' header (HTTP Range requests).
+ */
+export function planInWorker(source: string | URL, options?: PlanOptions): Promise<LoadPlan>;
 
 /** Removes every model file kept by the browser cache; resolves with how many were removed. */
 export function clearModelCache(): Promise<number>;

@@ -36,6 +36,9 @@ function generateOptions(options) {
   return opts;
 }
 
+/** The worker connection and model id of each RemoteModel (for `into` and `draft`). @type {WeakMap<RemoteModel, { conn: Connection, id: number }>} */
+const remotes = new WeakMap();
+
 /**
  * @typedef {import('./index.js').LoadProgress & { notice?: string }} BrowserLoadProgress
  *   load() progress events, plus `notice`: a sentence for the user once the cache could not
@@ -61,6 +64,10 @@ function generateOptions(options) {
  *   next to this module, or as a bundler emitted them)
  * @property {string|URL} [workerUrl] where gpt2-wasm's js/worker.js (or a module worker
  *   script importing it) is served; takes precedence over assetsUrl for the worker
+ * @property {RemoteModel} [into] load into that model's worker and WebAssembly instance (a
+ *   draft for speculative decoding: `generate(prompt, { draft, temperature: 0 })`); no new
+ *   worker is started, the model shares the other's memory and threads, and is disposed
+ *   with it (workerUrl, assetsUrl and threads are then not used)
  */
 
 /**
@@ -91,25 +98,59 @@ function generateOptions(options) {
  */
 export async function loadInWorker(source, options = {}) {
   options = checkOptions(options, OPTION_NAMES.loadInWorker);
-  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl, threads } = options;
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto', cache = true, workerUrl, assetsUrl, threads, into } = options;
   throwIfAborted(signal);
+  const host = into === undefined ? null : remotes.get(into);
+  if (into !== undefined && (!host || into.disposed || into.guest)) {
+    throw new Gpt2Error('into must be a model made by loadInWorker (not disposed, not itself loaded with into)', 'arg');
+  }
   const [message, transfer] = prepareSource(source);
-  const conn = new Connection(...startWorker(workerUrl, assetsUrl));
-  const onAbort = () => conn.close(abortError(signal));
+  const conn = host ? host.conn : new Connection(...startWorker(workerUrl, assetsUrl));
+  let rid;
+  // Aborting a load into another model stops that load only; otherwise the new worker goes.
+  const onAbort = () => (host ? host.conn.abort(rid, abortError(signal)) : conn.close(abortError(signal)));
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   try {
     const value = await conn.request(
-      { op: 'load', source: message, memoryBudget, precision, cache: !!cache, threads },
-      { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined },
+      { op: 'load', source: message, memoryBudget, precision, cache: !!cache, threads, ...(host ? { into: host.id } : {}) },
+      { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined, onStart: (r) => { rid = r; } },
     );
     throwIfAborted(signal);
-    return new RemoteModel(conn, value);
+    return new RemoteModel(conn, value, !!host);
   } catch (e) {
-    conn.close(e);
+    if (!host) conn.close(e);
     if (signal && signal.aborted) throw abortError(signal);
     throw e;
   } finally {
     if (signal) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * What loading a URL folder would take, before its weights are downloaded (in a short-lived
+ * worker; see js/plan.js): the download size, the precision the file stores, the precision
+ * the load will use with these options and why, and the memory it needs, from the core's own
+ * estimate and choice. Reads config.json, the sizes of the other files and model.safetensors'
+ * header (HTTP Range requests).
+ * @param {string|URL} source a folder URL (relative URLs resolve against the page)
+ * @param {{ precision?: 'auto'|'f32'|'f16'|'q8_0', memoryBudget?: number, signal?: AbortSignal,
+ *   workerUrl?: string|URL, assetsUrl?: string|URL }} [options] as loadInWorker's
+ * @returns {Promise<import('./plan.js').LoadPlan>}
+ */
+export async function planInWorker(source, options = {}) {
+  options = checkOptions(options, OPTION_NAMES.planInWorker);
+  const { signal, memoryBudget = 0, precision = 'auto', workerUrl, assetsUrl } = options;
+  throwIfAborted(signal);
+  const [message] = prepareSource(source);
+  if (typeof message !== 'string') throw new Gpt2Error('planInWorker needs a folder URL', 'arg');
+  const conn = new Connection(...startWorker(workerUrl, assetsUrl));
+  const onAbort = () => conn.close(abortError(signal));
+  if (signal) signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await conn.request({ op: 'plan', source: message, memoryBudget, precision });
+  } finally {
+    if (signal) signal.removeEventListener('abort', onAbort);
+    conn.close(new Gpt2Error('the plan is done', 'arg'));
   }
 }
 
@@ -193,10 +234,13 @@ export function isCrossOriginIsolated() {
  * dispose() terminates it.
  */
 export class RemoteModel {
-  /** @param {Connection} conn @param {any} loaded the worker's answer to 'load' */
-  constructor(conn, loaded) {
+  /** @param {Connection} conn @param {any} loaded the worker's answer to 'load' @param {boolean} [guest] loaded `into` another */
+  constructor(conn, loaded, guest = false) {
     this.#conn = conn;
     this.#id = loaded.id;
+    remotes.set(this, { conn, id: loaded.id });
+    /** @type {boolean} whether it was loaded into another model's worker (`into`) */
+    this.guest = guest;
     /** @type {Readonly<import('./index.js').ModelConfig>} the model's hyper-parameters */
     this.config = Object.freeze(loaded.config);
     /** @type {Readonly<RemoteModelInfo>} facts about the load */
@@ -208,8 +252,10 @@ export class RemoteModel {
   #conn;
   #id;
 
-  /** Whether dispose() was called (or the worker died). */
-  get disposed() { return this.#conn.closed; }
+  #disposed = false;
+
+  /** Whether dispose() was called (or the worker died, or the model it was loaded into was disposed). */
+  get disposed() { return this.#disposed || this.#conn.closed; }
 
   /**
    * Token ids of text.
@@ -283,7 +329,15 @@ export class RemoteModel {
    */
   generate(prompt, options = {}) {
     options = checkOptions(options, OPTION_NAMES.generate);
-    const request = { op: 'generate', id: this.#id, prompt, options: generateOptions(options) };
+    const opts = generateOptions(options);
+    if (options.draft !== undefined) {
+      const d = remotes.get(options.draft);
+      if (!d || d.conn !== this.#conn || options.draft === this) {
+        throw new Gpt2Error('draft must be a model loaded into this one\'s worker: loadInWorker(source, { into: model })', 'arg');
+      }
+      opts.draft = d.id; // the worker finds the model by its id
+    }
+    const request = { op: 'generate', id: this.#id, prompt, options: opts };
     return new RemoteGeneration(this.#conn, request, options.signal);
   }
 
@@ -323,6 +377,12 @@ export class RemoteModel {
    * @returns {Promise<void>}
    */
   async dispose() {
+    if (this.guest) { // loaded `into` another model: free it there, keep the worker
+      if (this.#disposed) return;
+      this.#disposed = true;
+      if (!this.#conn.closed) await this.#conn.request({ op: 'dispose', id: this.#id }).catch(() => {});
+      return;
+    }
     this.#conn.close(new Gpt2Error('the model has been disposed', 'arg'));
   }
 }
@@ -698,7 +758,7 @@ class Connection {
    * Posts a request whose answer is one 'result' (after any 'progress' messages).
    * @returns {Promise<any>}
    */
-  request(msg, { transfer, onProgress } = {}) {
+  request(msg, { transfer, onProgress, onStart } = {}) {
     return new Promise((resolve, reject) => {
       const rid = this.stream(msg, (m) => {
         if (m.type === 'progress') {
@@ -708,7 +768,17 @@ class Connection {
           resolve(m.value);
         }
       }, reject, transfer);
+      if (onStart) onStart(rid);
     });
+  }
+
+  /** Aborts request rid in the worker; its promise rejects with error at once. */
+  abort(rid, error) {
+    const p = this.pending.get(rid);
+    if (!p) return;
+    this.send({ op: 'abort', rid });
+    this.pending.delete(rid);
+    p.onError(error);
   }
 
   /** Posts a request whose answers go to onMessage until forget(rid); returns rid. */

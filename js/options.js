@@ -12,7 +12,8 @@ import { Gpt2Error } from './errors.js';
  */
 export const OPTION_NAMES = Object.freeze({
   load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads', 'into']),
-  loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl', 'threads']),
+  loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl', 'threads', 'into']),
+  planInWorker: Object.freeze(['signal', 'memoryBudget', 'precision', 'workerUrl', 'assetsUrl']),
   tokenize: Object.freeze(['special']),
   score: Object.freeze(['special', 'topK']),
   rank: Object.freeze(['by', 'special']),

@@ -4,12 +4,16 @@
 // worker's own entry). It holds loaded models by id and answers messages from the main thread.
 //
 // Requests (main -> worker), each with a request id `rid`:
-//   { op: 'load', rid, source, memoryBudget, precision, cache, threads } -> progress*, result { id, config, info, eotId }
+//   { op: 'load', rid, source, memoryBudget, precision, cache, threads, into } -> progress*, result { id, config, info, eotId }
+//                             (into: the id of a model here; the new one shares its instance, e.g. a draft)
+//   { op: 'plan', rid, source, memoryBudget, precision } -> result LoadPlan (js/plan.js: what loading
+//                             the URL folder would take, before downloading its weights)
 //   { op: 'tokenize', rid, id, text, options }           -> result number[]
 //   { op: 'detokenize', rid, id, ids }                   -> result string
 //   { op: 'score', rid, id, text, options }              -> result ScoreResult
 //   { op: 'rank', rid, id, prompt, choices, options }    -> result RankResult[]
 //   { op: 'generate', rid, id, prompt, options }         -> piece*, done { summary }
+//                             (options.draft: the id of a draft loaded with `into: id`)
 //   { op: 'finetune', rid, id, data, options }           -> piece* (one FinetuneStep each), done
 //   { op: 'save', rid, id, options }                     -> result { name: Uint8Array } (the four files)
 //   Sessions (a Session object kept here under a session id `sid`; every answer carries the
@@ -34,6 +38,7 @@
 // browser cache (js/cache.js) unless `cache: false`; files handed over as Blob/File arrive by
 // structured clone (a reference to the same data, not a copy); a ReadableStream is transferred.
 import { load } from './load.js';
+import { planLoad } from './plan.js';
 import { defaultModelFiles, FILE_NAMES } from './sources.js';
 import { clearModelCache, createCachedFetch } from './cache.js';
 
@@ -115,7 +120,7 @@ async function streamGeneration(rid, makeGen, extra = () => ({})) {
 }
 
 const handlers = {
-  async load({ rid, source, memoryBudget, precision, cache = true, threads }) {
+  async load({ rid, source, memoryBudget, precision, cache = true, threads, into }) {
     const controller = new AbortController();
     running.set(rid, { abort: () => controller.abort() });
     if (source === null) source = undefined; // the embedded model (its files next to this module, or as bundled)
@@ -138,6 +143,7 @@ const handlers = {
         memoryBudget,
         precision,
         threads: threads ?? 'auto',
+        ...(into === undefined ? {} : { into: model(into) }),
         fetch: cached ? cached.fetch : undefined,
         onProgress: (p) => progress.load(p),
       });
@@ -153,6 +159,16 @@ const handlers = {
       // served from the cache again: evict them, so that a fixed server copy is fetched next time.
       if (cached && e && ['format', 'shape', 'unsupported'].includes(e.code)) await cached.forget();
       throw e;
+    } finally {
+      running.delete(rid);
+    }
+  },
+
+  async plan({ rid, source, memoryBudget, precision }) {
+    const controller = new AbortController();
+    running.set(rid, { abort: () => controller.abort() });
+    try {
+      post({ rid, type: 'result', value: await planLoad(source, { memoryBudget, precision, signal: controller.signal }) });
     } finally {
       running.delete(rid);
     }
@@ -176,7 +192,9 @@ const handlers = {
 
   generate({ rid, id, prompt, options }) {
     const m = model(id);
-    return streamGeneration(rid, (signal) => m.generate(prompt, { ...(options || {}), signal }));
+    const opts = { ...(options || {}) };
+    if (opts.draft !== undefined) opts.draft = model(opts.draft); // a draft id (browser.js) -> the model
+    return streamGeneration(rid, (signal) => m.generate(prompt, { ...opts, signal }));
   },
 
   finetune({ rid, id, data, options }) {
@@ -244,7 +262,8 @@ const handlers = {
     const m = models.get(id);
     if (m) m.dispose();
     models.delete(id);
-    for (const [sid, s] of sessions) if (s.modelId === id) sessions.delete(sid);
+    for (const [other, g] of models) if (g.disposed) models.delete(other); // guests loaded into it (`into`)
+    for (const [sid, s] of sessions) if (s.modelId === id || !models.has(s.modelId)) sessions.delete(sid);
     post({ rid, type: 'result', value: null });
   },
 

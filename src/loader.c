@@ -457,7 +457,6 @@ static void skip_finished_segments(gpt2_loader *ld) {
     if (ld->cur == ld->nsegs) ld->state = S_DONE;
 }
 
-static void choose_precision(const gpt2_loader *ld, gpt2_weights_plan *plan, char *reason, size_t cap);
 
 /* The header is complete: validate it against the config, allocate, plan the data. */
 static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
@@ -551,7 +550,7 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         return rc;
     }
     char reason[sizeof ld->w->precision_reason];
-    choose_precision(ld, &plan, reason, sizeof reason);
+    gpt2_precision_choose(&ld->cfg, ld->precision, ld->budget, &plan, reason, sizeof reason);
 
     if ((rc = gpt2_check_budget(&ld->cfg, &plan, ld->budget, &ld->failure))) {
         free(slot_of);
@@ -1123,34 +1122,36 @@ static gpt2_dtype plan_main_dtype(const gpt2_config *config, const gpt2_weights_
 /* AUTO keeps the plan as stored when it fits the budget, else takes the most precise smaller
  * precision that does (f16, then q8_0); a forced precision is kept. Says why in reason.
  * When nothing fits, the plan stays as stored and gpt2_check_budget reports it. */
-static void choose_precision(const gpt2_loader *ld, gpt2_weights_plan *plan, char *reason, size_t cap) {
-    gpt2_dtype stored = plan_main_dtype(&ld->cfg, plan);
-    if (ld->precision != GPT2_PRECISION_AUTO) {
+gpt2_dtype gpt2_precision_choose(const gpt2_config *cfg, gpt2_precision precision, uint64_t budget,
+                                 gpt2_weights_plan *plan, char *reason, size_t cap) {
+    gpt2_dtype stored = plan_main_dtype(cfg, plan);
+    if (precision != GPT2_PRECISION_AUTO) {
         snprintf(reason, cap, "%s as asked", gpt2_dtype_name(stored));
-        return;
+        return stored;
     }
-    uint64_t need = gpt2_model_bytes(&ld->cfg, plan);
-    if (!ld->budget || need <= ld->budget) {
-        snprintf(reason, cap, "auto: %s as stored%s", gpt2_dtype_name(stored), ld->budget ? " (fits the memory budget)" : "");
-        return;
+    uint64_t need = gpt2_model_bytes(cfg, plan);
+    if (!budget || need <= budget) {
+        snprintf(reason, cap, "auto: %s as stored%s", gpt2_dtype_name(stored), budget ? " (fits the memory budget)" : "");
+        return stored;
     }
     for (int t = (int)stored + 1; t <= GPT2_DTYPE_Q8_0; t++) {
-        gpt2_weights_plan p = gpt2_weights_plan_uniform(&ld->cfg, plan->untied_head, (gpt2_dtype)t);
-        uint64_t alt = gpt2_model_bytes(&ld->cfg, &p);
-        if (alt <= ld->budget) {
+        gpt2_weights_plan p = gpt2_weights_plan_uniform(cfg, plan->untied_head, (gpt2_dtype)t);
+        uint64_t alt = gpt2_model_bytes(cfg, &p);
+        if (alt <= budget) {
             char need_s[32], budget_s[32], alt_s[32];
             if (need == UINT64_MAX) snprintf(need_s, sizeof need_s, "more than can be addressed");
             else format_bytes(need, need_s, sizeof need_s);
-            format_bytes(ld->budget, budget_s, sizeof budget_s);
+            format_bytes(budget, budget_s, sizeof budget_s);
             format_bytes(alt, alt_s, sizeof alt_s);
             snprintf(reason, cap, "auto: %s, because %s as stored needs %s but the memory budget is %s (%s needs %s)",
                      gpt2_dtype_name((gpt2_dtype)t), gpt2_dtype_name(stored), need_s, budget_s,
                      gpt2_dtype_name((gpt2_dtype)t), alt_s);
             *plan = p;
-            return;
+            return plan_main_dtype(cfg, plan);
         }
     }
     snprintf(reason, cap, "auto: %s as stored (nothing fits)", gpt2_dtype_name(stored));
+    return stored;
 }
 
 gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,

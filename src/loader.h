@@ -75,6 +75,16 @@ const char *gpt2_precision_name(gpt2_precision p);
 gpt2_err gpt2_check_budget(const gpt2_config *config, const gpt2_weights_plan *plan, uint64_t budget,
                            gpt2_error *err);
 
+/* The loader's choice of precision, also usable before any file is read (e.g. to tell a user
+ * what a download will take): plan holds the dtypes as stored (per matrix kind, as the loader
+ * reads them from the header; gpt2_weights_plan_uniform for a uniform file) and is changed to
+ * what AUTO stores within budget (0 = unlimited); a forced precision keeps plan as given (the
+ * forced one) and says "as asked". reason (cap bytes, 192 suffice) gets the weights'
+ * precision_reason text. Returns the main dtype of the plan (the one holding most linear
+ * parameters). When nothing fits, plan stays as stored: gpt2_check_budget then fails. */
+gpt2_dtype gpt2_precision_choose(const gpt2_config *config, gpt2_precision precision, uint64_t budget,
+                                 gpt2_weights_plan *plan, char *reason, size_t cap);
+
 typedef struct gpt2_loader gpt2_loader;
 
 /* Parses config.json text and creates a loader. Fails early with GPT2_ERR_NOMEM if even the

@@ -50,6 +50,17 @@ static uint64_t memory_left(void) {
 }
 #endif
 
+/* The budget a load gets: memory_budget bytes (0 = no limit of the caller's), in WebAssembly
+ * capped at memory_left() (see wasm_loader_create). */
+static uint64_t load_budget(double memory_budget) {
+    uint64_t b = memory_budget > 0 ? (uint64_t)memory_budget : 0;
+#ifdef __EMSCRIPTEN__
+    uint64_t left = memory_left();
+    if (b == 0 || b > left) b = left ? left : 1;
+#endif
+    return b;
+}
+
 /* Creates a loader from config.json bytes; memory_budget in bytes (0 = no limit of the
  * caller's); precision is a gpt2_precision (0 auto, 1 f32, 2 f16, 3 q8_0). In WebAssembly the
  * budget is also capped at what is left above the heap's current end (wasm_heap_end) of the
@@ -59,11 +70,7 @@ static uint64_t memory_left(void) {
 API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memory_budget, int precision,
                                     gpt2_error *err) {
     gpt2_loader_options opt = {0};
-    opt.memory_budget_bytes = memory_budget > 0 ? (uint64_t)memory_budget : 0;
-#ifdef __EMSCRIPTEN__
-    uint64_t left = memory_left();
-    if (opt.memory_budget_bytes == 0 || opt.memory_budget_bytes > left) opt.memory_budget_bytes = left ? left : 1;
-#endif
+    opt.memory_budget_bytes = load_budget(memory_budget);
     opt.precision = (gpt2_precision)precision;
     opt.source_name = "model.safetensors";
     gpt2_loader *ld = NULL;
@@ -137,6 +144,42 @@ API double wasm_model_bytes(const char *config, size_t len, int precision, int u
     gpt2_weights_plan p = gpt2_weights_plan_uniform(&c, untied, t);
     uint64_t b = gpt2_model_bytes(&c, &p);
     return b == UINT64_MAX ? -1 : (double)b;
+}
+
+/* What loading a checkpoint of this config.json would store, before its weights are read
+ * (the loader's own rule, gpt2_precision_choose): the file's weights stored as `stored`
+ * (1 f32, 2 f16, 3 q8_0), untied = a separate lm_head, loaded with precision (0 auto, 1 f32,
+ * 2 f16, 3 q8_0) within the budget wasm_loader_create would give (load_budget). Writes the
+ * reason (NUL-terminated, at most 192 bytes) and out[0] the bytes needed in the chosen
+ * precision, out[1] the budget. Returns the chosen dtype (1 f32, 2 f16, 3 q8_0), or 0 when it
+ * does not fit (err: the loader's message, naming a precision that fits), -1 on a bad argument. */
+API int wasm_precision_plan(const char *config, size_t len, int stored, int untied, int precision,
+                            double memory_budget, char reason[192], double out[2], gpt2_error *err) {
+    gpt2_config c;
+    if (gpt2_config_parse(config, len, &c, err) != GPT2_OK) return -1;
+    if (stored < 1 || stored > 3 || precision < 0 || precision > 3) {
+        gpt2_fail(err, GPT2_ERR_ARG, "wasm_precision_plan: bad stored dtype %d or precision %d", stored, precision);
+        return -1;
+    }
+    static const gpt2_dtype dtypes[] = {GPT2_DTYPE_F32, GPT2_DTYPE_F32, GPT2_DTYPE_F16, GPT2_DTYPE_Q8_0};
+    gpt2_weights_plan p = gpt2_weights_plan_uniform(&c, untied != 0, dtypes[precision ? precision : stored]);
+    uint64_t budget = load_budget(memory_budget);
+    /* as gpt2_loader_create checks first: the least the model can take (the forced precision,
+     * or q8_0 under auto), with the same message */
+    gpt2_weights_plan least = gpt2_weights_plan_uniform(&c, 0, precision ? dtypes[precision] : GPT2_DTYPE_Q8_0);
+    if (gpt2_check_budget(&c, &least, budget, err) != GPT2_OK) {
+        uint64_t n = gpt2_model_bytes(&c, &least);
+        out[0] = n == UINT64_MAX ? -1 : (double)n;
+        out[1] = (double)budget;
+        reason[0] = 0;
+        return 0;
+    }
+    gpt2_dtype chosen = gpt2_precision_choose(&c, (gpt2_precision)precision, budget, &p, reason, 192);
+    uint64_t need = gpt2_model_bytes(&c, &p);
+    out[0] = need == UINT64_MAX ? -1 : (double)need;
+    out[1] = (double)budget;
+    if (gpt2_check_budget(&c, &p, budget, err) != GPT2_OK) return 0;
+    return (int)chosen + 1;
 }
 
 /* The streaming converter (quantize.h) for JS: type 1 = f16, 2 = q8_0. */

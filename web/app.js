@@ -29,6 +29,7 @@
 //   #banned-words        "Never use these words": comma-separated, passed as bannedWords to Generate and Chat
 //   #tab-generate #tab-write #tab-detect #tab-chat #tab-teach   tabs (role=tab) showing #panel-generate / -write / ...
 //   Write: web/write.js (#write-text, ...); Teach: web/teach.js (#teach-text, ...); offline and updates: web/offline.js (#net-status, ...)
+//   Big models: web/bigmodel.js (#model-plan: size, precision and memory before a download; #draft-select, #draft-tokens, #draft-status)
 //   Detect: #detect-text, #analyze; #detect-tokens holds span.tok per token (class bucket-0..3 by
 //     rank: < 10, < 100, < 1000, more; data-rank; tabindex=0); #detect-detail shows the focused or
 //     hovered token's probability, rank and alternatives; #detect-hist li[data-bucket] with
@@ -41,12 +42,14 @@
 //   ready: a Promise for the model being loaded (replaced on each Load; resolves to true/false);
 //   generations: how many generations have ended (finished, stopped or failed);
 //   analyses / chatTurns: how many Analyze / chat replies (Send or Regenerate) have ended;
-//   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js.
+//   write: see web/write.js; teach: see web/teach.js; offline: see web/offline.js;
+//   plans, lastPlan, draft, draftLoads, draftError: see web/bigmodel.js.
 
 import { formatBytes, percent, plural } from './format.js';
 import { probeHost, startOffline } from './offline.js';
 import { initWrite } from './write.js';
 import { initTeach } from './teach.js';
+import { initBigModels } from './bigmodel.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -64,7 +67,7 @@ const el = {
   chatLog: $('chat-log'), chatInput: $('chat-input'), chatSend: $('chat-send'), chatRegenerate: $('chat-regenerate'),
   chatReset: $('chat-reset'), chatMaxTokens: $('chat-max-tokens'), chatStatus: $('chat-status'),
   chatStop: $('chat-stop'), notice: $('notice'), precision: $('precision'), genWarnings: $('gen-warnings'),
-  settings: $('settings'),
+  settings: $('settings'), draftSelect: $('draft-select'), draftTokens: $('draft-tokens'),
 };
 
 const DEFAULTS = { temperature: '0.8', topK: '40', topP: '0.95', repetitionPenalty: '1.1', maxTokens: '100', seed: '' };
@@ -77,6 +80,7 @@ let model = null;        // the loaded RemoteModel
 let modelLabel = '';
 let write = null;         // the Write tab (web/write.js)
 let teach = null;         // the Teach tab (web/teach.js)
+let big = null;           // the size/precision line and the draft model (web/bigmodel.js)
 let loadedChoice = null; // { select, url }: what the picker showed when the loaded model was chosen
 let loadController = null;
 let genController = null;
@@ -303,7 +307,12 @@ const ABOUT = {
   'distilbert/distilgpt2': 'a GPT-2 distilled by Hugging Face, trained on OpenWebText (English web pages)',
   'openai-community/gpt2': "OpenAI's GPT-2, trained on WebText (8 million English web pages)",
   'openai-community/gpt2-medium': "OpenAI's GPT-2 medium, trained on WebText (8 million English web pages)",
+  'openai-community/gpt2-large': "OpenAI's GPT-2 large, trained on WebText (8 million English web pages)",
+  'openai-community/gpt2-xl': "OpenAI's GPT-2 XL, the largest, trained on WebText (8 million English web pages)",
 };
+
+/** The folder URL of a Hugging Face repository's main branch. */
+const hfFolder = (repo) => `https://huggingface.co/${repo}/resolve/main/`;
 
 /** The HF repository of a folder URL on huggingface.co, or null. */
 const repoOf = (url) => (url.match(/^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\//) || [])[1] || null;
@@ -315,7 +324,7 @@ async function chosenSource() {
   if (v === 'embedded') return { source: EMBEDDED_URL, label: 'Embedded demo model', about: ABOUT.embedded };
   if (v.startsWith('hf:')) {
     const repo = v.slice(3);
-    return { source: `https://huggingface.co/${repo}/resolve/main/`, label: repo.split('/')[1], about: ABOUT[repo] };
+    return { source: hfFolder(repo), label: repo.split('/')[1], about: ABOUT[repo] };
   }
   if (v.startsWith('kept:')) return teach.keptSource(v.slice(5)); // a model taught in this browser (web/teach.js)
   if (v === 'url') {
@@ -358,7 +367,7 @@ async function loadModel() {
   const controller = new AbortController();
   loadController = controller;
   hook.loads++;
-  const choice = { select: el.modelSelect.value, url: el.modelUrl.value };
+  const choice = { select: el.modelSelect.value, url: el.modelUrl.value, source: chosen.source };
 
   // Free a big model first (two would not fit); keep a small one usable until the new one is ready.
   const old = model;
@@ -396,6 +405,7 @@ async function loadModel() {
     setStatus(`Ready: ${chosen.label}.`);
     setState('ready');
     countPromptTokens();
+    big.onModel();
     return true;
   } catch (e) {
     if (loadController !== controller) return false;
@@ -440,8 +450,8 @@ function showModelInfo(chosen, m) {
   name.textContent = chosen.label;
   const parts = [`${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
   if (info.weightsBytes) parts.push(`${info.precision || ''} weights, ${formatBytes(info.weightsBytes)}`.trim());
-  // why, when 'auto' took a smaller precision than the file's because that did not fit
-  if (info.precisionReason && info.precisionReason.includes(', because ')) parts.push(info.precisionReason);
+  // which precision and why (e.g. 'auto' took a smaller one than the file's because that did not fit)
+  if (info.precisionReason) parts.push(`precision ${info.precisionReason}`);
   const threads = Number(info.threads) || 1;
   parts.push(`WebAssembly SIMD, ${plural(threads, 'thread')}` +
     (threads === 1 && !globalThis.crossOriginIsolated ? ' (the page is not cross-origin isolated)' : ''));
@@ -534,6 +544,7 @@ function updateButtons() {
   el.chatStop.disabled = !chat.busy;
   el.chatRegenerate.disabled = !model || chat.busy || !!loadController || chat.replyStart === null || chat.model !== model;
   el.chatReset.disabled = chat.busy || !chat.session;
+  el.draftSelect.disabled = busy || !!loadController; // the draft is not changed under a generation
   if (write) write.update();
   if (teach) teach.update();
 }
@@ -541,9 +552,10 @@ function updateButtons() {
 async function generate() {
   if (!model || busy || loadController) return;
   clearError();
-  let options;
+  let options, draftOptions;
   try {
     options = readOptions();
+    draftOptions = big.options(() => readNumber(el.draftTokens));
   } catch (e) {
     showError('Check the sampling settings.', e.message);
     return;
@@ -576,22 +588,35 @@ async function generate() {
   let text = '';
   let pending = false;
   const paint = () => { pending = false; genText.data = text; keepScrolled(); };
-  try {
-    let gen = m.generate(prompt, { ...options, signal: controller.signal });
-    if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
-    for await (const piece of gen) {
-      if (piece.token !== null && piece.token !== undefined) tokens++;
-      if (piece.text) {
-        text += piece.text;
-        if (!pending) { pending = true; requestAnimationFrame(paint); }
-      }
+  const take = (piece) => {
+    if (piece.token !== null && piece.token !== undefined) tokens++;
+    if (piece.text) {
+      text += piece.text;
+      if (!pending) { pending = true; requestAnimationFrame(paint); }
     }
+  };
+  let draftNote = '';
+  try {
+    let gen = m.generate(prompt, { ...options, ...draftOptions, signal: controller.signal });
+    if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
+    let first;
+    try {
+      first = await gen.next();
+    } catch (e) {
+      // A draft the core cannot use with these options (e.g. sampling): say so, generate without it.
+      if (!draftOptions.draft || !e || e.code !== 'unsupported') throw e;
+      draftNote = `the draft model was not used (${e.message})`;
+      gen = m.generate(prompt, { ...options, signal: controller.signal });
+      first = await gen.next();
+    }
+    if (!first.done) take(first.value);
+    for await (const piece of gen) take(piece);
     const summary = await gen.summary;
     hook.lastSummary = summary;
     text = summary.text ?? text;
     paint();
     showStats(summary, options.seed);
-    showWarnings(summary.warnings);
+    showWarnings([...(summary.warnings || []), ...(draftNote ? [draftNote] : [])]);
     const why = {
       max_tokens: 'reached the token limit',
       eot: 'the model ended the text',
@@ -635,11 +660,13 @@ function keepScrolled() {
 function showStats(summary, seed) {
   const t = summary.timings || {};
   const parts = [plural(summary.tokens, 'token')];
-  if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(1)} tokens/s`);
+  if (t.tokensPerSecond) parts.push(`${t.tokensPerSecond.toFixed(t.tokensPerSecond < 1 ? 2 : 1)} tokens/s`);
   if (Number.isFinite(t.firstTokenMs)) parts.push(`first token ${Math.round(t.firstTokenMs)} ms`);
   if (Number.isFinite(t.totalMs)) parts.push(`${(t.totalMs / 1000).toFixed(2)} s total`);
   parts.push(`prompt ${plural(summary.promptTokens, 'token')}`);
   parts.push(`seed ${seed}`);
+  const draft = big.statsText(summary);
+  if (draft) parts.push(draft);
   el.stats.textContent = parts.join(' · ');
 }
 
@@ -1164,6 +1191,13 @@ write = initWrite({
   clearError,
   hook,
   onBusy: updateButtons,
+});
+big = initBigModels({
+  getApi: () => api,
+  getModel: () => model,
+  getLoaded: () => loadedChoice,
+  sourceOf: (v) => (v.startsWith('hf:') ? hfFolder(v.slice(3)) : v === 'url' && el.modelUrl.value.trim() ? normalizeUrl(el.modelUrl.value) : undefined),
+  hook,
 });
 teach = initTeach({
   getModel: () => model, isLoading: () => !!loadController, showError, clearError, hook, onBusy: updateButtons,

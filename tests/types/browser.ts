@@ -1,7 +1,7 @@
 // Type-checks a page's use of 'gpt2-wasm/browser' (js/browser.d.ts) and of 'gpt2-wasm' in a
 // browser bundle, the way a user of the package sees them (package.json "exports", "types").
-import { clearModelCache, Gpt2Error, isCrossOriginIsolated, loadInWorker } from 'gpt2-wasm/browser';
-import type { BrowserLoadProgress, RemoteModel, RemoteSession } from 'gpt2-wasm/browser';
+import { clearModelCache, Gpt2Error, isCrossOriginIsolated, loadInWorker, planInWorker } from 'gpt2-wasm/browser';
+import type { BrowserLoadProgress, LoadPlan, RemoteModel, RemoteSession } from 'gpt2-wasm/browser';
 import { load } from 'gpt2-wasm';
 
 export async function page(output: { textContent: string | null }): Promise<void> {
@@ -18,6 +18,15 @@ export async function page(output: { textContent: string | null }): Promise<void
   const gen = model.generate('Once upon a time', { maxTokens: 40, temperature: 0 });
   for await (const { text } of gen) output.textContent += text;
   const { stopReason } = await gen.summary;
+  const draft: RemoteModel = await loadInWorker(undefined, { into: model, precision: 'q8_0' });
+  const fast = model.generate('Once upon a time', { maxTokens: 40, temperature: 0, draft, draftTokens: 4 });
+  for await (const { text } of fast) output.textContent += text;
+  const rate: number | null | undefined = (await fast.summary).speculative?.rate;
+  console.log(rate, draft.guest);
+  await draft.dispose();
+  const plan: LoadPlan = await planInWorker('https://huggingface.co/openai-community/gpt2-xl/resolve/main/', { precision: 'auto' });
+  const chosen: 'f32' | 'f16' | 'q8_0' | null = plan.precision;
+  console.log(chosen, plan.reason, plan.need, plan.budget, plan.bytes.f32, plan.downloadBytes);
   const session: RemoteSession = await model.session();
   const ids: number[] = await session.append('Hello');
   const position: number = await session.position;

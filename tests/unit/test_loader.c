@@ -554,6 +554,37 @@ static void test_api(void) {
     free(f);
 }
 
+/* The published gpt2-xl shape (48 x 1600, 25 heads) within WebAssembly's 4 GB - 64 KiB: its
+ * 1.56 billion parameters take 6.2 GB in f32 alone, so 'auto' takes f16 (3.1 GB of weights);
+ * gpt2-large's 774 million take 3.1 GB in f32 and stay f32. */
+static void test_precision_choose(void) {
+    const uint64_t wasm = 4294967296ull - 65536;
+    gpt2_config xl = {48, 25, 1600, 1024, 50257, 6400, 1e-5f};
+    gpt2_config large = {36, 20, 1280, 1024, 50257, 5120, 1e-5f};
+    char why[192];
+    gpt2_weights_plan p = gpt2_weights_plan_uniform(&xl, 0, GPT2_DTYPE_F32);
+    gpt2_dtype d = gpt2_precision_choose(&xl, GPT2_PRECISION_AUTO, wasm, &p, why, sizeof why);
+    CHECK(d == GPT2_DTYPE_F16 && p.dtype[GPT2_MAT_QKV] == GPT2_DTYPE_F16 && p.dtype[GPT2_MAT_WTE] == GPT2_DTYPE_F16,
+          "xl: %d", (int)d);
+    CHECK(!strncmp(why, "auto: f16, because f32 as stored needs 6.", 41) && strstr(why, "the memory budget is 4.3 GB"),
+          "%s", why);
+    CHECK(gpt2_model_bytes(&xl, &p) >= 2ull * 1557611200 && gpt2_model_bytes(&xl, &p) <= wasm, "xl f16 fits");
+    p = gpt2_weights_plan_uniform(&large, 0, GPT2_DTYPE_F32);
+    d = gpt2_precision_choose(&large, GPT2_PRECISION_AUTO, wasm, &p, why, sizeof why);
+    CHECK(d == GPT2_DTYPE_F32 && !strcmp(why, "auto: f32 as stored (fits the memory budget)"), "large: %s", why);
+    /* no budget: as stored; a forced precision: as asked, the plan unchanged (the budget is
+     * gpt2_check_budget's to refuse) */
+    p = gpt2_weights_plan_uniform(&xl, 0, GPT2_DTYPE_F32);
+    d = gpt2_precision_choose(&xl, GPT2_PRECISION_AUTO, 0, &p, why, sizeof why);
+    CHECK(d == GPT2_DTYPE_F32 && !strcmp(why, "auto: f32 as stored"), "%s", why);
+    d = gpt2_precision_choose(&xl, GPT2_PRECISION_F32, wasm, &p, why, sizeof why);
+    CHECK(d == GPT2_DTYPE_F32 && p.dtype[GPT2_MAT_FC] == GPT2_DTYPE_F32 && !strcmp(why, "f32 as asked"), "%s", why);
+    /* nothing fits: as stored, said so */
+    p = gpt2_weights_plan_uniform(&xl, 0, GPT2_DTYPE_F32);
+    d = gpt2_precision_choose(&xl, GPT2_PRECISION_AUTO, 1000000, &p, why, sizeof why);
+    CHECK(d == GPT2_DTYPE_F32 && !strcmp(why, "auto: f32 as stored (nothing fits)"), "%s", why);
+}
+
 static void test_budget(void) {
     gpt2_config cfg = {L, 2, C, T, V, I, 1e-5f};
     uint64_t tied = gpt2_weights_bytes_u64(&cfg, 0), untied = gpt2_weights_bytes_u64(&cfg, 1);
@@ -596,6 +627,16 @@ static void test_budget(void) {
     CHECK(w && w->layers[0].mlp_proj_w.type == GPT2_DTYPE_Q8_0 && w->layers[0].fc_w.type == GPT2_DTYPE_F16 &&
               strstr(w->precision_reason, "auto: q8_0, because f16 as stored needs"),
           "auto fell back: %s", w ? w->precision_reason : "");
+    /* gpt2_precision_choose before any file is read (what the demo page shows before a
+     * download) gives the loader's plan and words: the file's f16 plan, untied */
+    {
+        gpt2_weights_plan before = gpt2_weights_plan_uniform(&cfg, 1, GPT2_DTYPE_F16);
+        char why[192];
+        gpt2_dtype d = gpt2_precision_choose(&cfg, GPT2_PRECISION_AUTO, need_u - 1, &before, why, sizeof why);
+        CHECK(w && !strcmp(why, w->precision_reason) && d == GPT2_DTYPE_F16 &&
+                  before.dtype[GPT2_MAT_MLP_PROJ] == GPT2_DTYPE_Q8_0 && before.dtype[GPT2_MAT_FC] == GPT2_DTYPE_F16,
+              "choose: '%s' (main %d), loader: '%s'", why, (int)d, w ? w->precision_reason : "");
+    }
     gpt2_weights_free(w);
     w = NULL;
     opt.memory_budget_bytes = need_u;
@@ -723,6 +764,7 @@ int main(void) {
     test_bad_files();
     test_api();
     test_budget();
+    test_precision_choose();
     test_fuzz();
     test_load_dir();
     return check_summary("test_loader");

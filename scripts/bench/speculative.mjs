@@ -139,6 +139,7 @@ async function main() {
     for (const build of o.builds) {
       const label = `${row.big[0]} ${row.precision}`, dlabel = `${row.draft[0]} ${row.draftPrecision}`;
       const res = big && draft ? measure(build, row, big, draft, o) : { error: `not found: ${big ? row.draft[0] : row.big[0]}` };
+      const from = table.length;
       results.push({ row: name, build, ...res });
       if (res.error) {
         table.push(`| ${build} | ${o.threads} | ${label} | ${dlabel} | | ${res.error} | | | | |`);
@@ -149,7 +150,7 @@ async function main() {
             `${e.ratio.toFixed(2)}x | ${rate} | ${e.same ? 'yes' : '**no**'} |`);
         }
       }
-      if (!o.json) process.stderr.write(`${table[table.length - 1]}\n`);
+      process.stderr.write(`${o.json ? JSON.stringify(results[results.length - 1]) : table.slice(from).join('\n')}\n`); // progress
     }
   }
   if (o.json) process.stdout.write(`${JSON.stringify({ started, options: { ...o, child: undefined }, results }, null, 1)}\n`);

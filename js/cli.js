@@ -62,7 +62,7 @@ ${FINETUNE_USAGE}options:
                             with a warning (default), or fail
   --stats                   print timings to stderr (generate)
   --draft DIR|URL           generate: speculative decoding with this draft model (same
-                            vocabulary; greedy only: needs --temperature 0)
+                            vocabulary); same text when greedy, same distribution when sampling
   --draft-precision P       the draft's weights in memory (default q8_0)
   --draft-tokens K          tokens the draft proposes per round, 1..16 (default 4)
   --precision P             weights in memory: auto (as stored if it fits, else f16, else

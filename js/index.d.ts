@@ -112,6 +112,19 @@ export interface LoadOptions {
    * model's speculative decoding ({@link GenerateOptions.draft}). It is disposed with that model.
    */
   into?: Gpt2Model | undefined;
+  /**
+   * A draft for speculative decoding, used by every {@link Gpt2Model.generate} and
+   * {@link Session.generate} of this model unless they pass `draft` themselves (`null`: none):
+   * a source (as `source`; loaded into this model's instance in `draftPrecision`) or a loaded
+   * model with the same vocabulary (this model is then loaded into the draft's instance, and
+   * disposing the draft disposes this model too). Same vocabulary size required
+   * (`'shape'` otherwise). {@link Gpt2Model.draft} is the loaded draft.
+   */
+  draft?: ModelSource | Gpt2Model | null | undefined;
+  /** Tokens the draft proposes per round, 1..16 (default 4); only with `draft`. */
+  draftTokens?: number | undefined;
+  /** The precision of a draft given as a source (default `'q8_0'`: the same checkpoint in q8_0 is a self-draft). */
+  draftPrecision?: Precision | undefined;
 }
 
 /**
@@ -366,13 +379,15 @@ export interface GenerateOptions {
   /**
    * Speculative decoding: this smaller (or q8_0) model, loaded with `load(source, { into: model })`
    * and with the same vocabulary, proposes `draftTokens` tokens per round and the model checks
-   * them all in one batched pass. The text is exactly the greedy text without a draft.
-   * Greedy only: needs `temperature: 0`, and no `repetitionPenalty`, `logitBias` or
-   * `bannedWords` (else {@link Gpt2Error} `'unsupported'` on the first step).
-   * `summary.speculative` reports the acceptance.
+   * them all in one batched pass. Greedy (`temperature: 0`): the text is exactly the greedy
+   * text without a draft. Sampling: every option applies to both models' distributions, and
+   * proposals are kept by the speculative sampling rule, so each token has exactly the
+   * model's own distribution; a `seed` fixes the text (not the text that seed gives without a
+   * draft). Default: the model's own draft (load's `draft`, {@link Gpt2Model.draft});
+   * `null`: none. `summary.speculative` reports the acceptance.
    */
-  draft?: Gpt2Model | undefined;
-  /** Tokens the draft proposes per round, 1..16 (default 4); only with `draft`. */
+  draft?: Gpt2Model | null | undefined;
+  /** Tokens the draft proposes per round, 1..16 (default: load's `draftTokens`, else 4); only with a draft. */
   draftTokens?: number | undefined;
 }
 
@@ -581,6 +596,10 @@ export class Gpt2Model {
   readonly eotId: number;
   /** `true` after {@link dispose}. */
   readonly disposed: boolean;
+  /** The draft generate uses by default ({@link LoadOptions.draft}), or `null`. */
+  readonly draft: Gpt2Model | null;
+  /** Its tokens per round ({@link LoadOptions.draftTokens}), or `null` for the default (4). */
+  readonly draftTokens: number | null;
   /**
    * The token ids of a text (GPT-2's byte-level BPE).
    * @throws {Gpt2Error} `'arg'` when text is not a string.

@@ -3,7 +3,7 @@
 // each tensor straight into its place in WebAssembly memory (no second copy of the weights).
 import { Core } from './core.js';
 import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
-import { Gpt2Model } from './model.js';
+import { checkDraftModel, checkDraftTokens, Gpt2Model } from './model.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { openSource, readAll } from './sources.js';
 import { createModule } from './wasm_module.js';
@@ -13,7 +13,8 @@ const PRECISIONS = ['auto', 'f32', 'f16', 'q8_0']; // gpt2_precision's order (lo
 const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
 
 /**
- * Loads a GPT-2 checkpoint (Hugging Face layout) into a new WebAssembly instance.
+ * Loads a GPT-2 checkpoint (Hugging Face layout) into a new WebAssembly instance (or, with
+ * `into`, another model's), with its draft for speculative decoding when `draft` is given.
  * @param {string|URL|Record<string, any>} [source] URL folder, local folder (Node), or
  *   object of the four files; default: the embedded model.
  * @param {import('./index.js').LoadOptions} [options]
@@ -21,18 +22,46 @@ const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
  */
 export async function load(source, options) {
   options = checkOptions(options, OPTION_NAMES.load);
-  const { onProgress, signal, memoryBudget = 0, precision = 'auto' } = options;
+  const { memoryBudget = 0, precision = 'auto' } = options;
   if (typeof memoryBudget !== 'number' || !Number.isSafeInteger(memoryBudget) || memoryBudget < 0) {
     throw new Gpt2Error(`memoryBudget must be a whole number of bytes >= 0 (0: no limit), got ${JSON.stringify(memoryBudget)}`, 'arg');
   }
-  const precisionCode = PRECISIONS.indexOf(precision);
-  if (precisionCode < 0) {
+  if (!PRECISIONS.includes(precision)) {
     throw new Gpt2Error(`precision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(precision)}`, 'arg');
   }
-  const into = options.into;
+  let into = options.into;
   if (into !== undefined && (!(into instanceof Gpt2Model) || into.disposed || into.sharedCore)) {
     throw new Gpt2Error('into must be a loaded model (not disposed, not itself loaded with into)', 'arg');
   }
+  const { draft, draftTokens, draftPrecision = 'q8_0' } = options;
+  if (draft === undefined || draft === null) {
+    for (const key of ['draftTokens', 'draftPrecision']) {
+      if (options[key] !== undefined) throw new Gpt2Error(`${key} needs a draft (option draft)`, 'arg');
+    }
+  } else {
+    if (draftTokens !== undefined) checkDraftTokens(draftTokens);
+    if (!PRECISIONS.includes(draftPrecision)) {
+      throw new Gpt2Error(`draftPrecision must be one of ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(draftPrecision)}`, 'arg');
+    }
+    if (draft instanceof Gpt2Model) {
+      // A loaded draft: the model joins the draft's instance (the draft's host if it has one).
+      if (draft.disposed) throw new Gpt2Error('draft must be a loaded, not disposed model', 'arg');
+      if (options.draftPrecision !== undefined) throw new Gpt2Error('draftPrecision applies to a draft source, not to a loaded draft model', 'arg');
+      const host = draft.host ?? draft;
+      if (into !== undefined && into !== host) {
+        throw new Gpt2Error("draft and into must share one WebAssembly instance (load the draft with { into })", 'arg');
+      }
+      into = host;
+    }
+  }
+  const model = await loadOne(source, options, into);
+  return withDraft(model, options);
+}
+
+/** load() for one checkpoint, into `into`'s instance or a new one (options checked). */
+async function loadOne(source, options, into) {
+  const { onProgress, signal, memoryBudget = 0, precision = 'auto' } = options;
+  const precisionCode = PRECISIONS.indexOf(precision);
   throwIfAborted(signal);
   const [{ label, files }, mod] = await Promise.all([
     openSource(source, { signal, fetch: options.fetch, assetsUrl: options.assetsUrl }),
@@ -104,6 +133,7 @@ export async function load(source, options) {
     model.tokenizerFiles = Object.freeze({ 'vocab.json': vocab, 'merges.txt': merges });
     if (into) {
       model.sharedCore = true;
+      model.host = into;
       into.guests.add(model);
       const disposeGuest = model.dispose.bind(model);
       model.dispose = () => { into.guests.delete(model); disposeGuest(); };
@@ -129,6 +159,29 @@ export async function load(source, options) {
     core.free(staging);
     for (const f of Object.values(files)) f.cancel?.(); // downloads not (fully) read
     if (signal && signal.aborted) throw abortError(signal);
+    throw e;
+  }
+}
+
+/**
+ * Load's `draft` option: sets model.draft (a source is loaded into the model's instance, in
+ * draftPrecision, default q8_0; a loaded model is checked) and model.draftTokens. On an error
+ * the model is disposed (with the draft it loaded) and the error thrown.
+ * @param {Gpt2Model} model
+ * @param {import('./index.js').LoadOptions} options
+ * @returns {Promise<Gpt2Model>}
+ */
+async function withDraft(model, options) {
+  const { draft, draftTokens, draftPrecision = 'q8_0' } = options;
+  if (draft === undefined || draft === null) return model;
+  try {
+    model.draft = checkDraftModel(model, draft instanceof Gpt2Model ? draft
+      : await load(draft, { precision: draftPrecision, into: model, signal: options.signal, fetch: options.fetch, assetsUrl: options.assetsUrl }));
+    model.draftTokens = draftTokens ?? null;
+    return model;
+  } catch (e) {
+    model.dispose();
+    if (e instanceof Gpt2Error && !(draft instanceof Gpt2Model)) throw new Gpt2Error(`draft: ${e.message}`, e.code);
     throw e;
   }
 }

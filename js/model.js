@@ -44,6 +44,12 @@ export class Gpt2Model {
     this.tokenizerFiles = null;
     /** Models loaded into this one's instance (load's `into`), disposed with it. @type {Set<Gpt2Model>} */
     this.guests = new Set();
+    /** The model whose instance this one was loaded into (load's `into`), or null. @type {Gpt2Model|null} */
+    this.host = null;
+    /** The draft generate uses by default (load's `draft`), or null. @type {Gpt2Model|null} */
+    this.draft = null;
+    /** Its tokens per round (load's `draftTokens`), or null for the default. @type {number|null} */
+    this.draftTokens = null;
     /** True for a model loaded with `into`: it shares another model's instance. */
     this.sharedCore = false;
     /** The thread pool (set by load()). */
@@ -338,24 +344,53 @@ export class Gpt2Model {
   }
 }
 
+/** Draft tokens per round when none is given (measured: BENCHMARKS.md, speculative decoding). */
+export const DEFAULT_DRAFT_TOKENS = 4;
+
 /**
- * Checks generate's `draft` and `draftTokens` options: null without a draft, else
- * { model, tokens }. The draft must share the model's WebAssembly instance (loaded with
- * `load(source, { into: model })`). The core refuses sampling (only greedy decoding,
- * temperature 0, is supported) with code 'unsupported' when the generation starts.
+ * Checks a draft token count: a whole number from 1 to 16 (the core's GPT2_SPECULATIVE_MAX_K).
+ * @param {unknown} k
+ * @returns {number}
  */
-function checkDraft(model, draft, draftTokens) {
-  if (draft === undefined || draft === null) {
-    if (draftTokens !== undefined) throw new Gpt2Error('draftTokens needs a draft model (option draft)', 'arg');
-    return null;
+export function checkDraftTokens(k) {
+  if (!Number.isInteger(k) || k < 1 || k > 16) {
+    throw new Gpt2Error(`draftTokens must be a whole number from 1 to 16, got ${JSON.stringify(k)}`, 'arg');
   }
+  return /** @type {number} */ (k);
+}
+
+/**
+ * Checks a draft model for `model`: loaded, not disposed, in the model's WebAssembly instance
+ * (`load(source, { into: model })`), with the same vocabulary size.
+ * @param {Gpt2Model} model
+ * @param {unknown} draft
+ * @returns {Gpt2Model}
+ */
+export function checkDraftModel(model, draft) {
   if (!(draft instanceof Gpt2Model) || draft.disposed) throw new Gpt2Error('draft must be a loaded, not disposed model', 'arg');
   if (draft.core !== model.core) {
     throw new Gpt2Error("draft must be loaded into this model's WebAssembly instance: load(source, { into: model })", 'arg');
   }
-  const tokens = draftTokens ?? 4; // the core checks the range (1..16), the vocabulary and the sampling options
-  if (!Number.isInteger(tokens)) throw new Gpt2Error(`draftTokens must be a whole number, got ${JSON.stringify(draftTokens)}`, 'arg');
-  return { model: draft, tokens };
+  if (draft.config.nVocab !== model.config.nVocab) {
+    throw new Gpt2Error(`the draft model has ${draft.config.nVocab} tokens in its vocabulary, the big model ${model.config.nVocab}`, 'shape');
+  }
+  return draft;
+}
+
+/**
+ * Checks generate's `draft` and `draftTokens` options: null without a draft, else
+ * { model, tokens }. `draft` undefined means the model's own draft (load's `draft` option,
+ * `model.draft`), `null` none. Every sampling option works with a draft (speculative
+ * sampling keeps the model's distribution; greedy gives the greedy text).
+ */
+function checkDraft(model, draft, draftTokens) {
+  if (draft === undefined && model.draft) draft = model.draft;
+  if (draft === undefined || draft === null) {
+    if (draftTokens !== undefined) throw new Gpt2Error('draftTokens needs a draft model (option draft)', 'arg');
+    return null;
+  }
+  if (draft instanceof Gpt2Model && draft.disposed) throw new Gpt2Error('the draft model has been disposed', 'arg');
+  return { model: checkDraftModel(model, draft), tokens: checkDraftTokens(draftTokens ?? model.draftTokens ?? DEFAULT_DRAFT_TOKENS) };
 }
 
 /** Copies token ids into new WASM memory after checking each; returns [ptr, count]. */

@@ -11,7 +11,8 @@ import { Gpt2Error } from './errors.js';
  * `generate` is shared by `model.generate` and `session.generate`; `append` is `session.append`.
  */
 export const OPTION_NAMES = Object.freeze({
-  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads', 'into']),
+  load: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'fetch', 'wasmUrl', 'assetsUrl', 'threads', 'into',
+    'draft', 'draftTokens', 'draftPrecision']),
   loadInWorker: Object.freeze(['onProgress', 'signal', 'memoryBudget', 'precision', 'cache', 'workerUrl', 'assetsUrl', 'threads', 'into']),
   planInWorker: Object.freeze(['signal', 'memoryBudget', 'precision', 'workerUrl', 'assetsUrl']),
   tokenize: Object.freeze(['special']),

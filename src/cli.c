@@ -1,6 +1,7 @@
 /* cli.c - the native command-line tool `gpt2`.
  *
  *   gpt2 generate   [--model DIR] [--prompt TEXT] [sampling options]   stream a continuation
+ *                   [--draft DIR [--draft-precision P] [--draft-tokens K]]  (speculative decoding)
  *   gpt2 tokenize   [--model DIR] [--special] < text                   print token ids
  *   gpt2 detokenize [--model DIR] [--ids "1 2 3"] (or ids on stdin)     print text
  *   gpt2 logits     [--model DIR] (--ids "1 2 3" | --prompt TEXT)      last position's logits
@@ -37,6 +38,10 @@
 #define GPT2_DEFAULT_MODEL_DIR "models"
 #endif
 
+/* Draft tokens per round without --draft-tokens (the JS API's DEFAULT_DRAFT_TOKENS;
+ * measured: BENCHMARKS.md, speculative decoding). */
+#define GPT2_CLI_DRAFT_TOKENS 4
+
 typedef struct options {
     const char *command;
     const char *model_dir;
@@ -46,6 +51,10 @@ typedef struct options {
     int stats;
     int threads; /* --threads: 0 = one per core */
     gpt2_loader_options load;
+    const char *draft_dir;          /* generate --draft DIR: speculative decoding */
+    gpt2_loader_options draft_load; /* --draft-precision (default q8_0) */
+    int draft_tokens;               /* --draft-tokens (default GPT2_CLI_DRAFT_TOKENS) */
+    int draft_options;              /* --draft-precision or --draft-tokens given */
     gpt2_generate_params gen;
     int alternatives;               /* score --alternatives K */
     const char *banned[64];         /* generate --ban WORD */
@@ -87,7 +96,12 @@ static void usage(FILE *f) {
           "                            or stop (reason context_full)\n"
           "  --truncate left|error     a prompt longer than the context: drop its oldest tokens\n"
           "                            with a warning (default), or fail\n"
-          "  --stats                   print timings to stderr (generate)\n"
+          "  --draft DIR               generate: speculative decoding with this draft model (same\n"
+          "                            vocabulary; e.g. the same checkpoint, as q8_0); same text when\n"
+          "                            greedy, same distribution when sampling\n"
+          "  --draft-precision P       the draft's weights in memory (default q8_0)\n"
+          "  --draft-tokens K          tokens the draft proposes per round, 1..16 (default 4)\n"
+          "  --stats                   print timings to stderr (generate; with --draft: acceptance)\n"
           "  --threads N               threads for the forward pass (default: one per core)\n"
           "  --precision P             weights in memory: auto (as stored if it fits, else f16, else\n"
           "                            q8_0; default), f32, f16, q8_0\n"
@@ -146,7 +160,8 @@ static int takes_value(const char *opt) {
     static const char *const names[] = {"--model", "--prompt", "--ids", "--max-tokens", "--top-k", "--seed",
                                         "--temperature", "--top-p", "--repetition-penalty", "--stop",
                                         "--precision", "--memory-budget", "--ban", "--bias", "--alternatives",
-                                        "--threads", "--context", "--truncate"};
+                                        "--threads", "--context", "--truncate", "--draft",
+                                        "--draft-precision", "--draft-tokens"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(opt, names[i])) return 1;
     return 0;
@@ -159,6 +174,8 @@ static int parse_args(int argc, char **argv, options *o) {
     gpt2_generate_params_default(&o->gen);
     o->gen.context_policy = GPT2_CONTEXT_SLIDE;
     o->gen.truncate_prompt = 1;
+    o->draft_load.precision = GPT2_PRECISION_Q8_0;
+    o->draft_tokens = GPT2_CLI_DRAFT_TOKENS;
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -216,6 +233,18 @@ static int parse_args(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--precision")) {
             gpt2_error e;
             if (gpt2_precision_parse(v, &o->load.precision, &e) != GPT2_OK) return usage_error("%s", e.message);
+        } else if (!strcmp(a, "--draft")) {
+            o->draft_dir = v;
+        } else if (!strcmp(a, "--draft-precision")) {
+            gpt2_error e;
+            if (gpt2_precision_parse(v, &o->draft_load.precision, &e) != GPT2_OK)
+                return usage_error("--draft-precision: %s", e.message);
+            o->draft_options = 1;
+        } else if (!strcmp(a, "--draft-tokens")) {
+            if (!gpt2_cli_parse_long(v, 1, GPT2_SPECULATIVE_MAX_K, &n))
+                return usage_error("--draft-tokens needs a whole number from 1 to 16, got '%s'", v);
+            o->draft_tokens = (int)n;
+            o->draft_options = 1;
         } else if (!strcmp(a, "--memory-budget")) {
             if (!parse_bytes(v, &o->load.memory_budget_bytes))
                 return usage_error("--memory-budget needs a size in bytes (e.g. 4G), got '%s'", v);
@@ -334,17 +363,23 @@ static gpt2_err input_ids(const options *o, const gpt2_tokenizer *tok, int32_t *
     return rc;
 }
 
-static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok) {
+/* generate: draft (may be NULL) proposes tokens for speculative decoding. */
+static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_tokenizer *tok, const gpt2_weights *draft) {
     gpt2_error err;
     int32_t *ids = NULL;
     size_t n = 0;
     const char *prompt = o->prompt ? o->prompt : "";
     if (encode(tok, prompt, strlen(prompt), o->special, &ids, &n, &err) != GPT2_OK) return fail("prompt", &err);
     gpt2_generator *g = NULL;
+    gpt2_session *ds = NULL;
     double t0 = now_seconds();
-    if (gpt2_generator_create(w, tok, &o->gen, ids, n, &g, &err) != GPT2_OK) {
+    if (gpt2_generator_create(w, tok, &o->gen, ids, n, &g, &err) != GPT2_OK ||
+        (draft && (gpt2_session_create(draft, 16, &ds, &err) != GPT2_OK ||
+                   gpt2_generator_set_draft(g, ds, o->draft_tokens, &err) != GPT2_OK))) {
+        gpt2_generator_free(g);
+        gpt2_session_free(ds);
         free(ids);
-        return fail(NULL, &err);
+        return fail(draft && g ? "draft" : NULL, &err);
     }
     if (gpt2_generator_truncated(g))
         fprintf(stderr, "warning: the prompt was longer than the context: its first %d tokens were dropped\n",
@@ -372,8 +407,14 @@ static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_toke
         fprintf(stderr, "prompt %d tokens, generated %d tokens, stop: %s, first token %.3f s, %.1f tokens/s after it\n",
                 gpt2_generator_prompt_tokens(g), k, gpt2_stop_reason_name(piece.stop), t_first - t0,
                 k > 1 ? (k - 1) / (t1 - t_first) : 0.0);
+        if (draft) {
+            int proposed = gpt2_generator_draft_proposed(g), accepted = gpt2_generator_draft_accepted(g);
+            fprintf(stderr, "draft: %d of %d proposed tokens accepted (%.1f%%)\n", accepted, proposed,
+                    proposed ? 100.0 * accepted / proposed : 0.0);
+        }
     }
     gpt2_generator_free(g);
+    gpt2_session_free(ds);
     free(ids);
     return status;
 }
@@ -620,6 +661,9 @@ int main(int argc, char **argv) {
     int ok = 0;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(o.command, known[i]);
     if (!ok) return usage_error("unknown command '%s'", o.command);
+    if (o.draft_dir && strcmp(o.command, "generate")) return usage_error("--draft applies to generate only%s", "");
+    if (o.draft_options && !o.draft_dir)
+        return usage_error("--draft-precision and --draft-tokens need --draft%s", "");
 
     gpt2_error err;
     gpt2_tokenizer *tok = NULL;
@@ -643,11 +687,22 @@ int main(int argc, char **argv) {
         return fail(NULL, &err);
     }
     w->pool = pool;
-    if (!strcmp(o.command, "generate")) rc = cmd_generate(&o, w, tok);
+    gpt2_weights *draft = NULL;
+    if (o.draft_dir) {
+        if (gpt2_load_dir(o.draft_dir, &o.draft_load, &draft, &err) != GPT2_OK) {
+            gpt2_weights_free(w);
+            gpt2_pool_free(pool);
+            gpt2_tokenizer_free(tok);
+            return fail("draft", &err);
+        }
+        draft->pool = pool;
+    }
+    if (!strcmp(o.command, "generate")) rc = cmd_generate(&o, w, tok, draft);
     else if (!strcmp(o.command, "logits")) rc = cmd_logits(&o, w, tok);
     else if (!strcmp(o.command, "score")) rc = cmd_score(&o, w, tok);
     else rc = cmd_info(&o, w, tok);
     gpt2_weights_free(w);
+    gpt2_weights_free(draft);
     gpt2_pool_free(pool);
     gpt2_tokenizer_free(tok);
     return rc;

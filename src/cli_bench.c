@@ -232,6 +232,150 @@ static int run_row(const char *dir, gpt2_precision precision, int threads, const
     return 0;
 }
 
+
+/* ---- gpt2 bench --speculative: greedy decode with and without a draft ----
+ *
+ *   gpt2 bench --speculative --model BIG [--precision P] --draft DIR [--draft-precision P]
+ *              [--draft-tokens K1,K2,...] [--threads N] [--runs R] [--tokens T]
+ *
+ * In one process (the weights load once), R rounds each run the plain generator, then one
+ * generator per K with the draft (T new greedy tokens after the fixed prompt, <|endoftext|>
+ * ignored), so a busy machine slows both alike. Prints one JSON line: load times, the plain
+ * tokens/s (median), and per K the tokens/s (median), the median of the per-round ratios to
+ * the plain run, the acceptance, and whether every run's tokens equal the plain run's (they
+ * must: greedy speculative decoding is exact). scripts/bench/speculative.mjs runs it for the
+ * rows of BENCHMARKS.md. */
+#define SPEC_MAX_K 8   /* draft token counts per invocation */
+#define SPEC_MAX_RUNS 16
+
+static int spec_fail(const char *what, const gpt2_error *e) {
+    printf("{\"error\":\"%s%s%s\"}\n", what, e ? ": " : "", e ? e->message : "");
+    return 1;
+}
+
+/* One greedy generation of `tokens` new tokens (draft NULL: none) into out; its tokens/s
+ * (first token to last) into *tps, the draft's counts into *proposed / *accepted. */
+static int spec_run(const gpt2_weights *w, const gpt2_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                    const gpt2_weights *draft, int k, int tokens, int32_t *out, double *tps, int *proposed,
+                    int *accepted, gpt2_error *err) {
+    gpt2_generate_params gp;
+    gpt2_generate_params_default(&gp);
+    gp.sampler.temperature = 0;
+    gp.max_new_tokens = tokens;
+    gp.ignore_eot = 1;
+    gpt2_generator *g = NULL;
+    gpt2_session *ds = NULL;
+    int rc = 0;
+    if (gpt2_generator_create(w, tok, &gp, ids, n_ids, &g, err) != GPT2_OK) return 1;
+    if (draft && (gpt2_session_create(draft, 16, &ds, err) != GPT2_OK || gpt2_generator_set_draft(g, ds, k, err) != GPT2_OK))
+        rc = 1;
+    int got = 0;
+    double first = 0;
+    gpt2_piece piece;
+    while (!rc) {
+        if (gpt2_generator_next(g, &piece, err) != GPT2_OK) {
+            rc = 1;
+            break;
+        }
+        if (piece.id >= 0) {
+            out[got++] = piece.id;
+            if (got == 1) first = now_s();
+        }
+        if (piece.stop != GPT2_STOP_NONE) break;
+    }
+    double end = now_s();
+    *tps = got > 1 ? (got - 1) / (end - first) : 0.0;
+    *proposed = gpt2_generator_draft_proposed(g);
+    *accepted = gpt2_generator_draft_accepted(g);
+    gpt2_generator_free(g);
+    gpt2_session_free(ds);
+    return rc;
+}
+
+static int bench_speculative(const char *model, const char *precision, const char *draft_dir,
+                               const char *draft_precision, const char *ks, int threads, int runs, int tokens) {
+    gpt2_error err;
+    gpt2_loader_options lo = {0}, dlo = {0};
+    if (!model || !draft_dir) return spec_fail("--speculative needs --model and --draft", NULL);
+    if (gpt2_precision_parse(precision, &lo.precision, &err) != GPT2_OK) return spec_fail("precision", &err);
+    if (gpt2_precision_parse(draft_precision, &dlo.precision, &err) != GPT2_OK) return spec_fail("draft precision", &err);
+    int k[SPEC_MAX_K], nk = 0;
+    for (const char *p = ks; *p && nk < SPEC_MAX_K;) {
+        long v;
+        char item[16];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item) return spec_fail("--draft-tokens needs K1,K2,... from 1 to 16", NULL);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!gpt2_cli_parse_long(item, 1, GPT2_SPECULATIVE_MAX_K, &v))
+            return spec_fail("--draft-tokens needs K1,K2,... from 1 to 16", NULL);
+        k[nk++] = (int)v;
+        p += len + (p[len] == ',');
+    }
+    if (nk == 0) return spec_fail("--draft-tokens needs K1,K2,... from 1 to 16", NULL);
+    if (runs < 1) runs = 3;
+    if (runs > SPEC_MAX_RUNS) runs = SPEC_MAX_RUNS;
+    if (tokens < 2) tokens = 64;
+
+    gpt2_tokenizer *tok = NULL;
+    gpt2_weights *w = NULL, *d = NULL;
+    gpt2_pool *pool = NULL;
+    double t0 = now_s();
+    if (gpt2_tokenizer_load(model, &tok, &err) != GPT2_OK) return spec_fail("tokenizer", &err);
+    if (gpt2_load_dir(model, &lo, &w, &err) != GPT2_OK) return spec_fail("load", &err);
+    double load_s = now_s() - t0;
+    t0 = now_s();
+    if (gpt2_load_dir(draft_dir, &dlo, &d, &err) != GPT2_OK) return spec_fail("draft", &err);
+    double draft_load_s = now_s() - t0;
+    if (gpt2_pool_create(threads, &pool, &err) != GPT2_OK) return spec_fail("pool", &err);
+    w->pool = d->pool = pool;
+    int32_t ids[sizeof PROMPT]; /* at most one id per byte */
+    size_t n_ids = 0;
+    if (gpt2_tokenizer_encode(tok, PROMPT, strlen(PROMPT), 0, ids, sizeof PROMPT, &n_ids, &err) != GPT2_OK)
+        return spec_fail("prompt", &err);
+    if ((int)n_ids + tokens > w->config.n_ctx) n_ids = (size_t)(w->config.n_ctx - tokens > 1 ? w->config.n_ctx - tokens : 1);
+    int32_t *plain = malloc((size_t)tokens * sizeof *plain), *out = malloc((size_t)tokens * sizeof *out);
+    if (!plain || !out) return spec_fail("out of memory", NULL);
+
+    double plain_tps[SPEC_MAX_RUNS], tps[SPEC_MAX_K][SPEC_MAX_RUNS], ratio[SPEC_MAX_K][SPEC_MAX_RUNS];
+    long prop[SPEC_MAX_K] = {0}, acc[SPEC_MAX_K] = {0};
+    int same[SPEC_MAX_K];
+    for (int j = 0; j < nk; j++) same[j] = 1;
+    int pr, ac;
+    /* warm-up: one short plain run (page cache, thread pool) */
+    if (spec_run(w, tok, ids, n_ids, NULL, 0, 4, out, &plain_tps[0], &pr, &ac, &err)) return spec_fail("generate", &err);
+    for (int r = 0; r < runs; r++) {
+        if (spec_run(w, tok, ids, n_ids, NULL, 0, tokens, plain, &plain_tps[r], &pr, &ac, &err))
+            return spec_fail("generate", &err);
+        for (int j = 0; j < nk; j++) {
+            if (spec_run(w, tok, ids, n_ids, d, k[j], tokens, out, &tps[j][r], &pr, &ac, &err))
+                return spec_fail("generate with the draft", &err);
+            same[j] &= memcmp(out, plain, (size_t)tokens * sizeof *out) == 0;
+            prop[j] += pr;
+            acc[j] += ac;
+            ratio[j][r] = tps[j][r] / plain_tps[r];
+        }
+    }
+    printf("{\"threads\":%d,\"precision\":\"%s\",\"draft_precision\":\"%s\",\"load_s\":%.3f,\"draft_load_s\":%.3f,"
+           "\"tokens\":%d,\"runs\":%d,\"plain_tps\":%.4f,\"draft\":[",
+           gpt2_pool_threads(pool), gpt2_dtype_name(gpt2_weights_main_dtype(w)),
+           gpt2_dtype_name(gpt2_weights_main_dtype(d)), load_s, draft_load_s, tokens, runs,
+           median(plain_tps, runs));
+    for (int j = 0; j < nk; j++)
+        printf("%s{\"k\":%d,\"tps\":%.4f,\"ratio\":%.4f,\"proposed\":%ld,\"accepted\":%ld,\"same\":%s}", j ? "," : "",
+               k[j], median(tps[j], runs), median(ratio[j], runs), prop[j], acc[j],
+               same[j] ? "true" : "false");
+    printf("]}\n");
+    fflush(stdout);
+    free(plain);
+    free(out);
+    gpt2_weights_free(w);
+    gpt2_weights_free(d);
+    gpt2_pool_free(pool);
+    gpt2_tokenizer_free(tok);
+    return 0;
+}
+
 /* ---- the parent: checkpoint, children, table ---- */
 
 /* This checkout's root (the parent of the default model folder). */
@@ -362,22 +506,28 @@ static void print_header(const bench_sizes *z) {
 static int usage_bench(void) {
     fputs("usage: gpt2 bench [--model DIR] [--builds native,native-mt] [--precisions f32,f16,q8_0] [--quick | --smoke]\n"
           "                  [--runs N] [--json]\n"
+          "       gpt2 bench --speculative --model BIG [--precision P] --draft DIR [--draft-precision P]\n"
+          "                  [--draft-tokens K1,K2,...] [--threads N] [--runs R] [--tokens T]\n"
           "  the native rows of the benchmark (npm run bench prints the WebAssembly rows too; see BENCHMARKS.md).\n"
           "  Without --model: a random GPT-2 124M-shape checkpoint made once in .bench-cache/ (python3 + torch),\n"
-          "  and its f16 / q8_0 copies; --smoke: tests/fixtures/tiny-f32 and tiny sizes.\n",
+          "  and its f16 / q8_0 copies; --smoke: tests/fixtures/tiny-f32 and tiny sizes.\n"
+          "  --speculative: greedy decode with and without the draft, alternated, one JSON line\n"
+          "  (scripts/bench/speculative.mjs).\n",
           stdout);
     return 0;
 }
 
 int gpt2_cli_bench(int argc, char **argv) {
     const char *model = NULL, *builds = "native", *precisions = "f32,f16,q8_0", *precision = "auto";
-    int row = 0, json = 0, threads = 1, runs = 0;
+    int row = 0, json = 0, threads = 1, runs = 0, speculative = 0, spec_tokens = 64;
+    const char *draft = NULL, *draft_precision = "q8_0", *draft_tokens = "4";
     bench_sizes z = SIZES_FULL;
     int smoke = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--row")) row = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--speculative")) speculative = 1;
         else if (!strcmp(a, "--quick")) z = SIZES_QUICK;
         else if (!strcmp(a, "--smoke")) z = SIZES_SMOKE, smoke = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage_bench();
@@ -392,6 +542,10 @@ int gpt2_cli_bench(int argc, char **argv) {
             else if (!strcmp(a, "--precision")) precision = v;
             else if (!strcmp(a, "--threads")) threads = atoi(v);
             else if (!strcmp(a, "--runs")) runs = atoi(v);
+            else if (!strcmp(a, "--draft")) draft = v;
+            else if (!strcmp(a, "--draft-precision")) draft_precision = v;
+            else if (!strcmp(a, "--draft-tokens")) draft_tokens = v;
+            else if (!strcmp(a, "--tokens")) spec_tokens = atoi(v);
             else if (!strcmp(a, "--sizes")) {
                 if (sscanf(v, "%d,%d,%d,%d,%d,%d", &z.p1, &z.p2, &z.dec, &z.ctx, &z.steps, &z.runs) != 6) {
                     fprintf(stderr, "gpt2: --sizes needs P1,P2,DEC,CTX,STEPS,RUNS\n");
@@ -403,6 +557,8 @@ int gpt2_cli_bench(int argc, char **argv) {
             }
         }
     }
+    if (speculative)
+        return bench_speculative(model, precision, draft, draft_precision, draft_tokens, threads, runs, spec_tokens);
     if (runs > 0) z.runs = runs;
     if (row) {
         gpt2_precision p;

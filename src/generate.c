@@ -54,6 +54,8 @@ struct gpt2_generator {
     gpt2_speculative *spec;
     int32_t queue[GPT2_SPECULATIVE_MAX_K + 1]; /* verified tokens not yet emitted */
     int q_head, q_len;
+    int round_base;           /* session length at the start of the current round */
+    char *tail_save;          /* [tail_cap] the tail while a round's positions are checked */
 };
 
 void gpt2_generate_params_default(gpt2_generate_params *p) {
@@ -94,6 +96,7 @@ void gpt2_generator_free(gpt2_generator *g) {
     free(g->banned);
     free(g->always);
     free(g->tail);
+    free(g->tail_save);
     free(g);
 }
 
@@ -133,9 +136,10 @@ static gpt2_err setup_banned(gpt2_generator *g, const gpt2_generate_params *p, g
         if (n > g->tail_cap) g->tail_cap = n;
     }
     g->tail = malloc(g->tail_cap);
+    g->tail_save = malloc(g->tail_cap);
     int V = g->w->config.n_vocab;
     g->always = malloc((size_t)V * sizeof *g->always);
-    if (!g->tail || !g->always) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    if (!g->tail || !g->tail_save || !g->always) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
     for (int32_t t = 0; t < V; t++) {
         const uint8_t *tb;
         size_t tl;
@@ -453,19 +457,43 @@ static gpt2_err make_room(gpt2_generator *g, gpt2_error *err) {
 int gpt2_generator_truncated(const gpt2_generator *g) { return g ? g->n_truncated : 0; }
 int gpt2_generator_slides(const gpt2_generator *g) { return g ? g->n_slides : 0; }
 
+/* The speculative policy (speculative.h): the distribution gpt2_sampler_sample draws from after
+ * tokens[0..n), banned words included, for either model's logits. The generator's tail holds
+ * the text up to the round's start (round_base tokens); the round's proposals are added to
+ * it for this position only. */
+static gpt2_err spec_dist(void *ctx, const float *logits, const int32_t *tokens, int n, double *probs,
+                          gpt2_error *err) {
+    gpt2_generator *g = ctx;
+    memcpy(g->scratch, logits, (size_t)g->w->config.n_vocab * sizeof(float));
+    if (g->n_banned) {
+        const size_t len = g->tail_len;
+        const int whole = g->tail_whole;
+        memcpy(g->tail_save, g->tail, len);
+        for (int i = g->round_base; i < n; i++) {
+            const uint8_t *b;
+            size_t l;
+            token_bytes(g, tokens[i], &b, &l);
+            tail_push(g, b, l);
+        }
+        apply_banned(g, g->scratch);
+        memcpy(g->tail, g->tail_save, len);
+        g->tail_len = len;
+        g->tail_whole = whole;
+    }
+    return gpt2_sampler_distribution(g->sampler, g->scratch, tokens, (size_t)n, probs, err);
+}
+
+static double spec_uniform(void *ctx) { return gpt2_sampler_uniform(((gpt2_generator *)ctx)->sampler); }
+
 gpt2_err gpt2_generator_set_draft(gpt2_generator *g, gpt2_session *draft, int k, gpt2_error *err) {
     if (!g || !draft) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_generator_set_draft: NULL argument");
     if (g->started || g->spec)
         return gpt2_fail(err, GPT2_ERR_ARG, "the draft must be set once, before the first token");
-    const gpt2_sampler_params *sp = &g->params.sampler;
-    if (sp->temperature != 0.0f)
-        return gpt2_fail(err, GPT2_ERR_UNSUPPORTED,
-                         "speculative decoding supports greedy decoding only (temperature 0), got temperature %g",
-                         (double)sp->temperature);
-    if (sp->repetition_penalty != 1.0f || sp->n_bias > 0 || g->n_banned > 0)
-        return gpt2_fail(err, GPT2_ERR_UNSUPPORTED,
-                         "speculative decoding does not support repetition penalty, logit bias or banned words");
-    return gpt2_speculative_create(g->session, draft, k, &g->spec, err);
+    gpt2_err rc = gpt2_speculative_create(g->session, draft, k, &g->spec, err);
+    if (rc != GPT2_OK) return rc;
+    gpt2_speculative_policy policy = {spec_dist, gpt2_sampler_is_greedy(g->sampler) ? NULL : spec_uniform, g};
+    gpt2_speculative_set_policy(g->spec, &policy);
+    return GPT2_OK;
 }
 
 int gpt2_generator_draft_proposed(const gpt2_generator *g) {
@@ -482,6 +510,7 @@ static gpt2_err next_verified(gpt2_generator *g, int32_t *id, gpt2_error *err) {
         if (rc0 != GPT2_OK) return rc0;
         int32_t eot = g->params.ignore_eot ? -1 : gpt2_tokenizer_eot_id(g->tok);
         int n = 0;
+        g->round_base = gpt2_session_pos(g->session);
         gpt2_err rc = gpt2_speculative_step(g->spec, g->params.max_new_tokens - g->n_generated, eot, g->queue, &n, err);
         if (rc != GPT2_OK) return rc;
         g->q_head = 0;

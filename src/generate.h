@@ -126,9 +126,13 @@ const float *gpt2_generator_logits(const gpt2_generator *g);
 
 /* Speculative decoding (speculative.h): the generator's tokens come from rounds in which
  * the draft session proposes k (1..16) tokens and the big model checks them in one
- * batched pass. The text is exactly the greedy text without a draft. Call before the
- * first gpt2_generator_next. Only plain greedy decoding is supported: temperature 0,
- * no repetition penalty, logit bias or banned words (GPT2_ERR_UNSUPPORTED otherwise). The draft session is borrowed (its tokens are
+ * batched pass. Every sampling option applies (temperature, top-k, top-p, repetition
+ * penalty, logit bias, banned words), to the draft's distribution and the big model's
+ * alike. Greedy: the text is exactly the greedy text without a draft. Sampling: each token
+ * has exactly the distribution it has without a draft (speculative sampling), drawn with
+ * the generator's seeded PRNG, so a seed gives the same text on every platform, though not
+ * the text the same seed gives without a draft (the draws are used differently). Call
+ * before the first gpt2_generator_next. The draft session is borrowed (its tokens are
  * replaced by the generator's) and must outlive the generator. When generation ends
  * (or the generator is freed) with verified tokens not yet emitted, they are removed
  * from the generator's session, so it ends as without a draft. */

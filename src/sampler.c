@@ -424,15 +424,12 @@ static float penalise(float logit, float p) {
     return logit > 0.0f ? logit / p : logit * p;
 }
 
-gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *history,
-                             size_t n_history, int32_t *out_id, gpt2_error *err) {
-    if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_sampler_sample: sampler is NULL");
-    if (!logits) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_sampler_sample: logits is NULL");
-    if (!out_id) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_sampler_sample: out_id is NULL");
-    if (!history && n_history > 0)
-        return gpt2_fail(err, GPT2_ERR_ARG,
-                         "gpt2_sampler_sample: history is NULL but n_history is %zu", n_history);
-
+/* Everything before the draw: checks, logit bias, repetition penalty, temperature, top-k,
+ * top-p. On success *best is the argmax of the biased, penalised logits; *m_out is -1 for
+ * greedy (temperature 0), else the survivors are every id (*m_out == n_vocab) or the ids of
+ * s->keys[0..*m_out), with weights s->w[id] = exp((l - lmax) / T). */
+static gpt2_err filter(gpt2_sampler *s, float *logits, const int32_t *history, size_t n_history, int *best_out,
+                       int *m_out, gpt2_error *err) {
     const int n = s->n_vocab;
     const gpt2_sampler_params *p = &s->params;
     float *l = logits;
@@ -493,10 +490,9 @@ gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *hist
 
     if (l[best] == -INFINITY)
         return gpt2_fail(err, GPT2_ERR_RANGE, "every logit is -inf: nothing to sample");
-    if (p->temperature == 0.0f) { /* greedy; draws nothing, so the seed is irrelevant */
-        *out_id = best;
-        return GPT2_OK;
-    }
+    *best_out = best;
+    *m_out = -1;
+    if (p->temperature == 0.0f) return GPT2_OK; /* greedy */
 
     /* Temperature and softmax numerator: w_i = exp((l_i - l_max) / T) in double, so the best
      * token has weight exactly 1 and nothing overflows. Normalisation is deferred: every
@@ -529,6 +525,35 @@ gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *hist
         for (int j = 0; j < m; j++) z += w[key_id(a[j])];
         m = select_nucleus(w, a, m, (double)p->top_p * z);
     }
+    *m_out = m;
+    return GPT2_OK;
+}
+
+/* The NULL checks the public functions share. */
+static gpt2_err check_call(const char *fn, const gpt2_sampler *s, const float *logits, const int32_t *history,
+                           size_t n_history, const void *out, gpt2_error *err) {
+    if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "%s: sampler is NULL", fn);
+    if (!logits) return gpt2_fail(err, GPT2_ERR_ARG, "%s: logits is NULL", fn);
+    if (!out) return gpt2_fail(err, GPT2_ERR_ARG, "%s: output is NULL", fn);
+    if (!history && n_history > 0)
+        return gpt2_fail(err, GPT2_ERR_ARG, "%s: history is NULL but n_history is %zu", fn, n_history);
+    return GPT2_OK;
+}
+
+gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *history,
+                             size_t n_history, int32_t *out_id, gpt2_error *err) {
+    gpt2_err rc = check_call("gpt2_sampler_sample", s, logits, history, n_history, out_id, err);
+    int best = 0, m = 0;
+    if (rc == GPT2_OK) rc = filter(s, logits, history, n_history, &best, &m, err);
+    if (rc != GPT2_OK) return rc;
+    if (m < 0) { /* greedy; draws nothing, so the seed is irrelevant */
+        *out_id = best;
+        return GPT2_OK;
+    }
+    const int n = s->n_vocab;
+    const float *l = logits;
+    const double *w = s->w;
+    uint64_t *a = s->keys;
 
     /* Draw by inverting the CDF over the survivors in ascending id order: the first id whose
      * running mass exceeds u * total, u uniform in [0, 1). The sums run in id order whichever
@@ -576,4 +601,46 @@ gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *hist
      * to the last survivor with non-zero weight. */
     *out_id = pick >= 0 ? pick : last_positive;
     return GPT2_OK;
+}
+
+gpt2_err gpt2_sampler_distribution(gpt2_sampler *s, float *logits, const int32_t *history, size_t n_history,
+                                   double *probs, gpt2_error *err) {
+    gpt2_err rc = check_call("gpt2_sampler_distribution", s, logits, history, n_history, probs, err);
+    int best = 0, m = 0;
+    if (rc == GPT2_OK) rc = filter(s, logits, history, n_history, &best, &m, err);
+    if (rc != GPT2_OK) return rc;
+    const int n = s->n_vocab;
+    memset(probs, 0, (size_t)n * sizeof *probs);
+    if (m < 0) {
+        probs[best] = 1.0;
+        return GPT2_OK;
+    }
+    if (m == n)
+        memcpy(probs, s->w, (size_t)n * sizeof *probs);
+    else
+        for (int j = 0; j < m; j++) probs[key_id(s->keys[j])] = s->w[key_id(s->keys[j])];
+    double total = 0.0; /* in id order, as gpt2_sampler_sample sums */
+    for (int i = 0; i < n; i++) total += probs[i];
+    for (int i = 0; i < n; i++) probs[i] /= total; /* total >= 1: the best token weighs 1 */
+    return GPT2_OK;
+}
+
+int gpt2_sampler_is_greedy(const gpt2_sampler *s) { return s && s->params.temperature == 0.0f; }
+
+double gpt2_sampler_uniform(gpt2_sampler *s) { return s ? gpt2_pcg32_double(&s->rng) : 0.0; }
+
+int32_t gpt2_draw_index(const double *w, int n, double u) {
+    if (!w || n <= 0) return -1;
+    double total = 0.0;
+    for (int i = 0; i < n; i++) total += w[i];
+    if (!(total > 0.0)) return -1;
+    const double target = u * total;
+    double acc = 0.0;
+    int32_t last_positive = -1;
+    for (int i = 0; i < n; i++) {
+        acc += w[i];
+        if (w[i] > 0.0) last_positive = i;
+        if (target < acc) return i; /* strict: a zero weight is never drawn */
+    }
+    return last_positive; /* u * total rounded up to total */
 }

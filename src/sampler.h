@@ -59,6 +59,20 @@ gpt2_err gpt2_sampler_create(const gpt2_sampler_params *p, int n_vocab, gpt2_sam
 gpt2_err gpt2_sampler_sample(gpt2_sampler *s, float *logits, const int32_t *history,
                              size_t n_history, int32_t *out_id, gpt2_error *err);
 
+/* The distribution gpt2_sampler_sample draws from, into probs[n_vocab]: the same checks,
+ * bias, penalty, temperature, top-k and top-p, then each survivor's weight divided by the
+ * survivors' total (summed in id order); 0 for every other token. Greedy (temperature 0):
+ * 1 for the argmax, 0 elsewhere. Draws no random number. logits is scratch as in
+ * gpt2_sampler_sample; errors as there. Used by speculative sampling (speculative.h). */
+gpt2_err gpt2_sampler_distribution(gpt2_sampler *s, float *logits, const int32_t *history, size_t n_history,
+                                   double *probs, gpt2_error *err);
+
+/* Non-zero when s is greedy (temperature 0). */
+int gpt2_sampler_is_greedy(const gpt2_sampler *s);
+
+/* The next uniform double in [0, 1) of s's PRNG (gpt2_pcg32_double); 0 for NULL. */
+double gpt2_sampler_uniform(gpt2_sampler *s);
+
 /* Frees a sampler; NULL is a no-op. */
 void gpt2_sampler_free(gpt2_sampler *s);
 
@@ -85,6 +99,11 @@ uint32_t gpt2_pcg32_next(gpt2_pcg32 *r);
 /* Uniform double in [0, 1) with 53 random bits from two outputs a, b:
  * ((a >> 5) * 2^26 + (b >> 6)) / 2^53. */
 double gpt2_pcg32_double(gpt2_pcg32 *r);
+
+/* Inverse CDF in id order: the first i whose running sum of w[0..i] exceeds u * (sum of
+ * all w), for weights w[0..n) >= 0 and u in [0, 1); the last i with w[i] > 0 when rounding
+ * leaves none. -1 when w is NULL, n <= 0 or the sum is not > 0. */
+int32_t gpt2_draw_index(const double *w, int n, double u);
 
 /* e^x without libm: x = (64 k + j) ln2/64 + r with |r| <= ln2/128 (Cody-Waite two-part
  * constant), e^x = 2^k * 2^(j/64) * e^r with a correctly rounded 64-entry table for

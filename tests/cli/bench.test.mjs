@@ -89,3 +89,20 @@ test('npm run bench --smoke --train-only: the training table, native, WASM 1 and
   assert.match(text[head], /\| native 1t \| WASM 1t \| WASM 2t \| PyTorch 1t \| PyTorch 2t \|/);
   assert.match(text[head + 2], /^\| tiny \| \d/);
 });
+
+test('scripts/bench/speculative.mjs on the fixture: both builds measured, the draft gives the same tokens', () => {
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'bench', 'speculative.mjs'), '--rows', 'smoke', '--cache', join(root, 'tests', 'fixtures'),
+    '--builds', 'native,wasm', '--runs', '1', '--tokens', '20', '--draft-tokens', '1,3', '--json'], { cwd: root, encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.results.map((x) => x.build), ['native', 'wasm']);
+  for (const x of out.results) {
+    assert.equal(x.error, undefined, `${x.build}: ${x.error}`);
+    assert.ok(x.plain_tps > 0 && x.load_s >= 0 && x.draft_precision === 'q8_0', JSON.stringify(x));
+    assert.deepEqual(x.draft.map((e) => e.k), [1, 3]);
+    for (const e of x.draft) {
+      assert.equal(e.same, true, `${x.build} k ${e.k}: tokens differ from the plain run`);
+      assert.ok(e.tps > 0 && e.ratio > 0 && e.accepted >= 0 && e.accepted <= e.proposed && e.proposed > 0, JSON.stringify(e));
+    }
+  }
+});

@@ -114,3 +114,33 @@ test('a damaged checkpoint is reported, not crashed on', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('generate --draft: greedy text as without; sampled text the same natively and in WASM for a seed', () => {
+  const base = ['generate', '--model', fixture, '--prompt', 'The quick brown fox', '--max-tokens', '30', '--ignore-eot', '--threads', '1'];
+  const draft = ['--draft', join(root, 'tests', 'fixtures', 'tiny-bf16'), '--draft-precision', 'f32', '--draft-tokens', '3'];
+  const plain = gpt2([...base, '--temperature', '0']);
+  const spec = gpt2([...base, '--temperature', '0', ...draft, '--stats']);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(spec.status, 0, spec.stderr);
+  assert.equal(spec.stdout, plain.stdout);
+  assert.match(spec.stderr, /draft: \d+ of \d+ proposed tokens accepted \(\d+\.\d%\)/);
+  // Sampling: the seed fixes the text; the JS CLI (WebAssembly) gives the same bytes.
+  const sampling = ['--temperature', '0.9', '--top-k', '40', '--top-p', '0.95', '--repetition-penalty', '1.2', '--seed', '7'];
+  const a = gpt2([...base, ...sampling, ...draft]), b = gpt2([...base, ...sampling, ...draft]);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stdout, b.stdout);
+  const other = gpt2([...base, ...sampling.slice(0, -1), '8', ...draft]);
+  assert.notEqual(other.stdout, a.stdout);
+  const wasm = spawnSync(process.execPath, [join(root, 'js', 'cli.js'), ...base.slice(0, -2), '-q', ...sampling, ...draft], { timeout: 60000 });
+  assert.equal(wasm.status, 0, wasm.stderr.toString());
+  assert.equal(wasm.stdout.toString('utf8'), a.stdout);
+});
+
+test('generate --draft: bad draft options are one clear line', () => {
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--draft-tokens', '3', '--prompt', 'x']), 2, /need --draft/);
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--draft', fixture, '--draft-tokens', '17', '--prompt', 'x']), 2, /from 1 to 16/);
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--draft', fixture, '--draft-precision', 'f8', '--prompt', 'x']), 2, /draft-precision/);
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--draft', join(root, 'models'), '--prompt', 'x']), 1, /draft: .*vocabulary/);
+  assertOneLineError(gpt2(['generate', '--model', fixture, '--draft', '/nonexistent-draft', '--prompt', 'x']), 1, /draft: /);
+  assertOneLineError(gpt2(['score', '--model', fixture, '--draft', fixture, '--prompt', 'x']), 2, /generate only/);
+});

@@ -1,6 +1,6 @@
 // Type-checks the writing-tool API (scoring with alternatives, ranking, sessions, logit controls)
 // against js/index.d.ts. Not run; `npx tsc -p tests/types` only.
-import { load, type Alternative, type RankResult, type Session } from 'gpt2-wasm';
+import { load, type Alternative, type Gpt2Model, type RankResult, type Session } from 'gpt2-wasm';
 
 export async function features(): Promise<string> {
   const model = await load();
@@ -23,6 +23,16 @@ export async function features(): Promise<string> {
   const draft = await load(undefined, { precision: 'q8_0', into: model });
   const spec = model.generate('x', { temperature: 0, draft, draftTokens: 4 });
   const rate: number | null | undefined = (await spec.summary).speculative?.rate;
+  const withDraft = await load(undefined, { draft: undefined, draftTokens: undefined });
+  const big = await load('models', { draft: 'models', draftTokens: 3, draftPrecision: 'q8_0' });
+  const own: Gpt2Model | null = big.draft;
+  const k: number | null = big.draftTokens;
+  const sampled = big.generate('x', { temperature: 0.8, seed: 1, draft: null });
+  await sampled.next();
+  withDraft.dispose();
+  big.dispose();
+  void own;
+  void k;
   session.dispose();
   model.dispose();
   return `${best} ${top} ${text} ${counted} ${model.tokenTexts([1, 2]).join('')} ${fork.text} ${fork.tokens.length} ${fork.disposed} ${rate}`;

@@ -1,9 +1,12 @@
-/* test_speculative.c - greedy speculative decoding (speculative.h, gpt2_generator_set_draft):
+/* test_speculative.c - greedy speculative decoding (speculative.h, gpt2_generator_set_draft;
+ * sampling: test_spec_sampling.c):
  * the tokens equal the float64 reference's greedy tokens (tests/fixtures/tiny-f32
  * expected.json) and the plain greedy generator's, for k = 1..8, with a q8_0 self-draft,
  * an f16 copy and a different model (tiny-bf16: 3 layers, n_ctx 40) as drafts, on the
  * fixture and on the embedded model; past the context with GPT2_CONTEXT_SLIDE too; the
- * counts are consistent; bad input is refused. */
+ * counts are consistent; greedy with repetition penalty, logit bias and banned words gives
+ * the plain generator's tokens; bad input is refused. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,21 +183,11 @@ static void bad_input(const gpt2_weights *w, const gpt2_tokenizer *tok, const gp
     CHECK_FAILS(gpt2_speculative_step(sp, 0, -1, out, &n, &err), GPT2_ERR_ARG, &err);
     gpt2_speculative_free(sp);
 
-    /* Through the generator: sampling, penalties, bias, sliding, a late draft. */
+    /* Through the generator: another vocabulary, bad k, a late draft. */
     gpt2_generate_params p;
     gpt2_generate_params_default(&p);
     int32_t prompt[2] = {10, 20};
     gpt2_generator *g = NULL;
-    CHECK_OK(gpt2_generator_create(w, tok, &p, prompt, 2, &g, &err), &err); /* temperature 1 */
-    CHECK_FAILS(gpt2_generator_set_draft(g, ds, 4, &err), GPT2_ERR_UNSUPPORTED, &err);
-    CHECK(strstr(err.message, "greedy") != NULL, "sampling: %s", err.message);
-    gpt2_generator_free(g);
-    p.sampler.temperature = 0;
-    p.sampler.repetition_penalty = 1.3f;
-    CHECK_OK(gpt2_generator_create(w, tok, &p, prompt, 2, &g, &err), &err);
-    CHECK_FAILS(gpt2_generator_set_draft(g, ds, 4, &err), GPT2_ERR_UNSUPPORTED, &err);
-    gpt2_generator_free(g);
-    p.sampler.repetition_penalty = 1;
     CHECK_OK(gpt2_generator_create(w, tok, &p, prompt, 2, &g, &err), &err);
     CHECK_FAILS(gpt2_generator_set_draft(g, dv, 4, &err), GPT2_ERR_SHAPE, &err);
     CHECK_FAILS(gpt2_generator_set_draft(g, ds, 20, &err), GPT2_ERR_ARG, &err);
@@ -205,6 +198,50 @@ static void bad_input(const gpt2_weights *w, const gpt2_tokenizer *tok, const gp
     gpt2_session_free(big);
     gpt2_session_free(ds);
     gpt2_session_free(dv);
+}
+
+/* Greedy with repetition penalty, logit bias and banned words: the same tokens with a draft
+ * as without (the draft's proposals are checked against the transformed argmax). */
+static void greedy_transforms(const gpt2_weights *w, const gpt2_tokenizer *tok, const gpt2_weights *const *drafts,
+                              int n_drafts) {
+    gpt2_error err;
+    int32_t bias_ids[2] = {13, 262};
+    float bias[2] = {1.5f, -INFINITY};
+    const char *banned[2] = {"the", "an"};
+    int32_t prompt[3] = {464, 627, 624};
+    int runs = 0;
+    for (int variant = 0; variant < 3; variant++) {
+        gpt2_generate_params p;
+        gpt2_generate_params_default(&p);
+        p.sampler.temperature = 0;
+        p.max_new_tokens = 30;
+        p.ignore_eot = 1;
+        if (variant == 0) p.sampler.repetition_penalty = 1.6f;
+        if (variant == 1) p.sampler.bias_ids = bias_ids, p.sampler.bias = bias, p.sampler.n_bias = 2;
+        if (variant == 2) p.banned_words = banned, p.n_banned = 2, p.sampler.repetition_penalty = 0.8f;
+        int32_t plain[32], out[32];
+        gpt2_stop_reason s0 = GPT2_STOP_NONE, s1 = GPT2_STOP_NONE;
+        gpt2_generator *g = NULL;
+        CHECK_OK(gpt2_generator_create(w, tok, &p, prompt, 3, &g, &err), &err);
+        int n0 = g ? run_generator(g, plain, 32, &s0) : 0;
+        gpt2_generator_free(g);
+        CHECK(n0 == 30, "variant %d: plain %d tokens", variant, n0);
+        for (int d = 0; d < n_drafts; d++)
+            for (int k = 1; k <= 6; k += 5) {
+                gpt2_session *ds = NULL;
+                g = NULL;
+                CHECK_OK(gpt2_generator_create(w, tok, &p, prompt, 3, &g, &err), &err);
+                CHECK_OK(gpt2_session_create(drafts[d], 8, &ds, &err), &err);
+                CHECK_OK(gpt2_generator_set_draft(g, ds, k, &err), &err);
+                int n1 = g ? run_generator(g, out, 32, &s1) : 0;
+                CHECK(same_ids(out, n1, plain, n0) && s1 == s0, "variant %d, draft %d, k %d: %d tokens", variant, d,
+                      k, n1);
+                gpt2_generator_free(g);
+                gpt2_session_free(ds);
+                runs++;
+            }
+    }
+    CHECK(runs == 3 * 2 * n_drafts, "%d runs", runs);
 }
 
 /* The embedded model: plain greedy vs q8_0 self-draft, stopping at <|endoftext|> or 48 tokens,
@@ -314,6 +351,7 @@ int main(void) {
         direct_api(w, q, prompt, 3, plain, n, "tiny q8_0");
         direct_api(w, other, prompt, 3, plain, n, "tiny-bf16");
         bad_input(w, tok, big_vocab, q);
+        greedy_transforms(w, tok, drafts, 3);
         /* Past the context (64): slides, with the same tokens as without a draft. */
         static int32_t a[200], b[200];
         slide_policy = 1;

@@ -595,20 +595,10 @@ async function generate() {
       if (!pending) { pending = true; requestAnimationFrame(paint); }
     }
   };
-  let draftNote = '';
   try {
     let gen = m.generate(prompt, { ...options, ...draftOptions, signal: controller.signal });
     if (!gen[Symbol.asyncIterator] && typeof gen.then === 'function') gen = await gen;
-    let first;
-    try {
-      first = await gen.next();
-    } catch (e) {
-      // A draft the core cannot use with these options (e.g. sampling): say so, generate without it.
-      if (!draftOptions.draft || !e || e.code !== 'unsupported') throw e;
-      draftNote = `the draft model was not used (${e.message})`;
-      gen = m.generate(prompt, { ...options, signal: controller.signal });
-      first = await gen.next();
-    }
+    const first = await gen.next();
     if (!first.done) take(first.value);
     for await (const piece of gen) take(piece);
     const summary = await gen.summary;
@@ -616,7 +606,7 @@ async function generate() {
     text = summary.text ?? text;
     paint();
     showStats(summary, options.seed);
-    showWarnings([...(summary.warnings || []), ...(draftNote ? [draftNote] : [])]);
+    showWarnings(summary.warnings || []);
     const why = {
       max_tokens: 'reached the token limit',
       eot: 'the model ended the text',

@@ -331,9 +331,22 @@ out:
     return rc;
 }
 
+/* Makes room for cap elements at once (0: nothing to do, or no memory: vec_push grows it). */
+static void vec_reserve(vec *a, size_t cap) {
+    if (cap <= a->cap || cap > (SIZE_MAX - sizeof(arena_block)) / a->elem) return;
+    arena_block *b = realloc(a->blk, sizeof(arena_block) + cap * a->elem);
+    if (b) a->blk = b, a->cap = cap;
+}
+
 static gpt2_err parse_object(parser *p, json_value *v, int depth) {
     vec members = {NULL, 0, 0, sizeof(json_member)};
     gpt2_err rc = GPT2_OK;
+    if (depth == 0) { /* the root (vocab.json: 50k members): sized once by its ':' count, an upper
+                       * bound, instead of doubling (each copy would stay in the peak) */
+        size_t colons = 0;
+        for (size_t i = p->pos; i < p->len; i++) colons += p->s[i] == ':';
+        vec_reserve(&members, colons);
+    }
     p->pos++; /* '{' */
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == '}') {

@@ -120,6 +120,15 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     *lo = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), m), s);
     *hi = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), m), s);
 }
+/* 4 halves (8 bytes) -> 4 floats, exact: the low half of vf_load_f16x8 */
+K_INLINE vf vf_load_f16x4(const void *p) {
+    v128_t h = wasm_v128_load64_splat(p); /* the 4 halves twice */
+    if (wasm_v128_any_true(wasm_i16x8_eq(wasm_v128_and(h, wasm_i16x8_splat(0x7c00)), wasm_i16x8_splat(0x7c00))))
+        return vf_from_f16_hi(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13),
+                                        wasm_i32x4_splat((int32_t)0x8fffffffu)),
+                          wasm_f32x4_splat(0x1p112f));
+}
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -170,6 +179,16 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     for (int j = 0; j < 8; j++) t[j] = gpt2_f16_to_f32(p[j]);
     *lo = _mm_loadu_ps(t);
     *hi = _mm_loadu_ps(t + 4);
+#endif
+}
+/* 4 halves (8 bytes) -> 4 floats, exact */
+K_INLINE vf vf_load_f16x4(const void *p) {
+#ifdef __F16C__
+    return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)p));
+#else
+    uint16_t h[4];
+    memcpy(h, p, sizeof h);
+    return _mm_setr_ps(gpt2_f16_to_f32(h[0]), gpt2_f16_to_f32(h[1]), gpt2_f16_to_f32(h[2]), gpt2_f16_to_f32(h[3]));
 #endif
 }
 #else
@@ -259,6 +278,13 @@ K_INLINE vi vi_round_pack(vf a, vf b) {
 }
 K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     for (int j = 0; j < 4; j++) lo->f[j] = gpt2_f16_to_f32(p[j]), hi->f[j] = gpt2_f16_to_f32(p[4 + j]);
+}
+K_INLINE vf vf_load_f16x4(const void *p) {
+    uint16_t h[4];
+    vf r;
+    memcpy(h, p, sizeof h);
+    for (int j = 0; j < 4; j++) r.f[j] = gpt2_f16_to_f32(h[j]);
+    return r;
 }
 #endif
 
@@ -525,16 +551,16 @@ static void q8_quantize(int16_t *q, float *d, const float *x, int n, int k) {
 K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, const unsigned char *tile,
                       const float *b, int k, int NT, int T) {
     const int nb = k / GPT2_Q8_BLOCK, H = T == 1 ? 2 : 1;
-    const long ts = (long)nb * 36 * 4; /* bytes from one tile to the next */
+    const long ts = (long)nb * GPT2_Q8_GROUP * 4; /* bytes from one tile to the next */
     vf acc[2][4];
     for (int j = 0; j < NT; j++)
         for (int t = 0; t < T; t++) acc[j][t] = vf_zero();
     const unsigned char *p = tile;
-    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
+    for (int blk = 0; blk < nb; blk++, p += GPT2_Q8_GROUP * 4) {
         vi is[2][4][2];
         for (int pp = 0; pp < H; pp++) { /* the first pair(s) start the sums */
             vi w[2];
-            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 8 + 8 * pp));
             for (int t = 0; t < T; t++) {
                 vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
                 for (int j = 0; j < NT; j++) is[j][t][pp] = vi_dot16(w[j], xs);
@@ -543,7 +569,7 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
         for (int pp = H; pp < 16; pp++) {
             const int h = pp % H;
             vi w[2];
-            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 8 + 8 * pp));
             for (int t = 0; t < T; t++) {
                 vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
                 for (int j = 0; j < NT; j++) is[j][t][h] = vi_add32(is[j][t][h], vi_dot16(w[j], xs));
@@ -553,7 +579,7 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
             vf d = vf_load(xd + ((long)t * nb + blk) * XD);
             for (int j = 0; j < NT; j++) {
                 vi S = H == 2 ? vi_add32(is[j][t][0], is[j][t][1]) : is[j][t][0];
-                vf ws = vf_load((const float *)(const void *)(p + j * ts));
+                vf ws = vf_load_f16x4(p + j * ts);
                 acc[j][t] = vf_add(acc[j][t], vf_mul(vf_from_i32(S), vf_mul(ws, d)));
             }
         }
@@ -571,8 +597,8 @@ static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const
     const int nb = k / GPT2_Q8_BLOCK;
     vf acc = vf_zero();
     const unsigned char *p = tile;
-    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
-        const int8_t *wq = (const int8_t *)(p + 16);
+    for (int blk = 0; blk < nb; blk++, p += GPT2_Q8_GROUP * 4) {
+        const int8_t *wq = (const int8_t *)(p + 8);
         const int16_t *xb = xq + blk * GPT2_Q8_BLOCK;
         vi w0 = vi_load_i8x8(wq), w1 = vi_load_i8x8(wq + 8);
         vi s0 = vi_dot16(w0, vi_load32_splat(xb)), s1 = vi_dot16(w1, vi_load32_splat(xb + 2));
@@ -582,7 +608,7 @@ static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const
             s0 = vi_add32(s0, vi_dot16(w0, vi_load32_splat(xb + 2 * pp)));
             s1 = vi_add32(s1, vi_dot16(w1, vi_load32_splat(xb + 2 * pp + 2)));
         }
-        vf ws = vf_load((const float *)(const void *)p);
+        vf ws = vf_load_f16x4(p);
         acc = vf_add(acc, vf_mul(vf_from_i32(vi_add32(s0, s1)), vf_mul(ws, vf_load(xd + (long)blk * XD))));
     }
     vf bv = b ? vf_load(b) : vf_zero();
@@ -622,9 +648,9 @@ static float q8_dot_any(const int16_t *xq, const float *xd, const gpt2_matrix *w
         int32_t S = 0;
         for (int i = blk * GPT2_Q8_BLOCK; i < (blk + 1) * GPT2_Q8_BLOCK; i++)
             S += (int32_t)(int8_t)d[gpt2_q8_value_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)i)] * xq[i];
-        float ws;
+        uint16_t ws;
         memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)blk), sizeof ws);
-        s += (float)S * (ws * xd[blk * XD]);
+        s += (float)S * (gpt2_f16_to_f32(ws) * xd[blk * XD]);
     }
     return s;
 }
@@ -636,7 +662,7 @@ static void q8_rows(float *out, long ldo, const int16_t *q, const float *d, cons
                     int n, int o0, int o1) {
     const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
     const unsigned char *data = w->data;
-    const size_t tile_bytes = (size_t)nb * 36 * 4;
+    const size_t tile_bytes = (size_t)nb * GPT2_Q8_GROUP * 4;
     const int first = (o0 + 3) / 4 * 4 < o1 ? (o0 + 3) / 4 * 4 : o1; /* the first full tile's row */
     const int full_end = first + (o1 - first) / 4 * 4;                /* the end of the last one */
     int o = o0;
@@ -740,7 +766,8 @@ void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_m
                 float s = 0.0f;
                 for (int blk = 0; blk < nb; blk++) {
                     int16_t q[GPT2_Q8_BLOCK];
-                    float xd[XD], ws;
+                    float xd[XD];
+                    uint16_t ws;
                     q8_quantize(q, xd, x + (long)t * k + blk * GPT2_Q8_BLOCK, 1, GPT2_Q8_BLOCK);
                     int32_t S = 0;
                     for (int i = 0; i < GPT2_Q8_BLOCK; i++)
@@ -749,7 +776,7 @@ void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_m
                              q[i];
                     memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)m, (uint64_t)k, (uint64_t)o, (uint64_t)blk),
                            sizeof ws);
-                    s += (float)S * (ws * xd[0]);
+                    s += (float)S * (gpt2_f16_to_f32(ws) * xd[0]);
                 }
                 out[(long)t * m + o] = s + (b ? b[o] : 0.0f);
             }

@@ -53,7 +53,7 @@ enum seg_kind {
     SEG_MAT32,  /* an f32 matrix m, written in its packed order (matrix.h), maybe transposed */
     SEG_BAND,   /* an f16 or q8_0 matrix converted from floats through the staging band */
     SEG_Q8,     /* NAME.q8: int8 values placed into m's packed blocks */
-    SEG_SCALE,  /* NAME.scale: F16 scales widened to float, each beside its packed block (matrix.h) */
+    SEG_SCALE,  /* NAME.scale: F16 scales, each beside its packed block (matrix.h) */
     SEG_Q8_UP,  /* NAME.q8 into an f32/f16 matrix (forced precision): dequantized (see up_state) */
     SEG_SCALE_UP /* NAME.scale for such a matrix: kept in up_state until both halves are in */
 };
@@ -730,9 +730,9 @@ static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t 
     } else {
         for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++) {
             int8_t q[GPT2_Q8_BLOCK];
-            float sc;
+            uint16_t sc;
             size_t i = i0 + b * GPT2_Q8_BLOCK;
-            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, NULL, &sc);
+            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, &sc, NULL);
             memcpy(base + gpt2_q8_scale_offset(R, K, o, i / GPT2_Q8_BLOCK), &sc, sizeof sc);
             unsigned char *d = base + gpt2_q8_value_offset(R, K, o, i); /* pairs, 2 * rows-in-tile apart */
             size_t step = 2 * (size_t)gpt2_pack_tile_rows(R, o);
@@ -751,7 +751,7 @@ static void put_q8_values(gpt2_matrix *m, size_t e0, const uint8_t *src, size_t 
         size_t end = K - i < cnt ? K : i + cnt;
         cnt -= end - i;
         while (i < end) {
-            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * 36 * rt;
+            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * GPT2_Q8_GROUP * rt;
             size_t e = i % GPT2_Q8_BLOCK, stop = i - e + GPT2_Q8_BLOCK < end ? i - e + GPT2_Q8_BLOCK : end;
             for (; i < stop; i++, e++) blk[(e >> 1) * step + (e & 1)] = *src++;
         }
@@ -814,10 +814,9 @@ static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, 
         uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols, nb = K / GPT2_Q8_BLOCK;
         unsigned char *d = (unsigned char *)s->m->data;
         uint64_t o = e0 / nb, b = e0 % nb;
-        for (size_t k = 0; k < cnt; k++) {
-            float v;
-            convert(GPT2_ST_F16, src + 2 * k, 1, &v, 1);
-            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &v, sizeof v);
+        for (size_t k = 0; k < cnt; k++) { /* the half's bits as they are */
+            uint16_t h = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
+            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &h, sizeof h);
             if (++b == nb) o++, b = 0;
         }
         return;

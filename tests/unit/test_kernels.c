@@ -122,8 +122,9 @@ static test_matrix make_matrix(gpt2_dtype t, int rows, int cols) {
         tm.q = malloc(count);
         for (int r = 0; r < rows; r++)
             for (int b = 0; b < nb; b++) {
-                tm.scales[r * nb + b] = 0.001f + 0.01f * (float)(rnd() % 100) / 100.0f;
-                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &tm.scales[r * nb + b], 4);
+                uint16_t h = to_half(0.001f + 0.01f * (float)(rnd() % 100) / 100.0f); /* scales are halves */
+                tm.scales[r * nb + b] = gpt2_f16_to_f32(h);
+                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &h, 2);
             }
         for (size_t i = 0; i < count; i++) {
             tm.q[i] = (int8_t)(irand(-127, 127));
@@ -351,7 +352,7 @@ static void test_packing(void) {
                     for (int j = 0; j < (q8 ? 1 : 4); j++) bad += at + j >= bytes || hit[at + j]++;
                     if (q8 && i % 32 == 0) {
                         uint64_t sc = gpt2_q8_scale_offset(R, K, o, i / 32);
-                        for (int j = 0; j < 4; j++) bad += sc + j >= bytes || hit[sc + j]++;
+                        for (int j = 0; j < 2; j++) bad += sc + j >= bytes || hit[sc + j]++;
                     }
                 }
             for (uint64_t j = 0; j < bytes; j++) bad += hit[j] != 1;
@@ -365,11 +366,12 @@ static void test_packing(void) {
     CHECK(gpt2_packed_index(6, 12, 5, 9) == 69 && gpt2_packed_index(6, 12, 5, 6) == 62 &&
               gpt2_packed_index(6, 12, 2, 3) == 11,
           "packed f32 positions");
-    /* q8_0 5 x 96 (nb = 3): tile 0 groups are 144 bytes. (2, 37): block 1, pair 2, h 1:
-     * 144 + 16 + 2*8 + 2*2 + 1 = 181; scale (3, 2): 288 + 12 = 300. Tile 1 (row 4, rt = 1)
-     * starts at 4*3*36 = 432: (4, 33): block 1 (36 bytes each), 432 + 36 + 4 + 0*2 + 1 = 473. */
-    CHECK(gpt2_q8_value_offset(5, 96, 2, 37) == 181 && gpt2_q8_scale_offset(5, 96, 3, 2) == 300 &&
-              gpt2_q8_value_offset(5, 96, 4, 33) == 473,
+    /* q8_0 5 x 96 (nb = 3): tile 0 groups are 4*34 = 136 bytes (4 half scales, then 16 pairs
+     * of 4 rows). (2, 37): block 1, pair 2, h 1: 136 + 8 + 2*8 + 2*2 + 1 = 165; scale (3, 2):
+     * 272 + 3*2 = 278. Tile 1 (row 4, rt = 1) starts at 4*3*34 = 408: (4, 33): block 1 (34
+     * bytes each), 408 + 34 + 2 + 0*2 + 1 = 445. */
+    CHECK(gpt2_q8_value_offset(5, 96, 2, 37) == 165 && gpt2_q8_scale_offset(5, 96, 3, 2) == 278 &&
+              gpt2_q8_value_offset(5, 96, 4, 33) == 445,
           "packed q8_0 positions");
 }
 

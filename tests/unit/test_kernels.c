@@ -123,6 +123,10 @@ static test_matrix make_matrix(gpt2_dtype t, int rows, int cols) {
         for (int r = 0; r < rows; r++)
             for (int b = 0; b < nb; b++) {
                 uint16_t h = to_half(0.001f + 0.01f * (float)(rnd() % 100) / 100.0f); /* scales are halves */
+                uint32_t kind = rnd() % 16; /* some subnormal, negative and zero scales */
+                if (kind == 0) h = (uint16_t)(1 + rnd() % 0x3ff);
+                if (kind == 1) h |= 0x8000u;
+                if (kind == 2) h = rnd() % 2 ? 0x8000u : 0;
                 tm.scales[r * nb + b] = gpt2_f16_to_f32(h);
                 memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &h, 2);
             }
@@ -265,6 +269,36 @@ static void test_products(void) {
     check_product(GPT2_DTYPE_Q8_0, 2, 15424, 3, 0, 3, 1, 0);
 }
 
+/* q8_0 scales that are not finite: every build's kernels (decode and prefill tiles) give the
+ * scalar kernel's bits, and each output is what the product's sign rules say: S * inf = +-inf
+ * (S != 0), anything * NaN = NaN. Rows: scale +inf, NaN, -inf, 1.0; all values 1. */
+static void test_q8_special_scales(void) {
+    enum { R = 8, K = 64 };
+    static const uint16_t scale[4] = {0x7c00u, 0x7e00u, 0xfc00u, 0x3c00u};
+    unsigned char *d = calloc(gpt2_matrix_bytes(GPT2_DTYPE_Q8_0, R, K), 1);
+    for (int o = 0; o < R; o++)
+        for (int i = 0; i < K; i++) {
+            d[gpt2_q8_value_offset(R, K, (uint64_t)o, (uint64_t)i)] = 1;
+            if (i % 32 == 0) memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)o, (uint64_t)i / 32), &scale[o % 4], 2);
+        }
+    gpt2_matrix m = {GPT2_DTYPE_Q8_0, R, K, d};
+    float x[4 * K], out[4 * R], ref[4 * R];
+    for (int i = 0; i < 4 * K; i++) x[i] = 0.5f;
+    for (int n = 1; n <= 4; n += 3) {
+        k_matmul_rows(out, x, &m, NULL, n, 0, R);
+        ref_k_matmul_rows(ref, x, &m, NULL, n, 0, R);
+        int bad = 0;
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < R; o++) {
+                float v = out[t * R + o];
+                bad += !same_bits(v, ref[t * R + o]);
+                bad += o % 4 == 0 ? !(isinf(v) && v > 0) : o % 4 == 1 ? !isnan(v) : o % 4 == 2 ? !(isinf(v) && v < 0) : v != 32.0f;
+            }
+        CHECK(bad == 0, "q8_0 with inf / NaN scales, %d tokens: %d outputs wrong", n, bad);
+    }
+    free(d);
+}
+
 static void test_f16_all(void) {
     int bad = 0;
     gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL}; /* one row: packed = row-major */
@@ -380,6 +414,7 @@ int main(void) {
     test_read_bytes();
     test_attention();
     test_products();
+    test_q8_special_scales();
     test_f16_all();
     test_vectors();
     return check_summary("test_kernels");

@@ -129,6 +129,33 @@ K_INLINE vf vf_load_f16x4(const void *p) {
                                         wasm_i32x4_splat((int32_t)0x8fffffffu)),
                           wasm_f32x4_splat(0x1p112f));
 }
+/* 2 doubles (gelu's tanh, see k_gelu) */
+typedef v128_t vd;
+K_INLINE vd vd_splat(double a) { return wasm_f64x2_splat(a); }
+K_INLINE vd vd_add(vd a, vd b) { return wasm_f64x2_add(a, b); }
+K_INLINE vd vd_sub(vd a, vd b) { return wasm_f64x2_sub(a, b); }
+K_INLINE vd vd_mul(vd a, vd b) { return wasm_f64x2_mul(a, b); }
+K_INLINE vd vd_div(vd a, vd b) { return wasm_f64x2_div(a, b); }
+K_INLINE vd vd_gt(vd a, vd b) { return wasm_f64x2_gt(a, b); }
+K_INLINE vd vd_ne(vd a, vd b) { return wasm_f64x2_ne(a, b); }
+K_INLINE vd vd_select(vd mask, vd a, vd b) { return wasm_v128_bitselect(a, b, mask); } /* mask ? a : b */
+K_INLINE vd vd_from_f32_lo(vf a) { return wasm_f64x2_promote_low_f32x4(a); }
+K_INLINE vd vd_from_f32_hi(vf a) { return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 2, 3)); }
+K_INLINE vf vf_from_vd(vd lo, vd hi) {
+    return wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+/* the two lanes of an integer-valued vd (|v| < 2^31) as int32 in lanes 0, 1 */
+K_INLINE vi vd_to_i32(vd a) { return wasm_i32x4_trunc_sat_f64x2_zero(a); }
+K_INLINE int vi_lane(vi a, int j) { return j ? wasm_i32x4_extract_lane(a, 1) : wasm_i32x4_extract_lane(a, 0); }
+K_INLINE vi vi_splat32(int32_t a) { return wasm_i32x4_splat(a); }
+K_INLINE vi vi_and(vi a, vi b) { return wasm_v128_and(a, b); }
+K_INLINE vi vi_shr32(vi a, int s) { return wasm_i32x4_shr(a, s); }
+K_INLINE vi vi_sub32(vi a, vi b) { return wasm_i32x4_sub(a, b); }
+/* 2^e for int32 lanes 0, 1 (-1022 <= e <= 1023), from its IEEE bits */
+K_INLINE vd vd_pow2(vi e) {
+    return wasm_i64x2_shl(wasm_i64x2_extend_low_i32x4(wasm_i32x4_add(e, wasm_i32x4_splat(1023))), 52);
+}
+K_INLINE vd vd_make(double a, double b) { return wasm_f64x2_make(a, b); }
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -191,6 +218,28 @@ K_INLINE vf vf_load_f16x4(const void *p) {
     return _mm_setr_ps(gpt2_f16_to_f32(h[0]), gpt2_f16_to_f32(h[1]), gpt2_f16_to_f32(h[2]), gpt2_f16_to_f32(h[3]));
 #endif
 }
+typedef __m128d vd;
+K_INLINE vd vd_splat(double a) { return _mm_set1_pd(a); }
+K_INLINE vd vd_add(vd a, vd b) { return _mm_add_pd(a, b); }
+K_INLINE vd vd_sub(vd a, vd b) { return _mm_sub_pd(a, b); }
+K_INLINE vd vd_mul(vd a, vd b) { return _mm_mul_pd(a, b); }
+K_INLINE vd vd_div(vd a, vd b) { return _mm_div_pd(a, b); }
+K_INLINE vd vd_gt(vd a, vd b) { return _mm_cmpgt_pd(a, b); }
+K_INLINE vd vd_ne(vd a, vd b) { return _mm_cmpneq_pd(a, b); }
+K_INLINE vd vd_select(vd mask, vd a, vd b) { return _mm_blendv_pd(b, a, mask); }
+K_INLINE vd vd_from_f32_lo(vf a) { return _mm_cvtps_pd(a); }
+K_INLINE vd vd_from_f32_hi(vf a) { return _mm_cvtps_pd(_mm_movehl_ps(a, a)); }
+K_INLINE vf vf_from_vd(vd lo, vd hi) { return _mm_movelh_ps(_mm_cvtpd_ps(lo), _mm_cvtpd_ps(hi)); }
+K_INLINE vi vd_to_i32(vd a) { return _mm_cvttpd_epi32(a); }
+K_INLINE int vi_lane(vi a, int j) { return j ? _mm_extract_epi32(a, 1) : _mm_cvtsi128_si32(a); }
+K_INLINE vi vi_splat32(int32_t a) { return _mm_set1_epi32(a); }
+K_INLINE vi vi_and(vi a, vi b) { return _mm_and_si128(a, b); }
+K_INLINE vi vi_shr32(vi a, int s) { return _mm_srai_epi32(a, s); }
+K_INLINE vi vi_sub32(vi a, vi b) { return _mm_sub_epi32(a, b); }
+K_INLINE vd vd_pow2(vi e) {
+    return _mm_castsi128_pd(_mm_slli_epi64(_mm_cvtepi32_epi64(_mm_add_epi32(e, _mm_set1_epi32(1023))), 52));
+}
+K_INLINE vd vd_make(double a, double b) { return _mm_setr_pd(a, b); }
 #else
 /* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
 typedef struct vf {
@@ -847,9 +896,45 @@ void k_layernorm(float *out, const float *x, const float *g, const float *b, int
     for (int i = 0; i < c; i++) out[i] = (x[i] - mean) * inv * g[i] + b[i];
 }
 
+#if K_SIMD
+/* gpt2_tanh on two lanes, step for step (sampler.h): the same bits. Lanes beyond +-20 are
+ * computed on a clamped copy and replaced by +-1; NaN lanes by themselves. Inside +-20,
+ * e^(2x) needs none of gpt2_exp's special cases (|2x| <= 40). */
+K_INLINE vd vd_tanh(vd x) {
+    const vd lim = vd_splat(20.0), nlim = vd_splat(-20.0);
+    vd hi = vd_gt(x, lim), lo = vd_gt(nlim, x), nan = vd_ne(x, x);
+    vd y = vd_select(hi, lim, vd_select(lo, nlim, vd_select(nan, vd_splat(0.0), x)));
+    y = vd_add(y, y); /* 2x: exact */
+    vd sh = vd_splat(GPT2_EXP_SHIFT);
+    vd nd = vd_sub(vd_add(vd_mul(y, vd_splat(GPT2_EXP_INV_LN2_64)), sh), sh);
+    vi biased = vi_add32(vd_to_i32(nd), vi_splat32(1 << 20));
+    vi j = vi_and(biased, vi_splat32(63)), k = vi_sub32(vi_shr32(biased, 6), vi_splat32(1 << 14));
+    vd r = vd_sub(vd_sub(y, vd_mul(nd, vd_splat(GPT2_EXP_LN2_64_HI))), vd_mul(nd, vd_splat(GPT2_EXP_LN2_64_LO)));
+    vd p = vd_splat(1.0 / 120.0);
+    p = vd_add(vd_mul(p, r), vd_splat(1.0 / 24.0));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0 / 6.0));
+    p = vd_add(vd_mul(p, r), vd_splat(0.5));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0));
+    vd e = vd_mul(vd_mul(vd_make(gpt2_exp2_j64[vi_lane(j, 0)], gpt2_exp2_j64[vi_lane(j, 1)]), p), vd_pow2(k));
+    vd one = vd_splat(1.0);
+    vd t = vd_sub(one, vd_div(vd_splat(2.0), vd_add(e, one)));
+    return vd_select(hi, one, vd_select(lo, vd_splat(-1.0), vd_select(nan, x, t)));
+}
+#endif
+
 void k_gelu(float *x, int n) {
     const float s2pi = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+#if K_SIMD /* four at a time: the scalar loop's float steps, gpt2_tanh in two lanes */
+    for (; i + 4 <= n; i += 4) {
+        vf v = vf_load(x + i);
+        vf u = vf_mul(vf_splat(s2pi), vf_add(v, vf_mul(vf_mul(vf_mul(vf_splat(0.044715f), v), v), v)));
+        vf th = vf_from_vd(vd_tanh(vd_from_f32_lo(u)), vd_tanh(vd_from_f32_hi(u)));
+        vf_store(x + i, vf_mul(vf_mul(vf_splat(0.5f), v), vf_add(vf_splat(1.0f), th)));
+    }
+#endif
+    for (; i < n; i++) {
         float v = x[i];
         /* gpt2_tanh, not libm's tanhf: the same bits natively and in WASM (sampler.h) */
         float th = (float)gpt2_tanh(s2pi * (v + 0.044715f * v * v * v));

@@ -299,6 +299,48 @@ static void test_q8_special_scales(void) {
     free(d);
 }
 
+/* gelu_new: the build's k_gelu (four at a time, tanh in two double lanes) gives the scalar
+ * kernel's bits for floats spread over every exponent (each 4099th bit pattern), densely where
+ * tanh's argument crosses +-20 (v near +-7.34) and for specials; and it is within 1e-6 |v| (plus
+ * 1e-45) of libm's double-precision gelu_new for the finite ones. */
+static void test_gelu(void) {
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof(float)), *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
+    static const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-45f, INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f};
+    int bad_bits = 0, bad_math = 0, n = 0;
+    uint64_t pattern = 0;
+    for (int round = 0; round < 1200; round++) {
+        int m = N - round % 7; /* lengths with a tail of 0..3 */
+        for (int i = 0; i < m; i++) {
+            if (round == 0 && i < (int)(sizeof specials / sizeof specials[0])) x[i] = specials[i];
+            else if (round % 3 == 0) x[i] = (rnd() % 2 ? 1.0f : -1.0f) * (6.5f + 1.5f * (float)rnd() / 4294967296.0f);
+            else {
+                uint32_t u = (uint32_t)pattern;
+                pattern += 4099;
+                memcpy(&x[i], &u, 4);
+            }
+        }
+        memcpy(a, x, (size_t)m * sizeof(float));
+        memcpy(b, x, (size_t)m * sizeof(float));
+        k_gelu(a, m);
+        ref_k_gelu(b, m);
+        for (int i = 0; i < m; i++, n++) {
+            bad_bits += !(same_bits(a[i], b[i]) || (isnan(a[i]) && isnan(b[i])));
+            double v = x[i];
+            if (!isfinite(v) || fabs(v) > 1e30) continue; /* v^3 overflows the float steps */
+            double want = 0.5 * v * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
+            /* float steps: errors of a few 1e-8 |v| (1 + tanh cancels for negative v), and
+             * half a subnormal step for tiny v */
+            bad_math += !(fabs(a[i] - want) <= 1e-6 * fabs(v) + 1e-45);
+        }
+    }
+    CHECK(bad_bits == 0, "gelu: %d of %d outputs differ from the scalar kernel", bad_bits, n);
+    CHECK(bad_math == 0, "gelu: %d of %d outputs off libm's double gelu_new", bad_math, n);
+    free(x);
+    free(a);
+    free(b);
+}
+
 static void test_f16_all(void) {
     int bad = 0;
     gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL}; /* one row: packed = row-major */
@@ -415,6 +457,7 @@ int main(void) {
     test_attention();
     test_products();
     test_q8_special_scales();
+    test_gelu();
     test_f16_all();
     test_vectors();
     return check_summary("test_kernels");

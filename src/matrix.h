@@ -16,8 +16,8 @@
  *     at a time); each row's chunks are 16*rt bytes (f32) apart.
  *   q8_0 (cols % 32 == 0; nb = cols / 32 blocks per row; a tile is nb groups of
  *     GPT2_Q8_GROUP = 34 bytes per row, 34*rt bytes):
- *     group b = the rt scales of block b as IEEE half floats (the file's fp16 bits as they
- *     are; scale of (o, b) at tile + b*34*rt + 2*r), then the int8 values of the block as
+ *     group b = the rt scales of block b as finite IEEE half floats (the file's fp16 bits as
+ *     they are; the loader rejects inf and NaN; scale of (o, b) at tile + b*34*rt + 2*r), then the int8 values of the block as
  *     16 pairs of columns, each pair rt rows x 2 values:
  *     value (o, i), i = 32b + 2p + h, at  tile + b*34*rt + 2*rt + p*2*rt + r*2 + h,
  *     and W(o, i) = value * scale (blocks of GPT2_Q8_BLOCK = 32 columns share one scale,

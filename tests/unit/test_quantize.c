@@ -500,7 +500,7 @@ out:
 /* ---- malformed quantized files ---------------------------------------------------------- */
 
 typedef enum { MAL_NONE, MAL_SCALE_SHAPE, MAL_NO_SCALE, MAL_NO_Q8, MAL_Q8_DTYPE, MAL_SCALE_DTYPE, MAL_BOTH,
-               MAL_MIXED, MAL_Q8_SHAPE, MAL_IN_48 } mal_kind;
+               MAL_MIXED, MAL_Q8_SHAPE, MAL_IN_48, MAL_INF_SCALE, MAL_NAN_SCALE } mal_kind;
 
 static uint8_t *make_quantized(mal_kind mk, size_t *len) {
     tspec s[64];
@@ -525,7 +525,12 @@ static uint8_t *make_quantized(mal_kind mk, size_t *len) {
             st_format(nm, sizeof nm, "%s.scale", s[k].name);
             if (!(mk == MAL_NO_SCALE && target)) {
                 int f32 = mk == MAL_SCALE_DTYPE && target;
-                st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, zeros, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));
+                /* a non-finite half: +inf for row 5, or a negative NaN for row 7 (block 0 of 1) */
+                uint16_t bad[32] = {0};
+                bad[5] = mk == MAL_INF_SCALE ? 0x7c00u : 0;
+                bad[7] = mk == MAL_NAN_SCALE ? 0xfe01u : 0;
+                const void *sd = target && shs[0] == 32 && shs[1] == 1 ? (const void *)bad : zeros;
+                st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, sd, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));
             }
             if (mk == MAL_BOTH && target) st_writer_add(w, s[k].name, "F16", 2, s[k].shape, zeros, (size_t)cnt * 2);
         } else {
@@ -549,6 +554,8 @@ static void test_malformed(void) {
         {MAL_MIXED, GPT2_ERR_UNSUPPORTED, "attn_proj weights are partly quantized"},
         {MAL_Q8_SHAPE, GPT2_ERR_SHAPE, "'h.1.attn.c_proj.weight.q8' has shape [32, 33], expected [32, 32]"},
         {MAL_IN_48, GPT2_ERR_SHAPE, "needs in % 32 == 0, but in is 48"},
+        {MAL_INF_SCALE, GPT2_ERR_FORMAT, "tensor 'h.1.attn.c_proj.weight.scale': the scale of row 5, block 0 is not a finite number"},
+        {MAL_NAN_SCALE, GPT2_ERR_FORMAT, "tensor 'h.1.attn.c_proj.weight.scale': the scale of row 7, block 0 is not a finite number"},
     };
     gpt2_error e = {0};
     gpt2_weights *w = NULL;

@@ -529,7 +529,7 @@ static uint8_t *make_quantized(mal_kind mk, size_t *len) {
                 uint16_t bad[32] = {0};
                 bad[5] = mk == MAL_INF_SCALE ? 0x7c00u : 0;
                 bad[7] = mk == MAL_NAN_SCALE ? 0xfe01u : 0;
-                const void *sd = target && shs[0] == 32 && shs[1] == 1 ? (const void *)bad : zeros;
+                const void *sd = target && (mk == MAL_INF_SCALE || mk == MAL_NAN_SCALE) ? (const void *)bad : zeros;
                 st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, sd, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));
             }
             if (mk == MAL_BOTH && target) st_writer_add(w, s[k].name, "F16", 2, s[k].shape, zeros, (size_t)cnt * 2);

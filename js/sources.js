@@ -5,6 +5,7 @@ import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
 import { importNode, isNode } from './platform.js';
 
 export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+const READ_BYTES = 1 << 20; // a local file is read this many bytes at a time
 
 /**
  * @typedef {object} FileSource
@@ -12,7 +13,8 @@ export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.saf
  * @property {number|undefined} size  its size in bytes when known in advance
  * @property {string} [sizeFrom]  where size came from when it was announced rather than
  *   measured (named in errors: a server may announce a wrong size)
- * @property {() => AsyncIterable<Uint8Array>} stream  its bytes, in order, once
+ * @property {() => AsyncIterable<Uint8Array>} stream  its bytes, in order, once; a chunk is
+ *   valid until the next one is asked for (a local file's reads reuse one buffer)
  * @property {() => void} [cancel]  stops a download that will not be read (after a failure)
  */
 
@@ -138,8 +140,7 @@ async function openUrls(label, urls, signal, fetchFn) {
 
 async function openLocalFiles(label, urls, signal) {
   if (!isNode) throw new Gpt2Error('local folders can only be read in Node; in a browser pass URLs or File objects', 'arg');
-  const { stat } = await importNode('fs/promises');
-  const { createReadStream } = await importNode('fs');
+  const { stat, open } = await importNode('fs/promises');
   const { fileURLToPath } = await importNode('url');
   const files = {};
   for (const name of FILE_NAMES) {
@@ -154,12 +155,23 @@ async function openLocalFiles(label, urls, signal) {
       name,
       size: info.size,
       async *stream() {
-        const s = createReadStream(path, { highWaterMark: 1 << 20, signal });
+        let fh;
         try {
-          for await (const chunk of s) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          fh = await open(path, 'r');
+          // one buffer, read into again and again (each chunk is consumed before the next
+          // read): fresh 1 MiB chunks per read would pile up as garbage, tens of MB at the peak
+          const buf = new Uint8Array(Math.max(1, Math.min(READ_BYTES, info.size)));
+          for (;;) {
+            throwIfAborted(signal);
+            const { bytesRead } = await fh.read(buf, 0, buf.byteLength, null);
+            if (bytesRead === 0) break;
+            yield buf.subarray(0, bytesRead);
+          }
         } catch (e) {
           if (signal && signal.aborted) throw abortError(signal);
           throw new Gpt2Error(`${path}: read failed (${e.code || e.message})`, 'io');
+        } finally {
+          await fh?.close();
         }
       },
     };
@@ -306,10 +318,11 @@ export async function readAll(file, onChunk) {
   const parts = [];
   let n = 0;
   for await (const c of file.stream()) {
-    parts.push(c);
+    parts.push(c.slice()); // a copy: the stream may reuse its chunk's memory
     n += c.byteLength;
     onChunk(c.byteLength);
   }
+  if (parts.length === 1) return parts[0];
   const out = new Uint8Array(n);
   let at = 0;
   for (const p of parts) {

@@ -1,8 +1,8 @@
 /* json.c - strict recursive-descent JSON parser (see json.h).
  *
  * Two passes would avoid reallocation, but one pass with growable per-container
- * vectors is simpler: each array/object collects its children in a temporary vector,
- * then copies them into the document's arena when it closes. Strings are decoded
+ * vectors is simpler: each array/object collects its children in a vector, which joins
+ * the document's arena when it closes (see vec_finish). Strings are decoded
  * (escapes resolved) into the arena too, so the input text can be freed after parsing.
  */
 #include "json.h"
@@ -252,33 +252,54 @@ static gpt2_err parse_number(parser *p, json_value *v) {
 
 static gpt2_err parse_value(parser *p, json_value *v, int depth);
 
-/* Growable temporary vector of elements of size elem (values or members). */
+/* Growable vector of elements of size elem (values or members), kept in a block shaped like
+ * the arena's, so that a large one becomes an arena block as it is (no copy: vocab.json's
+ * 50k members would otherwise be held twice at the peak of the parse). */
 typedef struct vec {
-    void *data;
+    arena_block *blk; /* data[] holds cap elements; NULL while empty */
     size_t count, cap, elem;
 } vec;
+
+enum { VEC_ADOPT_BYTES = 4096 }; /* smaller vectors are copied into the arena's current block */
 
 static int vec_push(vec *a, const void *item) {
     if (a->count == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
-        if (cap > SIZE_MAX / a->elem) return 0;
-        void *d = realloc(a->data, cap * a->elem);
-        if (!d) return 0;
-        a->data = d;
+        if (cap > (SIZE_MAX - sizeof(arena_block)) / a->elem) return 0;
+        arena_block *b = realloc(a->blk, sizeof(arena_block) + cap * a->elem);
+        if (!b) return 0;
+        a->blk = b;
         a->cap = cap;
     }
-    memcpy((char *)a->data + a->count * a->elem, item, a->elem);
+    memcpy((char *)a->blk->data + a->count * a->elem, item, a->elem);
     a->count++;
     return 1;
 }
 
-/* Moves a finished vector into the arena. */
+/* Moves a finished vector into the arena: copied when small, else its block (trimmed to
+ * size) joins the arena behind the current block. */
 static void *vec_finish(parser *p, vec *a) {
-    void *out = arena_alloc(p->doc, a->count * a->elem);
-    if (out && a->count) memcpy(out, a->data, a->count * a->elem);
-    free(a->data);
-    a->data = NULL;
-    return out;
+    size_t n = a->count * a->elem;
+    arena_block *b = a->blk;
+    a->blk = NULL;
+    if (n < VEC_ADOPT_BYTES) {
+        void *out = arena_alloc(p->doc, n);
+        if (out && n) memcpy(out, b->data, n);
+        free(b);
+        return out;
+    }
+    arena_block *t = realloc(b, sizeof(arena_block) + n); /* shrinking: in place */
+    if (t) b = t;
+    b->used = b->cap = n;
+    arena_block *head = p->doc->blocks;
+    if (head) {
+        b->next = head->next;
+        head->next = b;
+    } else {
+        b->next = NULL;
+        p->doc->blocks = b;
+    }
+    return b->data;
 }
 
 static gpt2_err parse_array(parser *p, json_value *v, int depth) {
@@ -306,13 +327,26 @@ static gpt2_err parse_array(parser *p, json_value *v, int depth) {
     if (!v->items) return nomem(p);
     return GPT2_OK;
 out:
-    free(items.data);
+    free(items.blk);
     return rc;
+}
+
+/* Makes room for cap elements at once (0: nothing to do, or no memory: vec_push grows it). */
+static void vec_reserve(vec *a, size_t cap) {
+    if (cap <= a->cap || cap > (SIZE_MAX - sizeof(arena_block)) / a->elem) return;
+    arena_block *b = realloc(a->blk, sizeof(arena_block) + cap * a->elem);
+    if (b) a->blk = b, a->cap = cap;
 }
 
 static gpt2_err parse_object(parser *p, json_value *v, int depth) {
     vec members = {NULL, 0, 0, sizeof(json_member)};
     gpt2_err rc = GPT2_OK;
+    if (depth == 0) { /* the root (vocab.json: 50k members): sized once by its ':' count, an upper
+                       * bound, instead of doubling (each copy would stay in the peak) */
+        size_t colons = 0;
+        for (size_t i = p->pos; i < p->len; i++) colons += p->s[i] == ':';
+        vec_reserve(&members, colons);
+    }
     p->pos++; /* '{' */
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == '}') {
@@ -348,7 +382,7 @@ static gpt2_err parse_object(parser *p, json_value *v, int depth) {
     if (!v->members) return nomem(p);
     return GPT2_OK;
 out:
-    free(members.data);
+    free(members.blk);
     return rc;
 }
 

@@ -23,16 +23,22 @@ typedef enum json_type {
 typedef struct json_value json_value;
 typedef struct json_member json_member;
 
+/* Only the fields of the value's type are meaningful (str/items/members share their storage,
+ * as do len/count): test type first. */
 struct json_value {
     json_type type;
-    double number;         /* JSON_NUMBER: the value as a double */
     int is_integer;        /* JSON_NUMBER: 1 when written without fraction/exponent and fits int64 */
+    double number;         /* JSON_NUMBER: the value as a double */
     int64_t integer;       /* JSON_NUMBER: the exact value when is_integer */
-    const char *str;       /* JSON_STRING: decoded UTF-8, NUL-terminated (may hold \0 from \u0000) */
-    size_t len;            /* JSON_STRING: byte length of str */
-    size_t count;          /* JSON_ARRAY / JSON_OBJECT: number of items / members */
-    json_value *items;     /* JSON_ARRAY: items[count] */
-    json_member *members;  /* JSON_OBJECT: members[count], in document order */
+    union {
+        const char *str;      /* JSON_STRING: decoded UTF-8, NUL-terminated (may hold \0 from \u0000) */
+        json_value *items;    /* JSON_ARRAY: items[count] */
+        json_member *members; /* JSON_OBJECT: members[count], in document order */
+    };
+    union {
+        size_t len;   /* JSON_STRING: byte length of str */
+        size_t count; /* JSON_ARRAY / JSON_OBJECT: number of items / members */
+    };
 };
 
 struct json_member {

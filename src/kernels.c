@@ -120,6 +120,41 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     *lo = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), m), s);
     *hi = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), m), s);
 }
+/* 4 finite halves (8 bytes; q8_0 scales, which the loader checks) -> 4 floats, exact: each
+ * half sign-extended by the load, then vf_load_f16x8's finite path */
+K_INLINE vf vf_load_f16x4(const void *p) {
+    v128_t h = wasm_i32x4_load16x4(p);
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(h, 13),
+                                        wasm_i32x4_splat((int32_t)0x8fffffffu)),
+                          wasm_f32x4_splat(0x1p112f));
+}
+/* 2 doubles (gelu's tanh, see k_gelu) */
+typedef v128_t vd;
+K_INLINE vd vd_splat(double a) { return wasm_f64x2_splat(a); }
+K_INLINE vd vd_add(vd a, vd b) { return wasm_f64x2_add(a, b); }
+K_INLINE vd vd_sub(vd a, vd b) { return wasm_f64x2_sub(a, b); }
+K_INLINE vd vd_mul(vd a, vd b) { return wasm_f64x2_mul(a, b); }
+K_INLINE vd vd_div(vd a, vd b) { return wasm_f64x2_div(a, b); }
+K_INLINE vd vd_gt(vd a, vd b) { return wasm_f64x2_gt(a, b); }
+K_INLINE vd vd_ne(vd a, vd b) { return wasm_f64x2_ne(a, b); }
+K_INLINE vd vd_select(vd mask, vd a, vd b) { return wasm_v128_bitselect(a, b, mask); } /* mask ? a : b */
+K_INLINE vd vd_from_f32_lo(vf a) { return wasm_f64x2_promote_low_f32x4(a); }
+K_INLINE vd vd_from_f32_hi(vf a) { return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 2, 3)); }
+K_INLINE vf vf_from_vd(vd lo, vd hi) {
+    return wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+/* the two lanes of an integer-valued vd (|v| < 2^31) as int32 in lanes 0, 1 */
+K_INLINE vi vd_to_i32(vd a) { return wasm_i32x4_trunc_sat_f64x2_zero(a); }
+K_INLINE int vi_lane(vi a, int j) { return j ? wasm_i32x4_extract_lane(a, 1) : wasm_i32x4_extract_lane(a, 0); }
+K_INLINE vi vi_splat32(int32_t a) { return wasm_i32x4_splat(a); }
+K_INLINE vi vi_and(vi a, vi b) { return wasm_v128_and(a, b); }
+K_INLINE vi vi_shr32(vi a, int s) { return wasm_i32x4_shr(a, s); }
+K_INLINE vi vi_sub32(vi a, vi b) { return wasm_i32x4_sub(a, b); }
+/* 2^e for int32 lanes 0, 1 (-1022 <= e <= 1023), from its IEEE bits */
+K_INLINE vd vd_pow2(vi e) {
+    return wasm_i64x2_shl(wasm_i64x2_extend_low_i32x4(wasm_i32x4_add(e, wasm_i32x4_splat(1023))), 52);
+}
+K_INLINE vd vd_make(double a, double b) { return wasm_f64x2_make(a, b); }
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -172,6 +207,38 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     *hi = _mm_loadu_ps(t + 4);
 #endif
 }
+/* 4 halves (8 bytes) -> 4 floats, exact */
+K_INLINE vf vf_load_f16x4(const void *p) {
+#ifdef __F16C__
+    return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)p));
+#else
+    uint16_t h[4];
+    memcpy(h, p, sizeof h);
+    return _mm_setr_ps(gpt2_f16_to_f32(h[0]), gpt2_f16_to_f32(h[1]), gpt2_f16_to_f32(h[2]), gpt2_f16_to_f32(h[3]));
+#endif
+}
+typedef __m128d vd;
+K_INLINE vd vd_splat(double a) { return _mm_set1_pd(a); }
+K_INLINE vd vd_add(vd a, vd b) { return _mm_add_pd(a, b); }
+K_INLINE vd vd_sub(vd a, vd b) { return _mm_sub_pd(a, b); }
+K_INLINE vd vd_mul(vd a, vd b) { return _mm_mul_pd(a, b); }
+K_INLINE vd vd_div(vd a, vd b) { return _mm_div_pd(a, b); }
+K_INLINE vd vd_gt(vd a, vd b) { return _mm_cmpgt_pd(a, b); }
+K_INLINE vd vd_ne(vd a, vd b) { return _mm_cmpneq_pd(a, b); }
+K_INLINE vd vd_select(vd mask, vd a, vd b) { return _mm_blendv_pd(b, a, mask); }
+K_INLINE vd vd_from_f32_lo(vf a) { return _mm_cvtps_pd(a); }
+K_INLINE vd vd_from_f32_hi(vf a) { return _mm_cvtps_pd(_mm_movehl_ps(a, a)); }
+K_INLINE vf vf_from_vd(vd lo, vd hi) { return _mm_movelh_ps(_mm_cvtpd_ps(lo), _mm_cvtpd_ps(hi)); }
+K_INLINE vi vd_to_i32(vd a) { return _mm_cvttpd_epi32(a); }
+K_INLINE int vi_lane(vi a, int j) { return j ? _mm_extract_epi32(a, 1) : _mm_cvtsi128_si32(a); }
+K_INLINE vi vi_splat32(int32_t a) { return _mm_set1_epi32(a); }
+K_INLINE vi vi_and(vi a, vi b) { return _mm_and_si128(a, b); }
+K_INLINE vi vi_shr32(vi a, int s) { return _mm_srai_epi32(a, s); }
+K_INLINE vi vi_sub32(vi a, vi b) { return _mm_sub_epi32(a, b); }
+K_INLINE vd vd_pow2(vi e) {
+    return _mm_castsi128_pd(_mm_slli_epi64(_mm_cvtepi32_epi64(_mm_add_epi32(e, _mm_set1_epi32(1023))), 52));
+}
+K_INLINE vd vd_make(double a, double b) { return _mm_setr_pd(a, b); }
 #else
 /* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
 typedef struct vf {
@@ -259,6 +326,13 @@ K_INLINE vi vi_round_pack(vf a, vf b) {
 }
 K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     for (int j = 0; j < 4; j++) lo->f[j] = gpt2_f16_to_f32(p[j]), hi->f[j] = gpt2_f16_to_f32(p[4 + j]);
+}
+K_INLINE vf vf_load_f16x4(const void *p) {
+    uint16_t h[4];
+    vf r;
+    memcpy(h, p, sizeof h);
+    for (int j = 0; j < 4; j++) r.f[j] = gpt2_f16_to_f32(h[j]);
+    return r;
 }
 #endif
 
@@ -525,16 +599,16 @@ static void q8_quantize(int16_t *q, float *d, const float *x, int n, int k) {
 K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, const unsigned char *tile,
                       const float *b, int k, int NT, int T) {
     const int nb = k / GPT2_Q8_BLOCK, H = T == 1 ? 2 : 1;
-    const long ts = (long)nb * 36 * 4; /* bytes from one tile to the next */
+    const long ts = (long)nb * GPT2_Q8_GROUP * 4; /* bytes from one tile to the next */
     vf acc[2][4];
     for (int j = 0; j < NT; j++)
         for (int t = 0; t < T; t++) acc[j][t] = vf_zero();
     const unsigned char *p = tile;
-    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
+    for (int blk = 0; blk < nb; blk++, p += GPT2_Q8_GROUP * 4) {
         vi is[2][4][2];
         for (int pp = 0; pp < H; pp++) { /* the first pair(s) start the sums */
             vi w[2];
-            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 8 + 8 * pp));
             for (int t = 0; t < T; t++) {
                 vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
                 for (int j = 0; j < NT; j++) is[j][t][pp] = vi_dot16(w[j], xs);
@@ -543,7 +617,7 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
         for (int pp = H; pp < 16; pp++) {
             const int h = pp % H;
             vi w[2];
-            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 16 + 8 * pp));
+            for (int j = 0; j < NT; j++) w[j] = vi_load_i8x8((const int8_t *)(p + j * ts + 8 + 8 * pp));
             for (int t = 0; t < T; t++) {
                 vi xs = vi_load32_splat(xq + (long)t * k + blk * GPT2_Q8_BLOCK + 2 * pp);
                 for (int j = 0; j < NT; j++) is[j][t][h] = vi_add32(is[j][t][h], vi_dot16(w[j], xs));
@@ -553,7 +627,7 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
             vf d = vf_load(xd + ((long)t * nb + blk) * XD);
             for (int j = 0; j < NT; j++) {
                 vi S = H == 2 ? vi_add32(is[j][t][0], is[j][t][1]) : is[j][t][0];
-                vf ws = vf_load((const float *)(const void *)(p + j * ts));
+                vf ws = vf_load_f16x4(p + j * ts);
                 acc[j][t] = vf_add(acc[j][t], vf_mul(vf_from_i32(S), vf_mul(ws, d)));
             }
         }
@@ -571,8 +645,8 @@ static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const
     const int nb = k / GPT2_Q8_BLOCK;
     vf acc = vf_zero();
     const unsigned char *p = tile;
-    for (int blk = 0; blk < nb; blk++, p += 36 * 4) {
-        const int8_t *wq = (const int8_t *)(p + 16);
+    for (int blk = 0; blk < nb; blk++, p += GPT2_Q8_GROUP * 4) {
+        const int8_t *wq = (const int8_t *)(p + 8);
         const int16_t *xb = xq + blk * GPT2_Q8_BLOCK;
         vi w0 = vi_load_i8x8(wq), w1 = vi_load_i8x8(wq + 8);
         vi s0 = vi_dot16(w0, vi_load32_splat(xb)), s1 = vi_dot16(w1, vi_load32_splat(xb + 2));
@@ -582,7 +656,7 @@ static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const
             s0 = vi_add32(s0, vi_dot16(w0, vi_load32_splat(xb + 2 * pp)));
             s1 = vi_add32(s1, vi_dot16(w1, vi_load32_splat(xb + 2 * pp + 2)));
         }
-        vf ws = vf_load((const float *)(const void *)p);
+        vf ws = vf_load_f16x4(p);
         acc = vf_add(acc, vf_mul(vf_from_i32(vi_add32(s0, s1)), vf_mul(ws, vf_load(xd + (long)blk * XD))));
     }
     vf bv = b ? vf_load(b) : vf_zero();
@@ -622,9 +696,9 @@ static float q8_dot_any(const int16_t *xq, const float *xd, const gpt2_matrix *w
         int32_t S = 0;
         for (int i = blk * GPT2_Q8_BLOCK; i < (blk + 1) * GPT2_Q8_BLOCK; i++)
             S += (int32_t)(int8_t)d[gpt2_q8_value_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)i)] * xq[i];
-        float ws;
+        uint16_t ws;
         memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)w->rows, (uint64_t)k, (uint64_t)o, (uint64_t)blk), sizeof ws);
-        s += (float)S * (ws * xd[blk * XD]);
+        s += (float)S * (gpt2_f16_to_f32(ws) * xd[blk * XD]);
     }
     return s;
 }
@@ -636,7 +710,7 @@ static void q8_rows(float *out, long ldo, const int16_t *q, const float *d, cons
                     int n, int o0, int o1) {
     const int k = w->cols, nb = k / GPT2_Q8_BLOCK;
     const unsigned char *data = w->data;
-    const size_t tile_bytes = (size_t)nb * 36 * 4;
+    const size_t tile_bytes = (size_t)nb * GPT2_Q8_GROUP * 4;
     const int first = (o0 + 3) / 4 * 4 < o1 ? (o0 + 3) / 4 * 4 : o1; /* the first full tile's row */
     const int full_end = first + (o1 - first) / 4 * 4;                /* the end of the last one */
     int o = o0;
@@ -740,7 +814,8 @@ void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_m
                 float s = 0.0f;
                 for (int blk = 0; blk < nb; blk++) {
                     int16_t q[GPT2_Q8_BLOCK];
-                    float xd[XD], ws;
+                    float xd[XD];
+                    uint16_t ws;
                     q8_quantize(q, xd, x + (long)t * k + blk * GPT2_Q8_BLOCK, 1, GPT2_Q8_BLOCK);
                     int32_t S = 0;
                     for (int i = 0; i < GPT2_Q8_BLOCK; i++)
@@ -749,7 +824,7 @@ void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_m
                              q[i];
                     memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)m, (uint64_t)k, (uint64_t)o, (uint64_t)blk),
                            sizeof ws);
-                    s += (float)S * (ws * xd[0]);
+                    s += (float)S * (gpt2_f16_to_f32(ws) * xd[0]);
                 }
                 out[(long)t * m + o] = s + (b ? b[o] : 0.0f);
             }
@@ -820,9 +895,45 @@ void k_layernorm(float *out, const float *x, const float *g, const float *b, int
     for (int i = 0; i < c; i++) out[i] = (x[i] - mean) * inv * g[i] + b[i];
 }
 
+#if K_SIMD
+/* gpt2_tanh on two lanes, step for step (sampler.h): the same bits. Lanes beyond +-20 are
+ * computed on a clamped copy and replaced by +-1; NaN lanes by themselves. Inside +-20,
+ * e^(2x) needs none of gpt2_exp's special cases (|2x| <= 40). */
+K_INLINE vd vd_tanh(vd x) {
+    const vd lim = vd_splat(20.0), nlim = vd_splat(-20.0);
+    vd hi = vd_gt(x, lim), lo = vd_gt(nlim, x), nan = vd_ne(x, x);
+    vd y = vd_select(hi, lim, vd_select(lo, nlim, vd_select(nan, vd_splat(0.0), x)));
+    y = vd_add(y, y); /* 2x: exact */
+    vd sh = vd_splat(GPT2_EXP_SHIFT);
+    vd nd = vd_sub(vd_add(vd_mul(y, vd_splat(GPT2_EXP_INV_LN2_64)), sh), sh);
+    vi biased = vi_add32(vd_to_i32(nd), vi_splat32(1 << 20));
+    vi j = vi_and(biased, vi_splat32(63)), k = vi_sub32(vi_shr32(biased, 6), vi_splat32(1 << 14));
+    vd r = vd_sub(vd_sub(y, vd_mul(nd, vd_splat(GPT2_EXP_LN2_64_HI))), vd_mul(nd, vd_splat(GPT2_EXP_LN2_64_LO)));
+    vd p = vd_splat(1.0 / 120.0);
+    p = vd_add(vd_mul(p, r), vd_splat(1.0 / 24.0));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0 / 6.0));
+    p = vd_add(vd_mul(p, r), vd_splat(0.5));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0));
+    p = vd_add(vd_mul(p, r), vd_splat(1.0));
+    vd e = vd_mul(vd_mul(vd_make(gpt2_exp2_j64[vi_lane(j, 0)], gpt2_exp2_j64[vi_lane(j, 1)]), p), vd_pow2(k));
+    vd one = vd_splat(1.0);
+    vd t = vd_sub(one, vd_div(vd_splat(2.0), vd_add(e, one)));
+    return vd_select(hi, one, vd_select(lo, vd_splat(-1.0), vd_select(nan, x, t)));
+}
+#endif
+
 void k_gelu(float *x, int n) {
     const float s2pi = 0.7978845608028654f; /* sqrt(2/pi) */
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+#if K_SIMD /* four at a time: the scalar loop's float steps, gpt2_tanh in two lanes */
+    for (; i + 4 <= n; i += 4) {
+        vf v = vf_load(x + i);
+        vf u = vf_mul(vf_splat(s2pi), vf_add(v, vf_mul(vf_mul(vf_mul(vf_splat(0.044715f), v), v), v)));
+        vf th = vf_from_vd(vd_tanh(vd_from_f32_lo(u)), vd_tanh(vd_from_f32_hi(u)));
+        vf_store(x + i, vf_mul(vf_mul(vf_splat(0.5f), v), vf_add(vf_splat(1.0f), th)));
+    }
+#endif
+    for (; i < n; i++) {
         float v = x[i];
         /* gpt2_tanh, not libm's tanhf: the same bits natively and in WASM (sampler.h) */
         float th = (float)gpt2_tanh(s2pi * (v + 0.044715f * v * v * v));

@@ -53,7 +53,7 @@ enum seg_kind {
     SEG_MAT32,  /* an f32 matrix m, written in its packed order (matrix.h), maybe transposed */
     SEG_BAND,   /* an f16 or q8_0 matrix converted from floats through the staging band */
     SEG_Q8,     /* NAME.q8: int8 values placed into m's packed blocks */
-    SEG_SCALE,  /* NAME.scale: F16 scales widened to float, each beside its packed block (matrix.h) */
+    SEG_SCALE,  /* NAME.scale: F16 scales, each beside its packed block (matrix.h) */
     SEG_Q8_UP,  /* NAME.q8 into an f32/f16 matrix (forced precision): dequantized (see up_state) */
     SEG_SCALE_UP /* NAME.scale for such a matrix: kept in up_state until both halves are in */
 };
@@ -729,9 +729,9 @@ static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t 
     } else {
         for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++) {
             int8_t q[GPT2_Q8_BLOCK];
-            float sc;
+            uint16_t sc;
             size_t i = i0 + b * GPT2_Q8_BLOCK;
-            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, NULL, &sc);
+            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, &sc, NULL);
             memcpy(base + gpt2_q8_scale_offset(R, K, o, i / GPT2_Q8_BLOCK), &sc, sizeof sc);
             unsigned char *d = base + gpt2_q8_value_offset(R, K, o, i); /* pairs, 2 * rows-in-tile apart */
             size_t step = 2 * (size_t)gpt2_pack_tile_rows(R, o);
@@ -750,7 +750,7 @@ static void put_q8_values(gpt2_matrix *m, size_t e0, const uint8_t *src, size_t 
         size_t end = K - i < cnt ? K : i + cnt;
         cnt -= end - i;
         while (i < end) {
-            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * 36 * rt;
+            unsigned char *blk = row + (i / GPT2_Q8_BLOCK) * GPT2_Q8_GROUP * rt;
             size_t e = i % GPT2_Q8_BLOCK, stop = i - e + GPT2_Q8_BLOCK < end ? i - e + GPT2_Q8_BLOCK : end;
             for (; i < stop; i++, e++) blk[(e >> 1) * step + (e & 1)] = *src++;
         }
@@ -803,38 +803,39 @@ static void emit_band(float *stage, const segment *s, size_t e0, const uint8_t *
     }
 }
 
-/* Writes source elements e0 .. e0+cnt-1 of segment s. */
-static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+/* Writes source elements e0 .. e0+cnt-1 of segment s. Returns 0, or 1 + the index of a
+ * q8_0 scale that is not a finite half (rejected: the kernels take finite scales, matrix.h). */
+static size_t emit(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
     switch (s->kind) {
-    case SEG_SKIP: return;
-    case SEG_BAND: emit_band(stage, s, e0, src, cnt); return;
-    case SEG_Q8: put_q8_values(s->m, e0, src, cnt); return;
+    case SEG_SKIP: return 0;
+    case SEG_BAND: emit_band(stage, s, e0, src, cnt); return 0;
+    case SEG_Q8: put_q8_values(s->m, e0, src, cnt); return 0;
     case SEG_SCALE: { /* source [out, in / 32] -> the scale of each packed block */
         uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols, nb = K / GPT2_Q8_BLOCK;
         unsigned char *d = (unsigned char *)s->m->data;
         uint64_t o = e0 / nb, b = e0 % nb;
-        for (size_t k = 0; k < cnt; k++) {
-            float v;
-            convert(GPT2_ST_F16, src + 2 * k, 1, &v, 1);
-            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &v, sizeof v);
+        for (size_t k = 0; k < cnt; k++) { /* the half's bits as they are */
+            uint16_t h = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
+            if ((h & 0x7c00u) == 0x7c00u) return e0 + k + 1;
+            memcpy(d + gpt2_q8_scale_offset(R, K, o, b), &h, sizeof h);
             if (++b == nb) o++, b = 0;
         }
-        return;
+        return 0;
     }
-    case SEG_SCALE_UP: convert(GPT2_ST_F16, src, cnt, s->up->scales + e0, 1); return;
+    case SEG_SCALE_UP: convert(GPT2_ST_F16, src, cnt, s->up->scales + e0, 1); return 0;
     case SEG_Q8_UP:
         if (s->up->scales_done) {
             for (size_t k = 0; k < cnt; k++) put_up(s->m, e0 + k, (int8_t)src[k], s->up->scales);
         } else {
             memcpy((int8_t *)s->m->data + e0, src, cnt); /* widened when the scales are in */
         }
-        return;
-    case SEG_FLOAT: convert(s->dtype, src, cnt, s->dst + e0, 1); return;
+        return 0;
+    case SEG_FLOAT: convert(s->dtype, src, cnt, s->dst + e0, 1); return 0;
     case SEG_MAT32: break;
     }
     if (!s->transposed) {
         put_f32_rows(s, e0, src, cnt);
-        return;
+        return 0;
     }
     /* source (i, o) of [rows=in, cols=out] goes to W(o, i) */
     size_t i = e0 / s->cols, o = e0 % s->cols;
@@ -860,13 +861,14 @@ static void emit(float *stage, const segment *s, size_t e0, const uint8_t *src, 
         i++;
         o = 0;
     }
+    return 0;
 }
 
-/* Consumes n bytes that all lie inside the current segment. */
-static void consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
+/* Consumes n bytes that all lie inside the current segment; returns emit's verdict. */
+static size_t consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
     const segment *s = &ld->segs[ld->cur];
     ld->pos += n;
-    if (s->kind == SEG_SKIP) return;
+    if (s->kind == SEG_SKIP) return 0;
     /* off: bytes of this segment consumed before this call (fits size_t: the segment's
      * elements fit in the allocated arena and es <= 4) */
     size_t off = (size_t)(ld->pos - n - s->begin), es = s->es;
@@ -877,16 +879,19 @@ static void consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
         p += c;
         n -= c;
         off += c;
-        if (off % es) return;
-        emit(ld->stage, s, off / es - 1, ld->carry, 1);
+        if (off % es) return 0;
+        size_t bad = emit(ld->stage, s, off / es - 1, ld->carry, 1);
+        if (bad) return bad;
     }
     size_t full = n / es;
     if (full) {
-        emit(ld->stage, s, off / es, p, full);
+        size_t bad = emit(ld->stage, s, off / es, p, full);
+        if (bad) return bad;
         p += full * es;
         n -= full * es;
     }
     if (n) memcpy(ld->carry, p, n);
+    return 0;
 }
 
 /* ---- feeding --------------------------------------------------------------------------- */
@@ -934,7 +939,16 @@ gpt2_err gpt2_loader_feed(gpt2_loader *ld, const uint8_t *bytes, size_t n, gpt2_
         case S_DATA: {
             uint64_t left = ld->segs[ld->cur].end - ld->pos;
             take = left < n ? (size_t)left : n;
-            consume(ld, bytes, take);
+            size_t bad = consume(ld, bytes, take);
+            if (bad) {
+                const segment *s = &ld->segs[ld->cur];
+                size_t nb = (size_t)s->m->cols / GPT2_Q8_BLOCK;
+                char nm[96];
+                return fail(ld, err, GPT2_ERR_FORMAT,
+                            "%s: tensor '%s': the scale of row %zu, block %zu is not a finite number",
+                            ld->source, tensor_name(&ld->hdr->tensors[s->tensor], nm), (bad - 1) / nb,
+                            (bad - 1) % nb);
+            }
             ld->received += take;
             skip_finished_segments(ld);
             break;

@@ -21,7 +21,7 @@ uint64_t gpt2_matrix_bytes(gpt2_dtype t, uint64_t rows, uint64_t cols) {
     case GPT2_DTYPE_F16: return n * 2;
     case GPT2_DTYPE_Q8_0:
         if (cols % GPT2_Q8_BLOCK) return UINT64_MAX;
-        return n + n / GPT2_Q8_BLOCK * 4;
+        return n / GPT2_Q8_BLOCK * GPT2_Q8_GROUP;
     }
     return UINT64_MAX;
 }
@@ -34,9 +34,9 @@ float gpt2_matrix_get(const gpt2_matrix *m, int o, int i) {
         return gpt2_f16_to_f32(((const uint16_t *)m->data)[gpt2_packed_index(R, C, (uint64_t)o, (uint64_t)i)]);
     case GPT2_DTYPE_Q8_0: {
         const unsigned char *d = m->data;
-        float s;
-        memcpy(&s, d + gpt2_q8_scale_offset(R, C, (uint64_t)o, (uint64_t)i / GPT2_Q8_BLOCK), sizeof s);
-        return (float)(int8_t)d[gpt2_q8_value_offset(R, C, (uint64_t)o, (uint64_t)i)] * s;
+        uint16_t h;
+        memcpy(&h, d + gpt2_q8_scale_offset(R, C, (uint64_t)o, (uint64_t)i / GPT2_Q8_BLOCK), sizeof h);
+        return (float)(int8_t)d[gpt2_q8_value_offset(R, C, (uint64_t)o, (uint64_t)i)] * gpt2_f16_to_f32(h);
     }
     }
     return 0.0f;

@@ -65,8 +65,8 @@ static double pow2i(int k) {
     return d;
 }
 
-/* EXP2_J64[j] = 2^(j/64), correctly rounded (computed to 60 digits with Python's decimal). */
-static const double EXP2_J64[64] = {
+/* gpt2_exp2_j64[j] = 2^(j/64), correctly rounded (computed to 60 digits with Python's decimal). */
+const double gpt2_exp2_j64[64] = {
     0x1.0000000000000p+0, 0x1.02c9a3e778061p+0, 0x1.059b0d3158574p+0,
     0x1.0874518759bc8p+0, 0x1.0b5586cf9890fp+0, 0x1.0e3ec32d3d1a2p+0,
     0x1.11301d0125b51p+0, 0x1.1429aaea92de0p+0, 0x1.172b83c7d517bp+0,
@@ -103,16 +103,12 @@ static inline double exp_impl(double x) {
      * rounding) and e^x = 2^k * 2^(j/64) * e^r with n = 64 k + j, 0 <= j < 64.
      * ln2/64 = LN2_64_HI + LN2_64_LO with LN2_64_HI's low 32 mantissa bits zero, so
      * n * LN2_64_HI is exact (|n| < 2^17) and the reduction loses nothing significant. */
-    const double INV_LN2_64 = 0x1.71547652b82fep+6; /* 64 / ln2 */
-    const double LN2_64_HI = 0x1.62e4200000000p-7;
-    const double LN2_64_LO = 0x1.fdf473de6af28p-28;
-    const double SHIFT = 0x1.8p52; /* adding it rounds to an integer (ties to even) */
-    double nd = (x * INV_LN2_64 + SHIFT) - SHIFT;
+    double nd = (x * GPT2_EXP_INV_LN2_64 + GPT2_EXP_SHIFT) - GPT2_EXP_SHIFT;
     /* n + 2^20 > 0 (|n| < 70000, nd is an exact integer), so the split is plain bit work */
     uint32_t biased = (uint32_t)((int32_t)nd + (1 << 20));
     int j = (int)(biased & 63u);
     int k = (int)(biased >> 6) - (1 << 14);
-    double r = (x - nd * LN2_64_HI) - nd * LN2_64_LO;
+    double r = (x - nd * GPT2_EXP_LN2_64_HI) - nd * GPT2_EXP_LN2_64_LO;
 
     /* e^r by its degree-5 Taylor polynomial (Horner); the first omitted term is
      * |r|^6 / 720 < 0.00542^6 / 720 < 4e-17, below double rounding. */
@@ -122,7 +118,7 @@ static inline double exp_impl(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    double y = EXP2_J64[j] * p;
+    double y = gpt2_exp2_j64[j] * p;
 
     /* Scale by 2^k. k = 1024 happens just below the overflow bound; k < -1022 gives a
      * subnormal: scale exactly into the normal range first so that only the last

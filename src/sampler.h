@@ -117,4 +117,15 @@ double gpt2_exp(double x);
  * and training) uses this one: native and WASM results stay bit-identical. */
 double gpt2_tanh(double x);
 
+/* gpt2_exp's constants, shared with the kernels' 2-lane gelu (kernels.c), which must follow
+ * the same steps: n = round(x * 64/ln2) (adding and subtracting GPT2_EXP_SHIFT), r = (x - n HI)
+ * - n LO, p = Horner of 1/120, 1/24, 1/6, 1/2, 1, 1 in r, e^x = (gpt2_exp2_j64[n mod 64] * p) *
+ * 2^floor(n / 64). */
+#define GPT2_EXP_INV_LN2_64 0x1.71547652b82fep+6 /* 64 / ln2 */
+#define GPT2_EXP_LN2_64_HI 0x1.62e4200000000p-7  /* ln2/64, its low 32 mantissa bits zero */
+#define GPT2_EXP_LN2_64_LO 0x1.fdf473de6af28p-28 /* ln2/64 - GPT2_EXP_LN2_64_HI */
+#define GPT2_EXP_SHIFT 0x1.8p52                  /* adding it rounds to an integer (ties to even) */
+/* 2^(j/64), j = 0..63, correctly rounded */
+extern const double gpt2_exp2_j64[64];
+
 #endif

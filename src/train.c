@@ -1195,8 +1195,8 @@ static void store_matrix(const gpt2_matrix *m, const float *src) {
         case GPT2_DTYPE_Q8_0:
             for (uint64_t b = 0; b < Cc / GPT2_Q8_BLOCK; b++) {
                 int8_t q[GPT2_Q8_BLOCK];
-                float scale = 0.0f;
-                gpt2_q8_quantize_block(row + b * GPT2_Q8_BLOCK, q, NULL, &scale);
+                uint16_t scale = 0;
+                gpt2_q8_quantize_block(row + b * GPT2_Q8_BLOCK, q, &scale, NULL);
                 unsigned char *d = data;
                 memcpy(d + gpt2_q8_scale_offset(R, Cc, o, b), &scale, sizeof scale);
                 for (uint64_t e = 0; e < GPT2_Q8_BLOCK; e++)

@@ -1,4 +1,5 @@
 /* test_json.c - the strict JSON parser: valid documents, escapes, and rejected input. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,8 +22,41 @@ static void expect_bad(const char *text) {
     json_free(doc);
 }
 
+/* Containers large enough to join the arena as they are (more than 4 KiB of values), nested
+ * and at the root (sized by its ':' count, here larger than the member count: colons in
+ * strings), keep every value in order. */
+static void test_large(void) {
+    enum { N = 3000 };
+    size_t cap = 64 + (size_t)N * 40;
+    char *t = malloc(cap);
+    size_t at = 0;
+    at += (size_t)snprintf(t + at, cap - at, "{\"a:b\": \"c:d\", \"list\": [");
+    for (int i = 0; i < N; i++) at += (size_t)snprintf(t + at, cap - at, "%s%d", i ? "," : "", i * 7 - 5);
+    at += (size_t)snprintf(t + at, cap - at, "], \"obj\": {");
+    for (int i = 0; i < N; i++) at += (size_t)snprintf(t + at, cap - at, "%s\"k%d\": %d", i ? "," : "", i, -i);
+    at += (size_t)snprintf(t + at, cap - at, "}}");
+    gpt2_error err;
+    json_doc *doc = parse_ok(t, &err);
+    if (doc) {
+        const json_value *root = json_root(doc), *list = json_get(root, "list"), *obj = json_get(root, "obj");
+        CHECK(root->count == 3 && json_get(root, "a:b") && !strcmp(json_get(root, "a:b")->str, "c:d"), "root");
+        int bad = !list || list->type != JSON_ARRAY || list->count != N || !obj || obj->type != JSON_OBJECT ||
+                  obj->count != N;
+        for (int i = 0; !bad && i < N; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "k%d", i);
+            bad += list->items[i].integer != i * 7 - 5 || strcmp(obj->members[i].key, k) ||
+                   obj->members[i].value.integer != -i;
+        }
+        CHECK(bad == 0, "large containers: values out of place");
+    }
+    json_free(doc);
+    free(t);
+}
+
 int main(void) {
     gpt2_error err;
+    test_large();
 
     json_doc *doc = parse_ok(" {\"a\": [1, -2.5e3, true, false, null], \"b\": {\"c\": \"x\"}, \"n\": 0} ", &err);
     if (doc) {

@@ -122,8 +122,13 @@ static test_matrix make_matrix(gpt2_dtype t, int rows, int cols) {
         tm.q = malloc(count);
         for (int r = 0; r < rows; r++)
             for (int b = 0; b < nb; b++) {
-                tm.scales[r * nb + b] = 0.001f + 0.01f * (float)(rnd() % 100) / 100.0f;
-                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &tm.scales[r * nb + b], 4);
+                uint16_t h = to_half(0.001f + 0.01f * (float)(rnd() % 100) / 100.0f); /* scales are halves */
+                uint32_t kind = rnd() % 16; /* some subnormal, negative and zero scales */
+                if (kind == 0) h = (uint16_t)(1 + rnd() % 0x3ff);
+                if (kind == 1) h |= 0x8000u;
+                if (kind == 2) h = rnd() % 2 ? 0x8000u : 0;
+                tm.scales[r * nb + b] = gpt2_f16_to_f32(h);
+                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)r, (uint64_t)b), &h, 2);
             }
         for (size_t i = 0; i < count; i++) {
             tm.q[i] = (int8_t)(irand(-127, 127));
@@ -264,6 +269,82 @@ static void test_products(void) {
     check_product(GPT2_DTYPE_Q8_0, 2, 15424, 3, 0, 3, 1, 0);
 }
 
+/* q8_0 scales at the edges of the halves: the largest (65504), the smallest subnormal (2^-24),
+ * -0 and -1; every build's kernels (decode and prefill tiles) give the scalar kernel's bits and
+ * the order written out. (Scales are finite: the loader rejects inf and NaN, matrix.h.) */
+static void test_q8_edge_scales(void) {
+    enum { R = 8, K = 64 };
+    static const uint16_t scale[4] = {0x7bffu, 0x0001u, 0x8000u, 0xbc00u};
+    unsigned char *d = calloc(gpt2_matrix_bytes(GPT2_DTYPE_Q8_0, R, K), 1);
+    int8_t q[R * K];
+    float sc[R * 2];
+    for (int o = 0; o < R; o++)
+        for (int i = 0; i < K; i++) {
+            q[o * K + i] = (int8_t)irand(-127, 127);
+            d[gpt2_q8_value_offset(R, K, (uint64_t)o, (uint64_t)i)] = (unsigned char)q[o * K + i];
+            if (i % 32 == 0) {
+                memcpy(d + gpt2_q8_scale_offset(R, K, (uint64_t)o, (uint64_t)i / 32), &scale[(o + i / 32) % 4], 2);
+                sc[o * 2 + i / 32] = gpt2_f16_to_f32(scale[(o + i / 32) % 4]);
+            }
+        }
+    gpt2_matrix m = {GPT2_DTYPE_Q8_0, R, K, d};
+    float x[4 * K], out[4 * R], ref[4 * R];
+    for (int i = 0; i < 4 * K; i++) x[i] = frand();
+    for (int n = 1; n <= 4; n += 3) {
+        k_matmul_rows(out, x, &m, NULL, n, 0, R);
+        ref_k_matmul_rows(ref, x, &m, NULL, n, 0, R);
+        int bad = 0;
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < R; o++)
+                bad += !same_bits(out[t * R + o], ref[t * R + o]) ||
+                       !same_bits(out[t * R + o], order_q8(x + t * K, q + o * K, sc + o * 2, K));
+        CHECK(bad == 0, "q8_0 with edge scales, %d tokens: %d outputs differ", n, bad);
+    }
+    free(d);
+}
+
+/* gelu_new: the build's k_gelu (four at a time, tanh in two double lanes) gives the scalar
+ * kernel's bits for floats spread over every exponent (each 4099th bit pattern), densely where
+ * tanh's argument crosses +-20 (v near +-7.34) and for specials; and it is within 1e-6 |v| (plus
+ * 1e-45) of libm's double-precision gelu_new for the finite ones. */
+static void test_gelu(void) {
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof(float)), *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
+    static const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-45f, INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f};
+    int bad_bits = 0, bad_math = 0, n = 0;
+    uint64_t pattern = 0;
+    for (int round = 0; round < 1200; round++) {
+        int m = N - round % 7; /* lengths with a tail of 0..3 */
+        for (int i = 0; i < m; i++) {
+            if (round == 0 && i < (int)(sizeof specials / sizeof specials[0])) x[i] = specials[i];
+            else if (round % 3 == 0) x[i] = (rnd() % 2 ? 1.0f : -1.0f) * (6.5f + 1.5f * (float)rnd() / 4294967296.0f);
+            else {
+                uint32_t u = (uint32_t)pattern;
+                pattern += 4099;
+                memcpy(&x[i], &u, 4);
+            }
+        }
+        memcpy(a, x, (size_t)m * sizeof(float));
+        memcpy(b, x, (size_t)m * sizeof(float));
+        k_gelu(a, m);
+        ref_k_gelu(b, m);
+        for (int i = 0; i < m; i++, n++) {
+            bad_bits += !(same_bits(a[i], b[i]) || (isnan(a[i]) && isnan(b[i])));
+            double v = x[i];
+            if (!isfinite(v) || fabs(v) > 1e30) continue; /* v^3 overflows the float steps */
+            double want = 0.5 * v * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
+            /* float steps: errors of a few 1e-8 |v| (1 + tanh cancels for negative v), and
+             * half a subnormal step for tiny v */
+            bad_math += !(fabs(a[i] - want) <= 1e-6 * fabs(v) + 1e-45);
+        }
+    }
+    CHECK(bad_bits == 0, "gelu: %d of %d outputs differ from the scalar kernel", bad_bits, n);
+    CHECK(bad_math == 0, "gelu: %d of %d outputs off libm's double gelu_new", bad_math, n);
+    free(x);
+    free(a);
+    free(b);
+}
+
 static void test_f16_all(void) {
     int bad = 0;
     gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL}; /* one row: packed = row-major */
@@ -351,7 +432,7 @@ static void test_packing(void) {
                     for (int j = 0; j < (q8 ? 1 : 4); j++) bad += at + j >= bytes || hit[at + j]++;
                     if (q8 && i % 32 == 0) {
                         uint64_t sc = gpt2_q8_scale_offset(R, K, o, i / 32);
-                        for (int j = 0; j < 4; j++) bad += sc + j >= bytes || hit[sc + j]++;
+                        for (int j = 0; j < 2; j++) bad += sc + j >= bytes || hit[sc + j]++;
                     }
                 }
             for (uint64_t j = 0; j < bytes; j++) bad += hit[j] != 1;
@@ -365,11 +446,12 @@ static void test_packing(void) {
     CHECK(gpt2_packed_index(6, 12, 5, 9) == 69 && gpt2_packed_index(6, 12, 5, 6) == 62 &&
               gpt2_packed_index(6, 12, 2, 3) == 11,
           "packed f32 positions");
-    /* q8_0 5 x 96 (nb = 3): tile 0 groups are 144 bytes. (2, 37): block 1, pair 2, h 1:
-     * 144 + 16 + 2*8 + 2*2 + 1 = 181; scale (3, 2): 288 + 12 = 300. Tile 1 (row 4, rt = 1)
-     * starts at 4*3*36 = 432: (4, 33): block 1 (36 bytes each), 432 + 36 + 4 + 0*2 + 1 = 473. */
-    CHECK(gpt2_q8_value_offset(5, 96, 2, 37) == 181 && gpt2_q8_scale_offset(5, 96, 3, 2) == 300 &&
-              gpt2_q8_value_offset(5, 96, 4, 33) == 473,
+    /* q8_0 5 x 96 (nb = 3): tile 0 groups are 4*34 = 136 bytes (4 half scales, then 16 pairs
+     * of 4 rows). (2, 37): block 1, pair 2, h 1: 136 + 8 + 2*8 + 2*2 + 1 = 165; scale (3, 2):
+     * 272 + 3*2 = 278. Tile 1 (row 4, rt = 1) starts at 4*3*34 = 408: (4, 33): block 1 (34
+     * bytes each), 408 + 34 + 2 + 0*2 + 1 = 445. */
+    CHECK(gpt2_q8_value_offset(5, 96, 2, 37) == 165 && gpt2_q8_scale_offset(5, 96, 3, 2) == 278 &&
+              gpt2_q8_value_offset(5, 96, 4, 33) == 445,
           "packed q8_0 positions");
 }
 
@@ -378,6 +460,8 @@ int main(void) {
     test_read_bytes();
     test_attention();
     test_products();
+    test_q8_edge_scales();
+    test_gelu();
     test_f16_all();
     test_vectors();
     return check_summary("test_kernels");

@@ -254,7 +254,9 @@ static void q8_block(const gpt2_matrix *m, int o, int b, int8_t q[32], float *sc
     const unsigned char *d = m->data;
     uint64_t R = (uint64_t)m->rows, K = (uint64_t)m->cols;
     for (int i = 0; i < 32; i++) q[i] = (int8_t)d[gpt2_q8_value_offset(R, K, (uint64_t)o, (uint64_t)(32 * b + i))];
-    memcpy(scale, d + gpt2_q8_scale_offset(R, K, (uint64_t)o, (uint64_t)b), sizeof *scale);
+    uint16_t h;
+    memcpy(&h, d + gpt2_q8_scale_offset(R, K, (uint64_t)o, (uint64_t)b), sizeof h);
+    *scale = gpt2_f16_to_f32(h);
 }
 
 /* Same dtypes and the same bits in every matrix (data and scales). */
@@ -498,7 +500,7 @@ out:
 /* ---- malformed quantized files ---------------------------------------------------------- */
 
 typedef enum { MAL_NONE, MAL_SCALE_SHAPE, MAL_NO_SCALE, MAL_NO_Q8, MAL_Q8_DTYPE, MAL_SCALE_DTYPE, MAL_BOTH,
-               MAL_MIXED, MAL_Q8_SHAPE, MAL_IN_48 } mal_kind;
+               MAL_MIXED, MAL_Q8_SHAPE, MAL_IN_48, MAL_INF_SCALE, MAL_NAN_SCALE } mal_kind;
 
 static uint8_t *make_quantized(mal_kind mk, size_t *len) {
     tspec s[64];
@@ -523,7 +525,12 @@ static uint8_t *make_quantized(mal_kind mk, size_t *len) {
             st_format(nm, sizeof nm, "%s.scale", s[k].name);
             if (!(mk == MAL_NO_SCALE && target)) {
                 int f32 = mk == MAL_SCALE_DTYPE && target;
-                st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, zeros, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));
+                /* a non-finite half: +inf for row 5, or a negative NaN for row 7 (block 0 of 1) */
+                uint16_t bad[32] = {0};
+                bad[5] = mk == MAL_INF_SCALE ? 0x7c00u : 0;
+                bad[7] = mk == MAL_NAN_SCALE ? 0xfe01u : 0;
+                const void *sd = target && (mk == MAL_INF_SCALE || mk == MAL_NAN_SCALE) ? (const void *)bad : zeros;
+                st_writer_add(w, nm, f32 ? "F32" : "F16", 2, shs, sd, (size_t)(shs[0] * shs[1]) * (f32 ? 4 : 2));
             }
             if (mk == MAL_BOTH && target) st_writer_add(w, s[k].name, "F16", 2, s[k].shape, zeros, (size_t)cnt * 2);
         } else {
@@ -547,6 +554,8 @@ static void test_malformed(void) {
         {MAL_MIXED, GPT2_ERR_UNSUPPORTED, "attn_proj weights are partly quantized"},
         {MAL_Q8_SHAPE, GPT2_ERR_SHAPE, "'h.1.attn.c_proj.weight.q8' has shape [32, 33], expected [32, 32]"},
         {MAL_IN_48, GPT2_ERR_SHAPE, "needs in % 32 == 0, but in is 48"},
+        {MAL_INF_SCALE, GPT2_ERR_FORMAT, "tensor 'h.1.attn.c_proj.weight.scale': the scale of row 5, block 0 is not a finite number"},
+        {MAL_NAN_SCALE, GPT2_ERR_FORMAT, "tensor 'h.1.attn.c_proj.weight.scale': the scale of row 7, block 0 is not a finite number"},
     };
     gpt2_error e = {0};
     gpt2_weights *w = NULL;
@@ -642,7 +651,9 @@ static void test_estimate(void) {
     /* 124,439,808 parameters */
     CHECK(w32 >= 124439808ull * 4 && w32 < 124439808ull * 4 + 100000, "f32 weights %llu", (unsigned long long)w32);
     CHECK(w16 > 248000000 && w16 < 252000000, "f16 %llu", (unsigned long long)w16);
-    CHECK(wq > 140000000 && wq < 145000000, /* float32 scales in memory: 1.125 bytes per value */ "q8_0 %llu", (unsigned long long)wq);
+    /* half scales in memory, as in the file: 123,532,032 matrix values x 17/16 bytes + 907,776
+     * float parameters x 4 = 134,883,888 bytes, plus alignment and bookkeeping */
+    CHECK(wq >= 134883888ull && wq < 134883888ull + 100000, "q8_0 %llu", (unsigned long long)wq);
     /* + the KV cache, the scratch of 64-token steps (x, a, qkv: 5 rows of C; h: n_inner) and
      * working memory (a few vocabulary-sized rows: some MB) */
     uint64_t kv = 2ull * 12 * 1024 * 768 * 4, scratch = 64ull * (5 * 768 + 3072) * 4;

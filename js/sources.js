@@ -154,7 +154,7 @@ async function openLocalFiles(label, urls, signal) {
       name,
       size: info.size,
       async *stream() {
-        const s = createReadStream(path, { highWaterMark: 1 << 20, signal });
+        const s = createReadStream(path, { highWaterMark: 4 << 20, signal });
         try {
           for await (const chunk of s) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         } catch (e) {

@@ -27,6 +27,9 @@ static uint8_t *take_bytes(layout_walk *lw, uint64_t n) {
     uint64_t end = start + n;
     end = (end + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
     lw->cursor = end;
+    /* the padding is zero even in weights whose bytes are otherwise left unset
+     * (gpt2_weights_alloc_plan): pieces are compared and copied whole */
+    if (lw->base) memset(lw->base + start + n, 0, (size_t)(end - start - n));
     return lw->base ? lw->base + start : NULL;
 }
 
@@ -197,8 +200,8 @@ uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *pl
     return w + state + work;
 }
 
-gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
-                                  gpt2_weights **out, gpt2_error *err) {
+static gpt2_err create_plan(const gpt2_config *config, const gpt2_weights_plan *plan, int zeroed,
+                            gpt2_weights **out, gpt2_error *err) {
     if (!out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: out is NULL");
     *out = NULL;
     if (!config_sizes_ok(config))
@@ -222,8 +225,10 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
     w->n_pieces = lay.n_pieces;
     for (int i = 0; i < lay.n_pieces; i++) {
         uint64_t n = i == 0 ? lay.globals_bytes : i <= config->n_layer ? lay.layer_bytes : lay.head_bytes;
-        /* calloc: the pages of a fresh large block are zero without being touched */
-        w->pieces[i].data = calloc((size_t)n, 1);
+        /* calloc: natively the pages of a fresh large block are zero without being touched,
+         * but WebAssembly's malloc clears them (a pass over all the memory); a caller that
+         * writes every byte (the loader) skips that */
+        w->pieces[i].data = zeroed ? calloc((size_t)n, 1) : malloc((size_t)n);
         if (!w->pieces[i].data) goto nomem;
         w->pieces[i].bytes = (size_t)n;
         w->arena_bytes += (size_t)n;
@@ -250,6 +255,16 @@ nomem:
     gpt2_weights_free(w);
     return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory allocating %llu bytes of weights",
                      (unsigned long long)total);
+}
+
+gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                  gpt2_weights **out, gpt2_error *err) {
+    return create_plan(config, plan, 1, out, err);
+}
+
+gpt2_err gpt2_weights_alloc_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                 gpt2_weights **out, gpt2_error *err) {
+    return create_plan(config, plan, 0, out, err);
 }
 
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,

@@ -120,6 +120,22 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     *lo = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_low_i16x8(h), 13), m), s);
     *hi = wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_extend_high_i16x8(h), 13), m), s);
 }
+/* 8 finite halves -> 8 floats equal to their values times 2^-112 (exact, subnormal halves
+ * included). The float of a half h is (h << 16) shifted right arithmetically by 3 (exponent
+ * and mantissa at a float's places, the sign in bits 28..31) with bits 28..30 cleared; its
+ * top 16 bits are (h >> 3 arithmetic) & 0x8fff and its low 16 bits h << 13, computed for 8
+ * halves at once in 16-bit lanes and interleaved: 5 operations per 8 halves. */
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) {
+    v128_t h = wasm_v128_load(p);
+    v128_t top = wasm_v128_and(wasm_i16x8_shr(h, 3), wasm_i16x8_splat((int16_t)0x8fff)), bot = wasm_i16x8_shl(h, 13);
+    *lo = wasm_i16x8_shuffle(bot, top, 0, 8, 1, 9, 2, 10, 3, 11);
+    *hi = wasm_i16x8_shuffle(bot, top, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+/* whether any of 8 halves is an infinity or a NaN */
+K_INLINE int f16x8_special(const uint16_t *p) {
+    v128_t e = wasm_v128_and(wasm_v128_load(p), wasm_i16x8_splat(0x7c00));
+    return wasm_v128_any_true(wasm_i16x8_eq(e, wasm_i16x8_splat(0x7c00)));
+}
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -171,6 +187,16 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     *lo = _mm_loadu_ps(t);
     *hi = _mm_loadu_ps(t + 4);
 #endif
+}
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) { /* as in the WASM layer */
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i top = _mm_and_si128(_mm_srai_epi16(h, 3), _mm_set1_epi16((short)0x8fff)), bot = _mm_slli_epi16(h, 13);
+    *lo = _mm_castsi128_ps(_mm_unpacklo_epi16(bot, top));
+    *hi = _mm_castsi128_ps(_mm_unpackhi_epi16(bot, top));
+}
+K_INLINE int f16x8_special(const uint16_t *p) {
+    __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi16(0x7c00));
+    return _mm_movemask_epi8(_mm_cmpeq_epi16(e, _mm_set1_epi16(0x7c00))) != 0;
 }
 #else
 /* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
@@ -259,6 +285,15 @@ K_INLINE vi vi_round_pack(vf a, vf b) {
 }
 K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
     for (int j = 0; j < 4; j++) lo->f[j] = gpt2_f16_to_f32(p[j]), hi->f[j] = gpt2_f16_to_f32(p[4 + j]);
+}
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) { /* times 2^-112: exact */
+    for (int j = 0; j < 4; j++)
+        lo->f[j] = gpt2_f16_to_f32(p[j]) * 0x1p-112f, hi->f[j] = gpt2_f16_to_f32(p[4 + j]) * 0x1p-112f;
+}
+K_INLINE int f16x8_special(const uint16_t *p) {
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= (p[j] & 0x7c00) == 0x7c00;
+    return any;
 }
 #endif
 
@@ -455,6 +490,54 @@ static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const
     }
 }
 
+/* f16_kern_4x1 for a matrix of finite halves, with xs = x * 2^112 (exact: |x| < 2^16): the
+ * halves become w * 2^-112 with three integer operations per 4 (vf_load_f16x8_s) and
+ * xs * (w * 2^-112) is the same real number as x * w, so every product rounds as the f32
+ * kernel's does and the sums are bit for bit the same. */
+static void f16_kern_4x1_finite(float *out, const float *x, const float *xs, const uint16_t *tile, const float *b,
+                                int k) {
+    const int c8 = k & ~7;
+    vf acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vf_zero();
+    const uint16_t *p = tile;
+    for (int i = 0; i < c8; i += 8, p += 32) {
+        for (int h = 0; h < 2; h++) {
+            vf xv = vf_load(xs + i + 4 * h), w0, w1, w2, w3;
+            vf_load_f16x8_s(p + 16 * h, &w0, &w1);
+            vf_load_f16x8_s(p + 16 * h + 8, &w2, &w3);
+            acc[0][h] = vf_add(acc[0][h], vf_mul(xv, w0));
+            acc[1][h] = vf_add(acc[1][h], vf_mul(xv, w1));
+            acc[2][h] = vf_add(acc[2][h], vf_mul(xv, w2));
+            acc[3][h] = vf_add(acc[3][h], vf_mul(xv, w3));
+        }
+    }
+    const int nt = k - c8;
+    for (int r = 0; r < 4; r++) {
+        float s = lanes8(acc[r][0], acc[r][1]);
+        for (int j = 0; j < nt; j++) s += x[c8 + j] * gpt2_f16_to_f32(p[r * nt + j]);
+        out[r] = s + (b ? b[r] : 0.0f);
+    }
+}
+
+/* xs = x * 2^112 for k values; 0 when some |x| >= 2^16 (or NaN) would not scale exactly. */
+static int scale_up(float *xs, const float *x, int k) {
+    int ok = 1;
+    for (int i = 0; i < k; i++) {
+        ok &= fabsf(x[i]) < 65536.0f;
+        xs[i] = x[i] * 0x1p112f;
+    }
+    return ok;
+}
+
+int k_f16_all_finite(const void *h, size_t n) {
+    const uint16_t *p = h;
+    size_t i = 0;
+    int special = 0;
+    for (; i + 8 <= n; i += 8) special |= f16x8_special(p + i);
+    for (; i < n; i++) special |= (p[i] & 0x7c00) == 0x7c00;
+    return !special;
+}
+
 /* One output (row o, input row xt) of any f32/f16 matrix, element by element, in the 8-lane
  * order: for rows longer than the stack buffer (not hit by GPT-2). */
 static float dot_any(const float *xt, const gpt2_matrix *w, int o) {
@@ -477,10 +560,13 @@ static void f16_rows(float *out, long ldo, const float *x, const gpt2_matrix *w,
             for (int t = 0; t < n; t++) out[(long)t * ldo + o] = dot_any(x + (long)t * k, w, o) + (b ? b[o] : 0.0f);
         return;
     }
-    float buf[F16_BUF_FLOATS];
+    float buf[F16_BUF_FLOATS], xs[F16_BUF_FLOATS / 4];
+    const int fast = n == 1 && w->finite && scale_up(xs, x, k);
     FOR_TILES(o0, o1, w->rows, {
         const uint16_t *tile = data + (size_t)base * k;
-        if (n == 1 && ra == 0 && rb == 4) {
+        if (fast && ra == 0 && rb == 4) {
+            f16_kern_4x1_finite(out + base, x, xs, tile, b ? b + base : NULL, k);
+        } else if (n == 1 && ra == 0 && rb == 4) {
             f16_kern_4x1(out + base, x, tile, b ? b + base : NULL, k);
         } else {
             f16_to_f32(buf, tile, (long)rt * k);

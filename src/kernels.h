@@ -80,6 +80,9 @@ void k_pack_band(const gpt2_matrix *m, const void *src, int src_type, size_t ld,
  * element size) into the packed f16 or q8_0 matrix m. */
 void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, int o1);
 
+/* 1 when none of the n halves at h is an infinity or a NaN, else 0. */
+int k_f16_all_finite(const void *h, size_t n);
+
 /* Reads n bytes at p once (one sequential stream, 8 accumulators of 16-byte loads) and returns
  * the XOR of their 32-bit words: times the memory-bandwidth roofline (streaming all weight
  * bytes once). */

@@ -1008,6 +1008,7 @@ gpt2_err gpt2_loader_finish(gpt2_loader *ld, gpt2_weights **out, gpt2_error *err
                     (unsigned long long)ld->received, (unsigned long long)ld->expected,
                     tensor_name(&ld->hdr->tensors[ld->segs[ld->cur].tensor], nm));
     case S_DONE:
+        gpt2_weights_check_finite(ld->w); /* the f16 kernels' fast path (matrix.h) */
         *out = ld->w;
         ld->w = NULL;
         ld->state = S_FINISHED;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "model.h"
 
 #define ALIGN_BYTES 64u /* every tensor starts at a multiple of 64 bytes into its piece */
@@ -265,6 +266,24 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
 gpt2_err gpt2_weights_alloc_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
                                  gpt2_weights **out, gpt2_error *err) {
     return create_plan(config, plan, 0, out, err);
+}
+
+static void check_finite(gpt2_matrix *m) {
+    if (m->type == GPT2_DTYPE_F16) m->finite = k_f16_all_finite(m->data, (size_t)m->rows * (size_t)m->cols);
+}
+
+void gpt2_weights_check_finite(gpt2_weights *w) {
+    if (!w) return;
+    check_finite(&w->wte);
+    if (w->tied_head) w->lm_head = w->wte;
+    else check_finite(&w->lm_head);
+    for (int l = 0; l < w->config.n_layer; l++) {
+        gpt2_layer_weights *L = &w->layers[l];
+        check_finite(&L->qkv_w);
+        check_finite(&L->attn_proj_w);
+        check_finite(&L->fc_w);
+        check_finite(&L->mlp_proj_w);
+    }
 }
 
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,

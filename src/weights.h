@@ -150,6 +150,10 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
 gpt2_err gpt2_weights_alloc_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
                                  gpt2_weights **out, gpt2_error *err);
 
+/* Sets the finite flag (matrix.h) of every f16 matrix from its data (one pass over it);
+ * call after writing f16 weights (the loader and training's write-back do). */
+void gpt2_weights_check_finite(gpt2_weights *w);
+
 /* gpt2_weights_create_plan with every matrix in float32. */
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,
                              gpt2_error *err);

@@ -465,17 +465,27 @@ static void f16_to_f32(float *dst, const uint16_t *h, long n) {
 }
 
 /* Decode against one full tile of halves: rows 0,1 then 2,3 of each 4-column chunk are one
- * 8-half load each. The same sums as f32_kern_full on the converted tile. */
-static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
+ * 8-half load each. The same sums as f32_kern_full on the converted tile. FIN (a constant at
+ * each call): the matrix holds finite halves only and xw = x * 2^112 (exact: |x| < 2^16), so
+ * the halves are read as w * 2^-112 with integer operations alone (vf_load_f16x8_s) and
+ * xw * (w * 2^-112) is the same real number as x * w: every product rounds as the f32
+ * kernel's does and the sums are bit for bit the same. Else xw = x and any halves. */
+K_INLINE void f16_kern_4x1_any(float *out, const float *x, const float *xw, const uint16_t *tile, const float *b,
+                               int k, int FIN) {
     const int c8 = k & ~7;
     vf acc[4][2];
     for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vf_zero();
     const uint16_t *p = tile;
     for (int i = 0; i < c8; i += 8, p += 32) {
         for (int h = 0; h < 2; h++) {
-            vf xv = vf_load(x + i + 4 * h), w0, w1, w2, w3;
-            vf_load_f16x8(p + 16 * h, &w0, &w1);
-            vf_load_f16x8(p + 16 * h + 8, &w2, &w3);
+            vf xv = vf_load(xw + i + 4 * h), w0, w1, w2, w3;
+            if (FIN) {
+                vf_load_f16x8_s(p + 16 * h, &w0, &w1);
+                vf_load_f16x8_s(p + 16 * h + 8, &w2, &w3);
+            } else {
+                vf_load_f16x8(p + 16 * h, &w0, &w1);
+                vf_load_f16x8(p + 16 * h + 8, &w2, &w3);
+            }
             acc[0][h] = vf_add(acc[0][h], vf_mul(xv, w0));
             acc[1][h] = vf_add(acc[1][h], vf_mul(xv, w1));
             acc[2][h] = vf_add(acc[2][h], vf_mul(xv, w2));
@@ -489,34 +499,12 @@ static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const
         out[r] = s + (b ? b[r] : 0.0f);
     }
 }
-
-/* f16_kern_4x1 for a matrix of finite halves, with xs = x * 2^112 (exact: |x| < 2^16): the
- * halves become w * 2^-112 with three integer operations per 4 (vf_load_f16x8_s) and
- * xs * (w * 2^-112) is the same real number as x * w, so every product rounds as the f32
- * kernel's does and the sums are bit for bit the same. */
+static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
+    f16_kern_4x1_any(out, x, x, tile, b, k, 0);
+}
 static void f16_kern_4x1_finite(float *out, const float *x, const float *xs, const uint16_t *tile, const float *b,
                                 int k) {
-    const int c8 = k & ~7;
-    vf acc[4][2];
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vf_zero();
-    const uint16_t *p = tile;
-    for (int i = 0; i < c8; i += 8, p += 32) {
-        for (int h = 0; h < 2; h++) {
-            vf xv = vf_load(xs + i + 4 * h), w0, w1, w2, w3;
-            vf_load_f16x8_s(p + 16 * h, &w0, &w1);
-            vf_load_f16x8_s(p + 16 * h + 8, &w2, &w3);
-            acc[0][h] = vf_add(acc[0][h], vf_mul(xv, w0));
-            acc[1][h] = vf_add(acc[1][h], vf_mul(xv, w1));
-            acc[2][h] = vf_add(acc[2][h], vf_mul(xv, w2));
-            acc[3][h] = vf_add(acc[3][h], vf_mul(xv, w3));
-        }
-    }
-    const int nt = k - c8;
-    for (int r = 0; r < 4; r++) {
-        float s = lanes8(acc[r][0], acc[r][1]);
-        for (int j = 0; j < nt; j++) s += x[c8 + j] * gpt2_f16_to_f32(p[r * nt + j]);
-        out[r] = s + (b ? b[r] : 0.0f);
-    }
+    f16_kern_4x1_any(out, x, xs, tile, b, k, 1);
 }
 
 /* xs = x * 2^112 for k values; 0 when some |x| >= 2^16 (or NaN) would not scale exactly. */

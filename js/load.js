@@ -8,7 +8,7 @@ import { checkOptions, OPTION_NAMES } from './options.js';
 import { openSource, readAll } from './sources.js';
 import { createModule } from './wasm_module.js';
 
-const STAGING_BYTES = 1 << 20; // chunks are copied through this buffer in WASM memory
+const STAGING_BYTES = 4 << 20; // chunks are copied through this buffer in WASM memory
 const PRECISIONS = ['auto', 'f32', 'f16', 'q8_0']; // gpt2_precision's order (loader.h)
 const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
 
@@ -90,9 +90,13 @@ async function loadOne(source, options, into) {
     throwIfAborted(signal);
 
     tokenizer = createTokenizer(core, vocab, merges);
-    // the staging buffer first: the loader's budget counts what the module already uses
+    // the staging buffer and the pool first: the loader's budget counts what the module already
+    // uses. Threads: a pool of mod.gpt2Threads threads (1 in the single-thread build) that
+    // converts while loading and that every forward pass on these weights uses; freed, with
+    // the workers, on dispose. With `into`, the weights share that model's instance and pool.
     staging = core.malloc(STAGING_BYTES);
-    loader = createLoader(core, config, memoryBudget, precisionCode);
+    if (!into) pool = core.checkPtr(mod._wasm_pool_create(mod.gpt2Threads, core.err));
+    loader = createLoader(core, config, memoryBudget, precisionCode, into ? into.pool : pool);
     const st = files['model.safetensors'];
     if (st.size !== undefined) core.check(mod._wasm_loader_set_file_size(loader, st.size, core.err));
 
@@ -119,10 +123,6 @@ async function loadOne(source, options, into) {
     loader = 0;
     core.free(staging);
     staging = 0;
-    // Threads: a pool of mod.gpt2Threads threads (1 in the single-thread build) that every
-    // forward pass on these weights uses; freed, with the workers, on dispose.
-    // With `into`, the weights share that model's instance and thread pool.
-    if (!into) pool = core.checkPtr(mod._wasm_pool_create(mod.gpt2Threads, core.err));
     mod._wasm_weights_set_pool(weights, into ? into.pool : pool);
     if (onProgress) onProgress({ phase: 'ready', file: null, loaded, total: total ?? loaded });
     const model = new Gpt2Model(core, weights, tokenizer, {
@@ -221,10 +221,10 @@ function weightsPrecision(core, weights) {
   }
 }
 
-function createLoader(core, config, memoryBudget, precisionCode) {
+function createLoader(core, config, memoryBudget, precisionCode, pool) {
   const [c, cn] = core.copyIn(config);
   try {
-    return core.checkPtr(core.m._wasm_loader_create(c, cn, memoryBudget, precisionCode, core.err));
+    return core.checkPtr(core.m._wasm_loader_create(c, cn, memoryBudget, precisionCode, pool, core.err));
   } finally {
     core.free(c);
   }

@@ -11,7 +11,8 @@
 // tokens after a 128-token prompt; and single steps at 900 tokens of context), time to first
 // token (128-token prompt), peak RSS, and the roofline: the time the same build takes to read
 // every weight byte once (split over its threads; the best of runs + 4 reads) and decode's
-// percentage of it (that time / decode's time per token). Greedy decoding of a fixed prompt,
+// percentage of it (that time / decode's time per token). Below the table: each row's load speed
+// (file MB / load s) against a plain read of the same file. Greedy decoding of a fixed prompt,
 // after a warm-up (V8 has no on-stack replacement for WebAssembly: every timed loop is driven
 // from JS, one call per step); medians of --runs (3) runs. Every configuration runs in a fresh child process (peak RSS:
 // process.resourceUsage().maxRSS; natively VmHWM), native ones through `gpt2 bench --row`.
@@ -36,7 +37,7 @@
 // embedded, 1 step; --smoke: the tiny fixture at 2x16. --train none skips it.
 // Plain Node, no dependencies.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, renameSync, rmSync, mkdirSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -331,6 +332,20 @@ function measure(build, p, dir, z, failures) {
     '--precision', p, '--sizes', sizes], { env: { ...process.env, GPT2_WASM_DIST: distDir() } }));
 }
 
+/** MB/s of a plain read of file (4 MiB reads into one buffer, as the loader is fed; the best of 2). */
+function plainReadMBps(file) {
+  const buf = Buffer.allocUnsafe(4 << 20);
+  let best = Infinity;
+  for (let r = 0; r < 2; r++) {
+    const fd = openSync(file, 'r');
+    const t0 = now();
+    while (readSync(fd, buf, 0, buf.length, null) > 0);
+    best = Math.min(best, now() - t0);
+    closeSync(fd);
+  }
+  return statSync(file).size / 1e6 / (best / 1000);
+}
+
 const f = (v, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '');
 const fSig = (v) => (typeof v !== 'number' || !Number.isFinite(v) ? '' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toPrecision(3));
 
@@ -484,6 +499,10 @@ async function main() {
       const copyFailed = ensureCopy(dirs, p, log);
       const r = copyFailed ? { na: copyFailed } : measure(build, p, dirs[p], z, failures);
       const row = { build, ...r, precision: r.precision ?? p };
+      if (row.load_s && row.file_bytes) {
+        row.load_mbps = row.file_bytes / 1e6 / row.load_s;
+        row.read_mbps = plainReadMBps(join(dirs[p], 'model.safetensors'));
+      }
       rows.push(row);
       if (!o.json) console.log(tableRow(row));
     }
@@ -493,6 +512,11 @@ async function main() {
   if (o.save) writeFileSync(o.save, JSON.stringify(result, null, 1) + '\n');
   if (o.json) console.log(JSON.stringify(result, null, 1));
   else {
+    const speeds = rows.filter((r) => r.load_mbps);
+    if (speeds.length) console.log('\nload speed (file MB / load s) against a plain read of the same file (4 MiB reads, best of 2):');
+    for (const r of speeds) {
+      console.log(`  ${r.build} ${r.precision}: load ${f(r.load_mbps)} MB/s, plain read ${f(r.read_mbps)} MB/s`);
+    }
     console.log(`\n${o.trainOnly ? '' : `sizes: ${JSON.stringify(z)}; `}load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ` +
       `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}`);
   }

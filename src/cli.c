@@ -673,19 +673,20 @@ int main(int argc, char **argv) {
         gpt2_tokenizer_free(tok);
         return rc;
     }
+    gpt2_pool *pool = NULL; /* converts while loading; every forward pass on w uses it */
+    if (gpt2_pool_create(o.threads, &pool, &err) != GPT2_OK) {
+        gpt2_tokenizer_free(tok);
+        return fail(NULL, &err);
+    }
     gpt2_weights *w = NULL;
+    o.load.pool = pool;
     if (gpt2_load_dir(o.model_dir, &o.load, &w, &err) != GPT2_OK) {
+        gpt2_pool_free(pool);
         gpt2_tokenizer_free(tok);
         return fail(NULL, &err);
     }
     /* 'auto' took a smaller precision than the file's (loader.h): say so */
     if (strstr(w->precision_reason, ", because ")) fprintf(stderr, "gpt2: precision %s\n", w->precision_reason);
-    gpt2_pool *pool = NULL; /* every forward pass on w uses it */
-    if (gpt2_pool_create(o.threads, &pool, &err) != GPT2_OK) {
-        gpt2_weights_free(w);
-        gpt2_tokenizer_free(tok);
-        return fail(NULL, &err);
-    }
     w->pool = pool;
     gpt2_weights *draft = NULL;
     if (o.draft_dir) {

@@ -112,8 +112,9 @@ static int run_row(const char *dir, gpt2_precision precision, int threads, const
     gpt2_pool *pool = NULL;
     double t0 = now_s();
     if (gpt2_tokenizer_load(dir, &tok, &err) != GPT2_OK) return row_fail("tokenizer", &err);
-    if (gpt2_load_dir(dir, &lo, &w, &err) != GPT2_OK) return row_fail("load", &err);
     if (gpt2_pool_create(threads, &pool, &err) != GPT2_OK) return row_fail("pool", &err);
+    lo.pool = pool;
+    if (gpt2_load_dir(dir, &lo, &w, &err) != GPT2_OK) return row_fail("load", &err);
     w->pool = pool;
     double load_s = now_s() - t0;
 

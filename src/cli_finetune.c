@@ -349,8 +349,9 @@ int gpt2_cli_finetune(int argc, char **argv) {
     }
     gpt2_loader_options lo = {0};
     lo.memory_budget_bytes = o.budget;
-    if (gpt2_load_dir(o.model, &lo, &w, &err) != GPT2_OK) goto done;
     if (gpt2_pool_create(o.threads, &pool, &err) != GPT2_OK) goto done;
+    lo.pool = pool;
+    if (gpt2_load_dir(o.model, &lo, &w, &err) != GPT2_OK) goto done;
     w->pool = pool;
     uint64_t model_bytes = gpt2_model_bytes(&w->config, &w->plan);
     uint64_t budget = o.budget ? (o.budget > model_bytes ? o.budget - model_bytes : 1) : 0;

@@ -155,6 +155,22 @@ K_INLINE vd vd_pow2(vi e) {
     return wasm_i64x2_shl(wasm_i64x2_extend_low_i32x4(wasm_i32x4_add(e, wasm_i32x4_splat(1023))), 52);
 }
 K_INLINE vd vd_make(double a, double b) { return wasm_f64x2_make(a, b); }
+/* 8 finite halves -> 8 floats equal to their values times 2^-112 (exact, subnormal halves
+ * included). The float of a half h is (h << 16) shifted right arithmetically by 3 (exponent
+ * and mantissa at a float's places, the sign in bits 28..31) with bits 28..30 cleared; its
+ * top 16 bits are (h >> 3 arithmetic) & 0x8fff and its low 16 bits h << 13, computed for 8
+ * halves at once in 16-bit lanes and interleaved: 5 operations per 8 halves. */
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) {
+    v128_t h = wasm_v128_load(p);
+    v128_t top = wasm_v128_and(wasm_i16x8_shr(h, 3), wasm_i16x8_splat((int16_t)0x8fff)), bot = wasm_i16x8_shl(h, 13);
+    *lo = wasm_i16x8_shuffle(bot, top, 0, 8, 1, 9, 2, 10, 3, 11);
+    *hi = wasm_i16x8_shuffle(bot, top, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+/* whether any of 8 halves is an infinity or a NaN */
+K_INLINE int f16x8_special(const uint16_t *p) {
+    v128_t e = wasm_v128_and(wasm_v128_load(p), wasm_i16x8_splat(0x7c00));
+    return wasm_v128_any_true(wasm_i16x8_eq(e, wasm_i16x8_splat(0x7c00)));
+}
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -239,6 +255,16 @@ K_INLINE vd vd_pow2(vi e) {
     return _mm_castsi128_pd(_mm_slli_epi64(_mm_cvtepi32_epi64(_mm_add_epi32(e, _mm_set1_epi32(1023))), 52));
 }
 K_INLINE vd vd_make(double a, double b) { return _mm_setr_pd(a, b); }
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) { /* as in the WASM layer */
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i top = _mm_and_si128(_mm_srai_epi16(h, 3), _mm_set1_epi16((short)0x8fff)), bot = _mm_slli_epi16(h, 13);
+    *lo = _mm_castsi128_ps(_mm_unpacklo_epi16(bot, top));
+    *hi = _mm_castsi128_ps(_mm_unpackhi_epi16(bot, top));
+}
+K_INLINE int f16x8_special(const uint16_t *p) {
+    __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi16(0x7c00));
+    return _mm_movemask_epi8(_mm_cmpeq_epi16(e, _mm_set1_epi16(0x7c00))) != 0;
+}
 #else
 /* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
 typedef struct vf {
@@ -333,6 +359,15 @@ K_INLINE vf vf_load_f16x4(const void *p) {
     memcpy(h, p, sizeof h);
     for (int j = 0; j < 4; j++) r.f[j] = gpt2_f16_to_f32(h[j]);
     return r;
+}
+K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) { /* times 2^-112: exact */
+    for (int j = 0; j < 4; j++)
+        lo->f[j] = gpt2_f16_to_f32(p[j]) * 0x1p-112f, hi->f[j] = gpt2_f16_to_f32(p[4 + j]) * 0x1p-112f;
+}
+K_INLINE int f16x8_special(const uint16_t *p) {
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= (p[j] & 0x7c00) == 0x7c00;
+    return any;
 }
 #endif
 
@@ -504,17 +539,27 @@ static void f16_to_f32(float *dst, const uint16_t *h, long n) {
 }
 
 /* Decode against one full tile of halves: rows 0,1 then 2,3 of each 4-column chunk are one
- * 8-half load each. The same sums as f32_kern_full on the converted tile. */
-static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
+ * 8-half load each. The same sums as f32_kern_full on the converted tile. FIN (a constant at
+ * each call): the matrix holds finite halves only and xw = x * 2^112 (exact: |x| < 2^16), so
+ * the halves are read as w * 2^-112 with integer operations alone (vf_load_f16x8_s) and
+ * xw * (w * 2^-112) is the same real number as x * w: every product rounds as the f32
+ * kernel's does and the sums are bit for bit the same. Else xw = x and any halves. */
+K_INLINE void f16_kern_4x1_any(float *out, const float *x, const float *xw, const uint16_t *tile, const float *b,
+                               int k, int FIN) {
     const int c8 = k & ~7;
     vf acc[4][2];
     for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vf_zero();
     const uint16_t *p = tile;
     for (int i = 0; i < c8; i += 8, p += 32) {
         for (int h = 0; h < 2; h++) {
-            vf xv = vf_load(x + i + 4 * h), w0, w1, w2, w3;
-            vf_load_f16x8(p + 16 * h, &w0, &w1);
-            vf_load_f16x8(p + 16 * h + 8, &w2, &w3);
+            vf xv = vf_load(xw + i + 4 * h), w0, w1, w2, w3;
+            if (FIN) {
+                vf_load_f16x8_s(p + 16 * h, &w0, &w1);
+                vf_load_f16x8_s(p + 16 * h + 8, &w2, &w3);
+            } else {
+                vf_load_f16x8(p + 16 * h, &w0, &w1);
+                vf_load_f16x8(p + 16 * h + 8, &w2, &w3);
+            }
             acc[0][h] = vf_add(acc[0][h], vf_mul(xv, w0));
             acc[1][h] = vf_add(acc[1][h], vf_mul(xv, w1));
             acc[2][h] = vf_add(acc[2][h], vf_mul(xv, w2));
@@ -527,6 +572,32 @@ static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const
         for (int j = 0; j < nt; j++) s += x[c8 + j] * gpt2_f16_to_f32(p[r * nt + j]);
         out[r] = s + (b ? b[r] : 0.0f);
     }
+}
+static void f16_kern_4x1(float *out, const float *x, const uint16_t *tile, const float *b, int k) {
+    f16_kern_4x1_any(out, x, x, tile, b, k, 0);
+}
+static void f16_kern_4x1_finite(float *out, const float *x, const float *xs, const uint16_t *tile, const float *b,
+                                int k) {
+    f16_kern_4x1_any(out, x, xs, tile, b, k, 1);
+}
+
+/* xs = x * 2^112 for k values; 0 when some |x| >= 2^16 (or NaN) would not scale exactly. */
+static int scale_up(float *xs, const float *x, int k) {
+    int ok = 1;
+    for (int i = 0; i < k; i++) {
+        ok &= fabsf(x[i]) < 65536.0f;
+        xs[i] = x[i] * 0x1p112f;
+    }
+    return ok;
+}
+
+int k_f16_all_finite(const void *h, size_t n) {
+    const uint16_t *p = h;
+    size_t i = 0;
+    int special = 0;
+    for (; i + 8 <= n; i += 8) special |= f16x8_special(p + i);
+    for (; i < n; i++) special |= (p[i] & 0x7c00) == 0x7c00;
+    return !special;
 }
 
 /* One output (row o, input row xt) of any f32/f16 matrix, element by element, in the 8-lane
@@ -551,10 +622,13 @@ static void f16_rows(float *out, long ldo, const float *x, const gpt2_matrix *w,
             for (int t = 0; t < n; t++) out[(long)t * ldo + o] = dot_any(x + (long)t * k, w, o) + (b ? b[o] : 0.0f);
         return;
     }
-    float buf[F16_BUF_FLOATS];
+    float buf[F16_BUF_FLOATS], xs[F16_BUF_FLOATS / 4];
+    const int fast = n == 1 && w->finite && scale_up(xs, x, k);
     FOR_TILES(o0, o1, w->rows, {
         const uint16_t *tile = data + (size_t)base * k;
-        if (n == 1 && ra == 0 && rb == 4) {
+        if (fast && ra == 0 && rb == 4) {
+            f16_kern_4x1_finite(out + base, x, xs, tile, b ? b + base : NULL, k);
+        } else if (n == 1 && ra == 0 && rb == 4) {
             f16_kern_4x1(out + base, x, tile, b ? b + base : NULL, k);
         } else {
             f16_to_f32(buf, tile, (long)rt * k);
@@ -952,4 +1026,274 @@ void k_softmax(float *x, int n) {
     }
     float inv = 1.0f / sum;
     for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Conversion while loading (kernels.h): source bands into packed f16 / q8_0 matrices.
+ *
+ * q8_0 works on "lane vectors": 4 consecutive outputs (one packed tile) of one input column,
+ * which is how a Conv1D source row holds them (and what a 4x4 transpose of 4 [out, in] rows
+ * gives). A block of 32 inputs is 32 lane vectors; each lane is one output row's block, and
+ * every step of gpt2_q8_quantize_block is done lane-wise with the same IEEE operations (the
+ * max of |v| ignoring NaN, the float division by the fp16-rounded scale, clamping, rounding
+ * half away from zero as trunc(r) +- 1 when |r - trunc(r)| >= 0.5: exact for |r| <= 127), so
+ * the bytes are those of the scalar rule. The int8 values then land as the tile's pairs of
+ * columns (matrix.h) with two narrowing packs and one byte shuffle per two pairs.
+ * Partial tiles, tail columns and builds without SIMD take the scalar rule value by value.
+ */
+#include "quantize.h" /* gpt2_f32_to_f16, gpt2_q8_quantize_block */
+
+/* Source element j of a run at p as a float (exact). */
+static inline float src_elem(const unsigned char *p, int type, size_t j) {
+    if (type == K_SRC_F32) {
+        uint32_t u;
+        memcpy(&u, p + 4 * j, 4);
+        return gpt2_f32_from_bits(u);
+    }
+    uint16_t h;
+    memcpy(&h, p + 2 * j, 2);
+    return type == K_SRC_F16 ? gpt2_f16_to_f32(h) : gpt2_bf16_to_f32(h);
+}
+
+static inline size_t src_size(int type) { return type == K_SRC_F32 ? 4 : 2; }
+
+/* A half as gpt2_f32_to_f16 returns it for its exact float value: NaNs made quiet. */
+static inline uint16_t half_canonical(uint16_t h) { return (h & 0x7fffu) > 0x7c00u ? (uint16_t)(h | 0x200u) : h; }
+
+/* The scalar rule for one block (v[32]) of row o, block b of a q8_0 matrix. */
+static void q8_put_block(const gpt2_matrix *m, int o, int b, const float *v) {
+    const uint64_t R = (uint64_t)m->rows, K = (uint64_t)m->cols;
+    unsigned char *base = (unsigned char *)(uintptr_t)m->data;
+    int8_t q[GPT2_Q8_BLOCK];
+    uint16_t sc;
+    gpt2_q8_quantize_block(v, q, &sc, NULL);
+    memcpy(base + gpt2_q8_scale_offset(R, K, (uint64_t)o, (uint64_t)b), &sc, sizeof sc);
+    unsigned char *d = base + gpt2_q8_value_offset(R, K, (uint64_t)o, (uint64_t)b * GPT2_Q8_BLOCK);
+    const size_t step = 2 * (size_t)gpt2_pack_tile_rows(R, (uint64_t)o);
+    for (int p = 0; p < GPT2_Q8_BLOCK / 2; p++) memcpy(d + p * step, q + 2 * p, 2);
+}
+
+/* Element (o, i) of an f16 matrix: the half of the float v. */
+static inline void f16_put(const gpt2_matrix *m, int o, int i, uint16_t h) {
+    ((uint16_t *)(uintptr_t)m->data)[gpt2_packed_index((uint64_t)m->rows, (uint64_t)m->cols, (uint64_t)o, (uint64_t)i)] = h;
+}
+
+#if K_WASM || (K_SSE && defined(__F16C__))
+#define K_PACK_SIMD 1
+#if K_WASM
+K_INLINE vf src4(const unsigned char *p, int type) {
+    if (type == K_SRC_F32) return wasm_v128_load(p);
+    v128_t h = wasm_v128_load64_zero(p);
+    if (type == K_SRC_BF16) return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(h), 16);
+    return vf_from_f16_hi(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
+}
+K_INLINE vf vf_max_num(vf m, vf a) { return wasm_f32x4_pmax(m, a); } /* a > m ? a : m */
+K_INLINE vf vf_div(vf a, vf b) { return wasm_f32x4_div(a, b); }
+K_INLINE vf vf_sub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
+/* no NaN here: pmin/pmax are single instructions (min/max's NaN rules take several) */
+K_INLINE vf vf_clamp127(vf a) { return wasm_f32x4_pmin(wasm_f32x4_pmax(a, vf_splat(-127.0f)), vf_splat(127.0f)); }
+K_INLINE vf vf_trunc(vf a) { return wasm_f32x4_trunc(a); }
+K_INLINE vf vf_and(vf a, vf b) { return wasm_v128_and(a, b); }
+K_INLINE vf vf_or(vf a, vf b) { return wasm_v128_or(a, b); }
+K_INLINE vf vf_isnum(vf a) { return wasm_f32x4_eq(a, a); }
+K_INLINE vf vf_nonzero(vf a) { return wasm_f32x4_ne(a, vf_zero()); }
+K_INLINE vf vf_ge(vf a, vf b) { return wasm_f32x4_ge(a, b); }
+/* a whole float in [-127, 127] -> int32: adding 1.5 * 2^23 puts it in the low mantissa bits
+ * (exact), one integer subtraction takes it out (a saturating conversion is several
+ * instructions on x86) */
+K_INLINE vi vi_from_f32(vf a) {
+    return wasm_i32x4_sub(wasm_f32x4_add(a, vf_splat(12582912.0f)), wasm_i32x4_splat(0x4b400000));
+}
+/* 4 x 4 int32 in [-127, 127] -> bytes a0 b0 a1 b1 a2 b2 a3 b3 c0 d0 c1 d1 c2 d2 c3 d3 */
+K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
+    vi x = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(c, d));
+    return wasm_i8x16_shuffle(x, x, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+}
+K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) {
+    vf t0 = wasm_i32x4_shuffle(*a, *b, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(*a, *b, 2, 6, 3, 7);
+    vf t2 = wasm_i32x4_shuffle(*c, *d, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(*c, *d, 2, 6, 3, 7);
+    *a = wasm_i64x2_shuffle(t0, t2, 0, 2), *b = wasm_i64x2_shuffle(t0, t2, 1, 3);
+    *c = wasm_i64x2_shuffle(t1, t3, 0, 2), *d = wasm_i64x2_shuffle(t1, t3, 1, 3);
+}
+/* 4 rows of 4 halves (8 bytes at p + j*ld bytes) -> 16 halves column-major (r0..r3 of
+ * column 0, then column 1, ...), NaNs made quiet, stored at dst */
+K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
+    v128_t a = wasm_v128_load64_zero(p), b = wasm_v128_load64_zero(p + ld);
+    v128_t c = wasm_v128_load64_zero(p + 2 * ld), d = wasm_v128_load64_zero(p + 3 * ld);
+    v128_t ab = wasm_i16x8_shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11), cd = wasm_i16x8_shuffle(c, d, 0, 8, 1, 9, 2, 10, 3, 11);
+    v128_t lo = wasm_i32x4_shuffle(ab, cd, 0, 4, 1, 5), hi = wasm_i32x4_shuffle(ab, cd, 2, 6, 3, 7);
+    v128_t e = wasm_i16x8_splat(0x7fff), inf = wasm_i16x8_splat(0x7c00), qb = wasm_i16x8_splat(0x200);
+    lo = wasm_v128_or(lo, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(lo, e), inf), qb));
+    hi = wasm_v128_or(hi, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(hi, e), inf), qb));
+    wasm_v128_store(dst, lo);
+    wasm_v128_store(dst + 8, hi);
+}
+#else
+K_INLINE vf src4(const unsigned char *p, int type) {
+    if (type == K_SRC_F32) return _mm_loadu_ps((const float *)(const void *)p);
+    __m128i h = _mm_loadl_epi64((const __m128i *)(const void *)p);
+    if (type == K_SRC_BF16) return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
+    return _mm_cvtph_ps(h);
+}
+K_INLINE vf vf_max_num(vf m, vf a) { return _mm_max_ps(a, m); } /* a > m ? a : m */
+K_INLINE vf vf_div(vf a, vf b) { return _mm_div_ps(a, b); }
+K_INLINE vf vf_sub(vf a, vf b) { return _mm_sub_ps(a, b); }
+K_INLINE vf vf_clamp127(vf a) { return _mm_min_ps(_mm_max_ps(a, _mm_set1_ps(-127.0f)), _mm_set1_ps(127.0f)); }
+K_INLINE vf vf_trunc(vf a) { return _mm_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+K_INLINE vf vf_and(vf a, vf b) { return _mm_and_ps(a, b); }
+K_INLINE vf vf_or(vf a, vf b) { return _mm_or_ps(a, b); }
+K_INLINE vf vf_isnum(vf a) { return _mm_cmpord_ps(a, a); }
+K_INLINE vf vf_nonzero(vf a) { return _mm_cmpneq_ps(a, _mm_setzero_ps()); }
+K_INLINE vf vf_ge(vf a, vf b) { return _mm_cmpge_ps(a, b); }
+K_INLINE vi vi_from_f32(vf a) { return _mm_cvttps_epi32(a); }
+K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
+    vi x = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+    return _mm_shuffle_epi8(x, _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+}
+K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) { _MM_TRANSPOSE4_PS(*a, *b, *c, *d); }
+K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
+    __m128i a = _mm_loadl_epi64((const __m128i *)(const void *)p), b = _mm_loadl_epi64((const __m128i *)(const void *)(p + ld));
+    __m128i c = _mm_loadl_epi64((const __m128i *)(const void *)(p + 2 * ld));
+    __m128i d = _mm_loadl_epi64((const __m128i *)(const void *)(p + 3 * ld));
+    __m128i ab = _mm_unpacklo_epi16(a, b), cd = _mm_unpacklo_epi16(c, d);
+    __m128i lo = _mm_unpacklo_epi32(ab, cd), hi = _mm_unpackhi_epi32(ab, cd);
+    __m128i e = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00), qb = _mm_set1_epi16(0x200);
+    lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(lo, e), inf), qb));
+    hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(hi, e), inf), qb));
+    _mm_storeu_si128((__m128i *)(void *)dst, lo);
+    _mm_storeu_si128((__m128i *)(void *)(dst + 8), hi);
+}
+#endif
+
+/* One block of a full tile from 32 lane vectors v (lane r = row r's value): the 4 scales and
+ * the 128 value bytes at blk (matrix.h), by gpt2_q8_quantize_block's rule lane by lane. */
+static void q8_put_lanes(unsigned char *blk, const vf *v) {
+    vf amax = vf_zero();
+    for (int k = 0; k < GPT2_Q8_BLOCK; k++) amax = vf_max_num(amax, vf_abs(v[k]));
+    float a[4], s[4];
+    uint16_t hs[4];
+    vf_store(a, amax);
+    for (int r = 0; r < 4; r++) {
+        uint16_t h = gpt2_f32_to_f16(a[r] / 127.0f);
+        if ((h & 0x7c00u) == 0x7c00u) h = 0x7bffu;
+        hs[r] = h;
+        s[r] = gpt2_f16_to_f32(h);
+    }
+    vf sv = vf_load(s), ok = vf_nonzero(sv);
+    vf half = vf_splat(0.5f), one = vf_splat(1.0f), sign = vf_splat(-0.0f);
+    vi q[GPT2_Q8_BLOCK];
+    for (int k = 0; k < GPT2_Q8_BLOCK; k++) {
+        vf r = vf_div(v[k], sv);
+        r = vf_clamp127(vf_and(r, vf_and(vf_isnum(r), ok)));
+        vf t = vf_trunc(r);
+        vf adj = vf_and(vf_ge(vf_abs(vf_sub(r, t)), half), vf_or(vf_and(r, sign), one));
+        q[k] = vi_from_f32(vf_add(t, adj));
+    }
+    memcpy(blk, hs, sizeof hs); /* the 4 half scales, then the values (matrix.h) */
+    for (int j = 0; j < GPT2_Q8_BLOCK / 4; j++) vi_store(blk + sizeof hs + 16 * j, vi_pairs(q[4 * j], q[4 * j + 1], q[4 * j + 2], q[4 * j + 3]));
+}
+#else
+#define K_PACK_SIMD 0
+#endif
+
+/* The scalar rule for outputs [o0, o1) of a band (k_pack_band's arguments). */
+static void pack_band_scalar(const gpt2_matrix *m, const unsigned char *s, int src_type, size_t ld, int i0, int nk,
+                             int o0, int o1) {
+    const size_t es = src_size(src_type);
+    for (int o = o0; o < o1; o++) {
+        if (m->type == GPT2_DTYPE_Q8_0) {
+            float v[GPT2_Q8_BLOCK];
+            for (int k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = src_elem(s + (k * ld + (size_t)o) * es, src_type, 0);
+            q8_put_block(m, o, i0 / GPT2_Q8_BLOCK, v);
+        } else {
+            for (int k = 0; k < nk; k++) f16_put(m, o, i0 + k, gpt2_f32_to_f16(src_elem(s + (k * ld + (size_t)o) * es, src_type, 0)));
+        }
+    }
+}
+
+void k_pack_band(const gpt2_matrix *m, const void *src, int src_type, size_t ld, int i0, int nk, int o0, int o1) {
+    const unsigned char *s = src;
+    int a = o0, b = o0; /* [a, b): the full tiles done with SIMD */
+#if K_PACK_SIMD
+    const size_t es = src_size(src_type), rowb = ld * es;
+    const int K = m->cols, c8 = K & ~7;
+    a = (o0 + 3) & ~3;
+    b = (o1 < (m->rows & ~3) ? o1 : (m->rows & ~3)) & ~3;
+    if (b < a || (m->type != GPT2_DTYPE_Q8_0 && src_type != K_SRC_F16)) a = b = o0;
+    if (m->type == GPT2_DTYPE_Q8_0) {
+        const size_t nb = (size_t)K / GPT2_Q8_BLOCK;
+        for (int o = a; o < b; o += 4) {
+            vf v[GPT2_Q8_BLOCK];
+            for (int k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = src4(s + k * rowb + (size_t)o * es, src_type);
+            q8_put_lanes((unsigned char *)(uintptr_t)m->data + ((size_t)o / 4 * nb + (size_t)i0 / GPT2_Q8_BLOCK) * (GPT2_Q8_GROUP * 4), v);
+        }
+    } else {
+        int kc = nk & ~3; /* whole chunks of 4 inputs before the tail columns */
+        if (i0 + kc > c8) kc = c8 > i0 ? (c8 - i0) & ~3 : 0;
+        for (int o = a; o < b; o += 4) {
+            uint16_t *tile = (uint16_t *)(uintptr_t)m->data + (size_t)o * K;
+            for (int k = 0; k < kc; k += 4) h16_transpose4(tile + (size_t)(i0 + k) * 4, s + k * rowb + (size_t)o * 2, rowb);
+            for (int k = kc; k < nk; k++)
+                for (int r = 0; r < 4; r++) {
+                    uint16_t h;
+                    memcpy(&h, s + k * rowb + (size_t)(o + r) * 2, 2);
+                    f16_put(m, o + r, i0 + k, half_canonical(h));
+                }
+        }
+    }
+#endif
+    pack_band_scalar(m, s, src_type, ld, i0, nk, o0, a);
+    pack_band_scalar(m, s, src_type, ld, i0, nk, b, o1);
+}
+
+void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, int o1) {
+    const unsigned char *s = src;
+    const int K = m->cols;
+    const size_t es = src_size(src_type), rowb = (size_t)K * es;
+    int o = o0;
+#if K_PACK_SIMD
+    if (m->type == GPT2_DTYPE_Q8_0) { /* 4 rows at a time, transposed into lane vectors */
+        const int a = (o0 + 3) & ~3, nb = K / GPT2_Q8_BLOCK;
+        const int b = (o1 < (m->rows & ~3) ? o1 : (m->rows & ~3)) & ~3;
+        for (; o < a && o < o1; o++) { /* rows before the first full tile */
+            const unsigned char *row = s + (size_t)(o - o0) * rowb;
+            for (int blk = 0; blk < nb; blk++) {
+                float v[GPT2_Q8_BLOCK];
+                for (int k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = src_elem(row, src_type, (size_t)blk * GPT2_Q8_BLOCK + k);
+                q8_put_block(m, o, blk, v);
+            }
+        }
+        for (; o >= a && o + 4 <= b; o += 4) {
+            const unsigned char *t = s + (size_t)(o - o0) * rowb;
+            for (int blk = 0; blk < nb; blk++) {
+                vf v[GPT2_Q8_BLOCK];
+                for (int k = 0; k < GPT2_Q8_BLOCK; k += 4) {
+                    size_t at = ((size_t)blk * GPT2_Q8_BLOCK + k) * es;
+                    v[k] = src4(t + at, src_type), v[k + 1] = src4(t + rowb + at, src_type);
+                    v[k + 2] = src4(t + 2 * rowb + at, src_type), v[k + 3] = src4(t + 3 * rowb + at, src_type);
+                    vf_transpose4(&v[k], &v[k + 1], &v[k + 2], &v[k + 3]);
+                }
+                q8_put_lanes((unsigned char *)(uintptr_t)m->data + ((size_t)o / 4 * nb + (size_t)blk) * (GPT2_Q8_GROUP * 4), v);
+            }
+        }
+    }
+#endif
+    for (; o < o1; o++) {
+        const unsigned char *row = s + (size_t)(o - o0) * rowb;
+        if (m->type == GPT2_DTYPE_Q8_0) {
+            for (int blk = 0; blk < K / GPT2_Q8_BLOCK; blk++) {
+                float v[GPT2_Q8_BLOCK];
+                for (int k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = src_elem(row, src_type, (size_t)blk * GPT2_Q8_BLOCK + k);
+                q8_put_block(m, o, blk, v);
+            }
+        } else if (src_type == K_SRC_F16) {
+            for (int i = 0; i < K; i++) {
+                uint16_t h;
+                memcpy(&h, row + 2 * (size_t)i, 2);
+                f16_put(m, o, i, half_canonical(h));
+            }
+        } else {
+            for (int i = 0; i < K; i++) f16_put(m, o, i, gpt2_f32_to_f16(src_elem(row, src_type, (size_t)i)));
+        }
+    }
 }

@@ -62,6 +62,27 @@ void k_attn_scores(float *att, const float *q, const float *k, long stride, int 
  * zeroing y and calling k_axpy(y, att[j], V_j, d) for each j). y must not alias v. */
 void k_attn_values(float *y, const float *att, const float *v, long stride, int n, int d);
 
+/* ---- conversion while loading (loader.c): source elements little-endian, of type
+ * K_SRC_F32 / K_SRC_F16 / K_SRC_BF16 (4, 2, 2 bytes). The results are bit for bit those of
+ * the scalar rules (gpt2_q8_quantize_block for q8_0; for f16, gpt2_f32_to_f16 of the exact
+ * float value, so a half source is copied with NaNs made quiet), in every build. */
+#define K_SRC_F32 0
+#define K_SRC_F16 1
+#define K_SRC_BF16 2
+
+/* A band of nk source rows of a Conv1D weight [in, out] (row k holds input column i0 + k of
+ * every output; element (k, o) at src + (k * ld + o) * element size) into outputs [o0, o1)
+ * of the packed matrix m (an f16 or q8_0 matrix with m->rows = out). i0 is a multiple of 32;
+ * for q8_0 nk is 32 (one block per output). */
+void k_pack_band(const gpt2_matrix *m, const void *src, int src_type, size_t ld, int i0, int nk, int o0, int o1);
+
+/* Full source rows [o0, o1) of a weight stored [out, in] (row o at src + (o - o0) * cols *
+ * element size) into the packed f16 or q8_0 matrix m. */
+void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, int o1);
+
+/* 1 when none of the n halves at h is an infinity or a NaN, else 0. */
+int k_f16_all_finite(const void *h, size_t n);
+
 /* Reads n bytes at p once (one sequential stream, 8 accumulators of 16-byte loads) and returns
  * the XOR of their 32-bit words: times the memory-bandwidth roofline (streaming all weight
  * bytes once). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "kernels.h"
 #include "quantize.h"
 #include "safetensors.h"
 
@@ -103,7 +104,9 @@ struct gpt2_loader {
     uint8_t carry[4];    /* the partial element straddling a chunk boundary */
     gpt2_weights *w;
     gpt2_precision precision;
-    float *stage;        /* SEG_BAND staging: one row, or 32 rows of a Conv1D source */
+    unsigned char *stage; /* SEG_BAND staging of source bytes: a band of BAND_ROWS rows (4, or
+                          * 32 of a Conv1D source) that straddles a chunk boundary */
+    gpt2_pool *pool;     /* converts bands in parallel (NULL: this thread) */
     up_state *ups;       /* per slot, for quantized weights loaded as f32/f16 (else NULL) */
     size_t nups;
 };
@@ -187,6 +190,7 @@ gpt2_err gpt2_loader_create(const char *config_json, size_t len, const gpt2_load
     ld->cfg = cfg;
     ld->budget = budget;
     ld->precision = prec;
+    ld->pool = opt ? opt->pool : NULL;
     ld->state = S_LEN;
     *out = ld;
     return GPT2_OK;
@@ -457,6 +461,9 @@ static void skip_finished_segments(gpt2_loader *ld) {
     if (ld->cur == ld->nsegs) ld->state = S_DONE;
 }
 
+/* SEG_BAND converts source rows a band at a time (emit_band). */
+enum { BAND_ROWS = 4 };
+static size_t band_rows(const segment *s) { return s->transposed ? GPT2_Q8_BLOCK : BAND_ROWS; }
 
 /* The header is complete: validate it against the config, allocate, plan the data. */
 static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
@@ -560,7 +567,7 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         }
         return fail_sticky(ld, err);
     }
-    rc = gpt2_weights_create_plan(&ld->cfg, &plan, &ld->w, &ld->failure);
+    rc = gpt2_weights_alloc_plan(&ld->cfg, &plan, &ld->w, &ld->failure); /* every byte is written */
     if (!rc) memcpy(ld->w->precision_reason, reason, sizeof reason);
     ld->segs = rc ? NULL : malloc((h->count ? h->count : 1) * sizeof *ld->segs);
     if (rc || !ld->segs) {
@@ -568,7 +575,7 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
         if (!rc) return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
         return fail_sticky(ld, err);
     }
-    size_t stage_floats = 0;
+    size_t stage_bytes = 0;
     for (size_t i = 0; i < h->count; i++) {
         const gpt2_st_tensor *t = &h->tensors[i];
         segment *s = &ld->segs[i];
@@ -626,12 +633,12 @@ static gpt2_err on_header(gpt2_loader *ld, gpt2_error *err) {
             s->transposed = transposed;
             s->rows = (size_t)shape[0];
             s->cols = (size_t)shape[1];
-            size_t need = transposed ? GPT2_Q8_BLOCK * s->cols : s->cols;
-            if (need > stage_floats) stage_floats = need;
+            size_t need = band_rows(s) * s->cols * s->es;
+            if (need > stage_bytes) stage_bytes = need;
         }
     }
     free(slot_of);
-    if (stage_floats && !(ld->stage = malloc(stage_floats * sizeof(float))))
+    if (stage_bytes && !(ld->stage = malloc(stage_bytes)))
         return fail(ld, err, GPT2_ERR_NOMEM, "%s: out of memory", ld->source);
     ld->nsegs = h->count;
     ld->cur = 0;
@@ -717,29 +724,6 @@ static void transpose_rows(gpt2_st_dtype dtype, const uint8_t *src, size_t nrows
     }
 }
 
-/* Writes v[0..nb) as columns i0 .. i0+nb-1 of row o of an f16 or q8_0 matrix (for q8_0, i0
- * and nb are multiples of 32: whole blocks). */
-static void put_row(gpt2_matrix *m, const float *v, size_t o, size_t i0, size_t nb) {
-    uint64_t R = (uint64_t)m->rows, K = (uint64_t)m->cols;
-    unsigned char *base = (unsigned char *)m->data;
-    if (m->type == GPT2_DTYPE_F16) {
-        packed_row pr = packed_row_of(m, o);
-        uint16_t *d = (uint16_t *)m->data;
-        for (size_t r = 0; r < nb; r++) d[packed_at(&pr, i0 + r)] = gpt2_f32_to_f16(v[r]);
-    } else {
-        for (size_t b = 0; b < nb / GPT2_Q8_BLOCK; b++) {
-            int8_t q[GPT2_Q8_BLOCK];
-            uint16_t sc;
-            size_t i = i0 + b * GPT2_Q8_BLOCK;
-            gpt2_q8_quantize_block(v + b * GPT2_Q8_BLOCK, q, &sc, NULL);
-            memcpy(base + gpt2_q8_scale_offset(R, K, o, i / GPT2_Q8_BLOCK), &sc, sizeof sc);
-            unsigned char *d = base + gpt2_q8_value_offset(R, K, o, i); /* pairs, 2 * rows-in-tile apart */
-            size_t step = 2 * (size_t)gpt2_pack_tile_rows(R, o);
-            for (size_t p = 0; p < GPT2_Q8_BLOCK / 2; p++) memcpy(d + p * step, q + 2 * p, 2);
-        }
-    }
-}
-
 /* SEG_Q8: int8 values e0 .. e0+cnt-1 of a source [out, in] (row-major) into their packed
  * places (matrix.h): row by row, block by block, pairs of columns 2 * (rows in tile) apart. */
 static void put_q8_values(gpt2_matrix *m, size_t e0, const uint8_t *src, size_t cnt) {
@@ -775,40 +759,86 @@ static void put_f32_rows(const segment *s, size_t e0, const uint8_t *src, size_t
     }
 }
 
-/* SEG_BAND: source elements e0 .. e0+cnt-1 go through the staging band. A source [out, in]
- * (wte, lm_head) is staged one row at a time; a Conv1D source [in, out] 32 rows at a time,
- * after which each output row's block of 32 inputs is complete. */
-static void emit_band(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
-    size_t rows = s->rows, cols = s->cols, r = e0 / cols, c = e0 % cols;
+/* SEG_BAND converts source rows a band at a time (kernels.h): BAND_ROWS (4) rows of a
+ * source [out, in] are one packed tile, and GPT2_Q8_BLOCK (32) rows of a Conv1D source [in,
+ * out] complete one block of every output row. */
+
+static int kernel_src_type(gpt2_st_dtype d) {
+    return d == GPT2_ST_F32 ? K_SRC_F32 : d == GPT2_ST_F16 ? K_SRC_F16 : K_SRC_BF16;
+}
+
+/* Source rows [r0, r0 + nrows) at src, split between the pool's threads by output rows. */
+typedef struct band_job {
+    const segment *s;
+    const unsigned char *src;
+    size_t r0, nrows;
+    int outs, per_task; /* output rows in all; per task (a multiple of 4) */
+} band_job;
+
+static void band_task(void *ctx, int task) {
+    const band_job *j = ctx;
+    const segment *s = j->s;
+    int o0 = task * j->per_task, o1 = o0 + j->per_task < j->outs ? o0 + j->per_task : j->outs;
+    int type = kernel_src_type(s->dtype);
+    if (o0 >= o1) return;
+    if (!s->transposed) {
+        /* outputs are the source rows themselves */
+        k_pack_rows(s->m, j->src + (size_t)o0 * s->cols * s->es, type, (int)j->r0 + o0, (int)j->r0 + o1);
+        return;
+    }
+    for (size_t k = 0; k < j->nrows; k += GPT2_Q8_BLOCK) {
+        size_t nk = j->nrows - k < GPT2_Q8_BLOCK ? j->nrows - k : GPT2_Q8_BLOCK;
+        k_pack_band(s->m, j->src + k * s->cols * s->es, type, s->cols, (int)(j->r0 + k), (int)nk, o0, o1);
+    }
+}
+
+static void run_bands(gpt2_loader *ld, const segment *s, const unsigned char *src, size_t r0, size_t nrows) {
+    band_job j = {s, src, r0, nrows, 0, 0};
+    j.outs = s->transposed ? (int)s->cols : (int)nrows;
+    int threads = gpt2_pool_threads(ld->pool);
+    int tasks = threads > 1 ? 4 * threads : 1; /* a few per thread: a busy core balances out */
+    j.per_task = ((j.outs + tasks - 1) / tasks + 3) & ~3;
+    if (j.per_task < 4) j.per_task = 4;
+    tasks = (j.outs + j.per_task - 1) / j.per_task;
+    gpt2_pool_run(ld->pool, band_task, &j, tasks);
+}
+
+/* SEG_BAND: source elements e0 .. e0+cnt-1. Whole bands inside the chunk are converted where
+ * they lie (all of the chunk's at once); a band that straddles a chunk boundary is gathered in
+ * the stage first. A last band of fewer rows (rows % band != 0) is converted when complete. */
+static void emit_band(gpt2_loader *ld, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+    const size_t rows = s->rows, cols = s->cols, es = s->es, B = band_rows(s);
+    size_t r = e0 / cols, c = e0 % cols;
     while (cnt) {
+        if (r % B == 0 && c == 0 && cnt >= B * cols) {
+            size_t n = cnt / (B * cols) * B;
+            run_bands(ld, s, src, r, n);
+            src += n * cols * es;
+            cnt -= n * cols;
+            r += n;
+            continue;
+        }
         size_t run = cols - c < cnt ? cols - c : cnt;
-        size_t band_row = s->transposed ? r % GPT2_Q8_BLOCK : 0;
-        convert(s->dtype, src, run, stage + band_row * cols + c, 1);
-        src += run * s->es;
+        memcpy(ld->stage + ((r % B) * cols + c) * es, src, run * es);
+        src += run * es;
         cnt -= run;
         c += run;
         if (c < cols) break;
-        if (!s->transposed) {
-            put_row(s->m, stage, r, 0, cols);
-        } else if (band_row == GPT2_Q8_BLOCK - 1 || r == rows - 1) {
-            float v[GPT2_Q8_BLOCK];
-            size_t nb = band_row + 1, i0 = r - band_row;
-            for (size_t o = 0; o < cols; o++) {
-                for (size_t k = 0; k < nb; k++) v[k] = stage[k * cols + o];
-                put_row(s->m, v, o, i0, nb);
-            }
-        }
         r++;
         c = 0;
+        if (r % B == 0 || r == rows) {
+            size_t first = (r - 1) / B * B;
+            run_bands(ld, s, ld->stage, first, r - first);
+        }
     }
 }
 
 /* Writes source elements e0 .. e0+cnt-1 of segment s. Returns 0, or 1 + the index of a
  * q8_0 scale that is not a finite half (rejected: the kernels take finite scales, matrix.h). */
-static size_t emit(float *stage, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
+static size_t emit(gpt2_loader *ld, const segment *s, size_t e0, const uint8_t *src, size_t cnt) {
     switch (s->kind) {
     case SEG_SKIP: return 0;
-    case SEG_BAND: emit_band(stage, s, e0, src, cnt); return 0;
+    case SEG_BAND: emit_band(ld, s, e0, src, cnt); return 0;
     case SEG_Q8: put_q8_values(s->m, e0, src, cnt); return 0;
     case SEG_SCALE: { /* source [out, in / 32] -> the scale of each packed block */
         uint64_t R = (uint64_t)s->m->rows, K = (uint64_t)s->m->cols, nb = K / GPT2_Q8_BLOCK;
@@ -880,12 +910,12 @@ static size_t consume(gpt2_loader *ld, const uint8_t *p, size_t n) {
         n -= c;
         off += c;
         if (off % es) return 0;
-        size_t bad = emit(ld->stage, s, off / es - 1, ld->carry, 1);
+        size_t bad = emit(ld, s, off / es - 1, ld->carry, 1);
         if (bad) return bad;
     }
     size_t full = n / es;
     if (full) {
-        size_t bad = emit(ld->stage, s, off / es, p, full);
+        size_t bad = emit(ld, s, off / es, p, full);
         if (bad) return bad;
         p += full * es;
         n -= full * es;
@@ -990,6 +1020,7 @@ gpt2_err gpt2_loader_finish(gpt2_loader *ld, gpt2_weights **out, gpt2_error *err
                     (unsigned long long)ld->received, (unsigned long long)ld->expected,
                     tensor_name(&ld->hdr->tensors[ld->segs[ld->cur].tensor], nm));
     case S_DONE:
+        gpt2_weights_check_finite(ld->w); /* the f16 kernels' fast path (matrix.h) */
         *out = ld->w;
         ld->w = NULL;
         ld->state = S_FINISHED;
@@ -1054,7 +1085,7 @@ gpt2_err gpt2_load_dir(const char *dir, const gpt2_loader_options *opt, gpt2_wei
         goto done;
     }
     if ((rc = read_small_file(cfg_path, &cfg, &cfg_len, err))) goto done;
-    gpt2_loader_options o = {0, NULL, GPT2_PRECISION_AUTO};
+    gpt2_loader_options o = {0, NULL, GPT2_PRECISION_AUTO, NULL};
     if (opt) o = *opt;
     o.source_name = st_path;
     if ((rc = gpt2_loader_create(cfg, cfg_len, &o, &ld, err))) goto done;

@@ -6,9 +6,11 @@
  * header is complete it validates every tensor against the config, checks the memory budget,
  * allocates the weights (gpt2_weights_create) and from then on converts each incoming data
  * byte straight into its destination (F32/F16/BF16 -> the matrix dtype, Conv1D [in, out] ->
- * [out, in] transposed). At most one partial element is carried across chunk boundaries, and a
- * matrix converted to f16 or q8_0 stages at most one band (one row, or 32 source rows of a
- * Conv1D tensor); there is never a second copy of the data.
+ * [out, in] transposed). At most one partial element is carried across chunk boundaries. A
+ * matrix converted to f16 or q8_0 is converted a band of source rows at a time (4 rows, or 32
+ * rows of a Conv1D tensor; SIMD kernels, kernels.h), straight from the fed chunk, and split
+ * between the threads of opt->pool; only a band that straddles a chunk boundary is gathered
+ * in a staging buffer first. There is never a second copy of the data.
  *
  * Checkpoint rules:
  *  - Tensor names as in Hugging Face's GPT-2 (wte.weight, h.0.attn.c_attn.weight, ...), each
@@ -33,6 +35,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pool.h"
 #include "status.h"
 #include "weights.h"
 
@@ -63,6 +66,10 @@ typedef struct gpt2_loader_options {
     uint64_t memory_budget_bytes;
     const char *source_name;      /* names the file in messages; NULL = "model.safetensors" */
     gpt2_precision precision;     /* AUTO by default */
+    /* Threads that convert matrices to f16 / q8_0 while streaming (NULL: the calling thread
+     * alone). Every band of source rows complete in a fed chunk is split between them by
+     * output rows; the result does not depend on the threads (each value is written once). */
+    gpt2_pool *pool;
 } gpt2_loader_options;
 
 /* "auto", "f32", "f16", "q8_0" -> *out; GPT2_ERR_ARG naming the choices otherwise. */

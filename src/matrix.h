@@ -48,6 +48,10 @@ typedef struct gpt2_matrix {
     gpt2_dtype type;
     int rows, cols;
     const void *data; /* packed as above (q8_0: values and scales); never NULL for a loaded matrix */
+    /* f16: 1 when every element is known to be finite (no infinity or NaN), so the f16
+     * kernels may take their faster conversion, exact for finite halves only; 0 (unknown) is
+     * always safe. Whoever writes an f16 matrix's data sets it (gpt2_weights_check_finite). */
+    int finite;
 } gpt2_matrix;
 
 /* Short name of a dtype ("f32", "f16", "q8_0"). */

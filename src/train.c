@@ -1221,5 +1221,6 @@ gpt2_err gpt2_train_write_back(const gpt2_train *t, gpt2_weights *w, gpt2_error 
         if (m) store_matrix(m, t->params + x->offset);
         else memcpy(f, t->params + x->offset, (size_t)x->rows * x->cols * 4);
     }
+    gpt2_weights_check_finite(w); /* f16 values may have overflowed to infinity */
     return GPT2_OK;
 }

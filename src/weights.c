@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "model.h"
 
 #define ALIGN_BYTES 64u /* every tensor starts at a multiple of 64 bytes into its piece */
@@ -27,6 +28,9 @@ static uint8_t *take_bytes(layout_walk *lw, uint64_t n) {
     uint64_t end = start + n;
     end = (end + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
     lw->cursor = end;
+    /* the padding is zero even in weights whose bytes are otherwise left unset
+     * (gpt2_weights_alloc_plan): pieces are compared and copied whole */
+    if (lw->base) memset(lw->base + start + n, 0, (size_t)(end - start - n));
     return lw->base ? lw->base + start : NULL;
 }
 
@@ -197,8 +201,8 @@ uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *pl
     return w + state + work;
 }
 
-gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
-                                  gpt2_weights **out, gpt2_error *err) {
+static gpt2_err create_plan(const gpt2_config *config, const gpt2_weights_plan *plan, int zeroed,
+                            gpt2_weights **out, gpt2_error *err) {
     if (!out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_weights_create: out is NULL");
     *out = NULL;
     if (!config_sizes_ok(config))
@@ -222,8 +226,10 @@ gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_
     w->n_pieces = lay.n_pieces;
     for (int i = 0; i < lay.n_pieces; i++) {
         uint64_t n = i == 0 ? lay.globals_bytes : i <= config->n_layer ? lay.layer_bytes : lay.head_bytes;
-        /* calloc: the pages of a fresh large block are zero without being touched */
-        w->pieces[i].data = calloc((size_t)n, 1);
+        /* calloc: natively the pages of a fresh large block are zero without being touched,
+         * but WebAssembly's malloc clears them (a pass over all the memory); a caller that
+         * writes every byte (the loader) skips that */
+        w->pieces[i].data = zeroed ? calloc((size_t)n, 1) : malloc((size_t)n);
         if (!w->pieces[i].data) goto nomem;
         w->pieces[i].bytes = (size_t)n;
         w->arena_bytes += (size_t)n;
@@ -250,6 +256,34 @@ nomem:
     gpt2_weights_free(w);
     return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory allocating %llu bytes of weights",
                      (unsigned long long)total);
+}
+
+gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                  gpt2_weights **out, gpt2_error *err) {
+    return create_plan(config, plan, 1, out, err);
+}
+
+gpt2_err gpt2_weights_alloc_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                 gpt2_weights **out, gpt2_error *err) {
+    return create_plan(config, plan, 0, out, err);
+}
+
+static void check_finite(gpt2_matrix *m) {
+    if (m->type == GPT2_DTYPE_F16) m->finite = k_f16_all_finite(m->data, (size_t)m->rows * (size_t)m->cols);
+}
+
+void gpt2_weights_check_finite(gpt2_weights *w) {
+    if (!w) return;
+    check_finite(&w->wte);
+    if (w->tied_head) w->lm_head = w->wte;
+    else check_finite(&w->lm_head);
+    for (int l = 0; l < w->config.n_layer; l++) {
+        gpt2_layer_weights *L = &w->layers[l];
+        check_finite(&L->qkv_w);
+        check_finite(&L->attn_proj_w);
+        check_finite(&L->fc_w);
+        check_finite(&L->mlp_proj_w);
+    }
 }
 
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,

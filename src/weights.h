@@ -144,6 +144,16 @@ uint64_t gpt2_model_bytes(const gpt2_config *config, const gpt2_weights_plan *pl
 gpt2_err gpt2_weights_create_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
                                   gpt2_weights **out, gpt2_error *err);
 
+/* gpt2_weights_create_plan, but the weights' bytes are left unset (not zeroed): for a caller
+ * that writes every one of them before reading any (the loader). Clearing gigabytes is a full
+ * pass over memory in WebAssembly, whose malloc clears what calloc returns. */
+gpt2_err gpt2_weights_alloc_plan(const gpt2_config *config, const gpt2_weights_plan *plan,
+                                 gpt2_weights **out, gpt2_error *err);
+
+/* Sets the finite flag (matrix.h) of every f16 matrix from its data (one pass over it);
+ * call after writing f16 weights (the loader and training's write-back do). */
+void gpt2_weights_check_finite(gpt2_weights *w);
+
 /* gpt2_weights_create_plan with every matrix in float32. */
 gpt2_err gpt2_weights_create(const gpt2_config *config, int untied_head, gpt2_weights **out,
                              gpt2_error *err);

@@ -66,10 +66,12 @@ static uint64_t load_budget(double memory_budget) {
  * budget is also capped at what is left above the heap's current end (wasm_heap_end) of the
  * most the memory can grow to (4 GB - 64 KiB with -sMAXIMUM_MEMORY=4GB), so that a model which
  * cannot fit fails at once with a message naming a precision that would, and 'auto' picks
- * one that fits. Returns the loader or NULL (err filled). */
+ * one that fits. pool (or NULL) converts while loading (loader.h). Returns the loader or NULL
+ * (err filled). */
 API gpt2_loader *wasm_loader_create(const char *config, size_t len, double memory_budget, int precision,
-                                    gpt2_error *err) {
+                                    gpt2_pool *pool, gpt2_error *err) {
     gpt2_loader_options opt = {0};
+    opt.pool = pool;
     opt.memory_budget_bytes = load_budget(memory_budget);
     opt.precision = (gpt2_precision)precision;
     opt.source_name = "model.safetensors";

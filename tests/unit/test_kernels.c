@@ -35,6 +35,9 @@
 #define k_read_bytes ref_k_read_bytes
 #define k_attn_scores ref_k_attn_scores
 #define k_attn_values ref_k_attn_values
+#define k_pack_band ref_k_pack_band
+#define k_pack_rows ref_k_pack_rows
+#define k_f16_all_finite ref_k_f16_all_finite
 #include "kernels.c"
 #undef k_matmul_rows
 #undef k_matmul_rows_act
@@ -50,6 +53,9 @@
 #undef k_read_bytes
 #undef k_attn_scores
 #undef k_attn_values
+#undef k_pack_band
+#undef k_pack_rows
+#undef k_f16_all_finite
 #undef GPT2_SCALAR_KERNELS
 #undef GPT2_KERNELS_H
 #include "kernels.h" /* the real names, implemented by the build's kernels.c */
@@ -58,6 +64,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "quantize.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void) {
@@ -185,6 +192,12 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
     float *b = with_bias ? malloc((size_t)m * sizeof(float)) : NULL;
     float *out = malloc((size_t)n * m * sizeof(float)), *ref = malloc((size_t)n * m * sizeof(float));
     for (int i = 0; i < n * k; i++) x[i] = frand() * (rnd() % 8 == 0 ? 8.0f : 1.0f);
+    if (t == GPT2_DTYPE_F16) {
+        /* f16: pre_quantized picks the kernels' path for matrices known to be finite (matrix.h);
+         * sometimes an input too large for its exact scaling (it must fall back) */
+        tm.m.finite = pre_quantized;
+        if (pre_quantized && rnd() % 3 == 0) x[irand(0, n * k - 1)] = 1e5f;
+    }
     for (int i = 0; b && i < m; i++) b[i] = frand();
     for (int i = 0; i < n * m; i++) out[i] = ref[i] = NAN;
     void *act = NULL;
@@ -261,6 +274,7 @@ static void test_products(void) {
     /* GPT-2 shapes and longer inputs (q8_0: more tokens than one stack chunk) */
     check_product(GPT2_DTYPE_F32, 1, 768, 40, 0, 40, 1, 0);
     check_product(GPT2_DTYPE_F16, 5, 768, 21, 3, 20, 1, 0);
+    check_product(GPT2_DTYPE_F16, 1, 768, 40, 0, 40, 1, 1); /* decode of finite halves */
     check_product(GPT2_DTYPE_Q8_0, 1, 768, 41, 0, 41, 1, 0);
     check_product(GPT2_DTYPE_Q8_0, 30, 768, 9, 0, 9, 1, 0);
     check_product(GPT2_DTYPE_Q8_0, 30, 768, 9, 2, 7, 0, 1);
@@ -287,7 +301,7 @@ static void test_q8_edge_scales(void) {
                 sc[o * 2 + i / 32] = gpt2_f16_to_f32(scale[(o + i / 32) % 4]);
             }
         }
-    gpt2_matrix m = {GPT2_DTYPE_Q8_0, R, K, d};
+    gpt2_matrix m = {GPT2_DTYPE_Q8_0, R, K, d, 0};
     float x[4 * K], out[4 * R], ref[4 * R];
     for (int i = 0; i < 4 * K; i++) x[i] = frand();
     for (int n = 1; n <= 4; n += 3) {
@@ -347,7 +361,7 @@ static void test_gelu(void) {
 
 static void test_f16_all(void) {
     int bad = 0;
-    gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL}; /* one row: packed = row-major */
+    gpt2_matrix m = {GPT2_DTYPE_F16, 1, 65536, NULL, 0}; /* one row: packed = row-major */
     uint16_t *h = malloc(65536 * sizeof(uint16_t));
     float *f = malloc(65536 * sizeof(float));
     for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
@@ -357,6 +371,15 @@ static void test_f16_all(void) {
         if (!same_bits(f[i], gpt2_f16_to_f32((uint16_t)i)) && !(isnan(f[i]) && isnan(gpt2_f16_to_f32((uint16_t)i))))
             bad++; /* x86 F16C quiets signalling NaNs: any NaN is a NaN */
     CHECK(bad == 0, "%d of 65536 halves convert differently from gpt2_f16_to_f32", bad);
+    /* k_f16_all_finite: each half alone among finite ones, in the 8-wide part and the tail */
+    bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        uint16_t v[11] = {0x3c00, 0x0001, 0x8000, 0x7bff, 0xfbff, 0x0400, 0x1234, 0x3555, 0x0002, 0x4000, 0xc000};
+        int want = isfinite(gpt2_f16_to_f32((uint16_t)i)) != 0;
+        v[i % 11] = (uint16_t)i;
+        bad += k_f16_all_finite(v, 11) != want;
+    }
+    CHECK(bad == 0, "k_f16_all_finite is wrong for %d halves", bad);
     free(h);
     free(f);
 }
@@ -455,7 +478,111 @@ static void test_packing(void) {
           "packed q8_0 positions");
 }
 
+/* A source value for the conversion tests: mostly ordinary, with the awkward ones mixed in
+ * (zeros of both signs, subnormal halves, values past the largest half, infinities, NaNs,
+ * ties of the q8_0 rounding: k + 0.5 times a power of two). */
+static float awkward(void) {
+    switch (rnd() % 24) {
+    case 0: return 0.0f;
+    case 1: return -0.0f;
+    case 2: return frand() * 1e-6f;
+    case 3: return frand() * 1e5f;
+    case 4: return (rnd() & 1) ? INFINITY : -INFINITY;
+    case 5: return NAN;
+    case 6: return (float)(irand(-127, 126)) + 0.5f;
+    case 7: return ldexpf((float)irand(-255, 255), irand(-30, 10));
+    default: return frand();
+    }
+}
+
+/* One source element of type t holding v (f16 / bf16: rounded / truncated; any value will do). */
+static void put_src(unsigned char *p, int t, float v) {
+    if (t == K_SRC_F32) memcpy(p, &v, 4);
+    else {
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        uint16_t h = t == K_SRC_F16 ? gpt2_f32_to_f16(v) : (uint16_t)(u >> 16);
+        if (t == K_SRC_F16 && rnd() % 40 == 0) h = (uint16_t)(0x7c01 + rnd() % 0x3fe); /* signalling NaNs too */
+        memcpy(p, &h, 2);
+    }
+}
+static float get_src(const unsigned char *p, int t) {
+    if (t == K_SRC_F32) {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return t == K_SRC_F16 ? gpt2_f16_to_f32(h) : gpt2_bf16_to_f32(h);
+}
+
+/* k_pack_band / k_pack_rows against the rules applied here value by value: q8_0 blocks by
+ * gpt2_q8_quantize_block, f16 by gpt2_f32_to_f16 of the exact value; every byte of the
+ * packed storage compared (so nothing is left unwritten either), for every source type,
+ * output counts that are not multiples of 4, and output ranges split as threads split them. */
+static void test_pack(void) {
+    const int shapes[][2] = {{8, 32}, {13, 64}, {6, 96}, {50, 128}, {7, 40}, {5, 37}}; /* rows (out), cols (in) */
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+        for (int dt = 1; dt <= 2; dt++)
+            for (int t = 0; t < 3; t++)
+                for (int transposed = 0; transposed < 2; transposed++) {
+                    const int R = shapes[sh][0], K = shapes[sh][1];
+                    const gpt2_dtype type = (gpt2_dtype)dt;
+                    if (type == GPT2_DTYPE_Q8_0 && K % 32) continue;
+                    const size_t es = t == K_SRC_F32 ? 4 : 2, bytes = (size_t)gpt2_matrix_bytes(type, (uint64_t)R, (uint64_t)K);
+                    /* source: [in, out] (Conv1D) or [out, in] */
+                    unsigned char *src = malloc((size_t)R * K * es);
+                    for (size_t e = 0; e < (size_t)R * K; e++) put_src(src + e * es, t, awkward());
+                    unsigned char *want = malloc(bytes), *got = malloc(bytes);
+                    memset(want, 0xa5, bytes);
+                    memset(got, 0x5a, bytes);
+                    gpt2_matrix mg = {type, R, K, got, 0};
+                    for (int o = 0; o < R; o++)
+                        for (int b = 0; b < (type == GPT2_DTYPE_Q8_0 ? K / 32 : 1); b++) {
+                            const int i0 = type == GPT2_DTYPE_Q8_0 ? 32 * b : 0, n = type == GPT2_DTYPE_Q8_0 ? 32 : K;
+                            float v[512];
+                            for (int k = 0; k < n; k++) {
+                                size_t e = transposed ? (size_t)(i0 + k) * R + o : (size_t)o * K + i0 + k;
+                                v[k] = get_src(src + e * es, t);
+                            }
+                            if (type == GPT2_DTYPE_F16) {
+                                for (int k = 0; k < n; k++) {
+                                    uint16_t h = gpt2_f32_to_f16(v[k]);
+                                    memcpy(want + 2 * gpt2_packed_index((uint64_t)R, (uint64_t)K, (uint64_t)o, (uint64_t)k), &h, 2);
+                                }
+                                continue;
+                            }
+                            int8_t q[32];
+                            uint16_t sc;
+                            gpt2_q8_quantize_block(v, q, &sc, NULL);
+                            memcpy(want + gpt2_q8_scale_offset((uint64_t)R, (uint64_t)K, (uint64_t)o, (uint64_t)b), &sc, 2);
+                            for (int k = 0; k < 32; k++)
+                                want[gpt2_q8_value_offset((uint64_t)R, (uint64_t)K, (uint64_t)o, (uint64_t)(i0 + k))] = (unsigned char)q[k];
+                        }
+                    /* the kernels, outputs split in two uneven parts (as between threads) */
+                    int cut = irand(0, R);
+                    for (int part = 0; part < 2; part++) {
+                        int o0 = part ? cut : 0, o1 = part ? R : cut;
+                        if (!transposed) {
+                            k_pack_rows(&mg, src + (size_t)o0 * K * es, t, o0, o1);
+                            continue;
+                        }
+                        for (int i0 = 0; i0 < K; i0 += 32)
+                            k_pack_band(&mg, src + (size_t)i0 * R * es, t, (size_t)R, i0, K - i0 < 32 ? K - i0 : 32, o0, o1);
+                    }
+                    size_t bad = 0;
+                    for (size_t j = 0; j < bytes; j++) bad += want[j] != got[j];
+                    CHECK(bad == 0, "pack %s %dx%d from %s (%s): %zu of %zu bytes differ", gpt2_dtype_name(type), R, K,
+                          t == 0 ? "F32" : t == 1 ? "F16" : "BF16", transposed ? "Conv1D" : "rows", bad, bytes);
+                    free(src);
+                    free(want);
+                    free(got);
+                }
+}
+
 int main(void) {
+    test_pack();
     test_packing();
     test_read_bytes();
     test_attention();

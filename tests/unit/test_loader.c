@@ -605,7 +605,7 @@ static void test_budget(void) {
     CHECK(least > gpt2_weights_plan_bytes(&cfg, &p16) + 2 * (uint64_t)L * T * C * 4, "state counted");
 
     /* too small even for the tied model: fails at create, before any byte */
-    gpt2_loader_options opt = {least - 1, NULL, GPT2_PRECISION_AUTO};
+    gpt2_loader_options opt = {least - 1, NULL, GPT2_PRECISION_AUTO, NULL};
     CHECK_FAILS(gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, &e), GPT2_ERR_NOMEM, &e);
     CHECK(ld == NULL && strstr(e.message, "memory budget") && strstr(e.message, "no precision fits"), "%s",
           e.message);

@@ -171,7 +171,7 @@ static void check_fixture_as(const char *fixture, gpt2_precision precision, doub
     if (!doc) return;
     gpt2_weights *w = NULL;
     gpt2_tokenizer *tok = NULL;
-    gpt2_loader_options opt = {0, NULL, precision};
+    gpt2_loader_options opt = {0, NULL, precision, NULL};
     CHECK_OK(gpt2_load_dir(dir, &opt, &w, &err), &err);
     CHECK_OK(gpt2_tokenizer_load(dir, &tok, &err), &err);
     tol = tolerance;
@@ -215,7 +215,7 @@ static int same_matrices(const gpt2_weights *a, const gpt2_weights *b) {
 static void check_q8_rule(void) {
     gpt2_error err;
     gpt2_weights *a = NULL, *b = NULL;
-    gpt2_loader_options q8 = {0, NULL, GPT2_PRECISION_Q8_0};
+    gpt2_loader_options q8 = {0, NULL, GPT2_PRECISION_Q8_0, NULL};
     CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", &q8, &a, &err), &err);
     CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-q8", NULL, &b, &err), &err);
     CHECK(a && b && a->wte.type == GPT2_DTYPE_Q8_0 && b->wte.type == GPT2_DTYPE_Q8_0 && same_matrices(a, b),

@@ -188,7 +188,7 @@ static uint8_t *make_checkpoint(const char *dtype, int masks, size_t *len) {
 
 /* Streams a file through a loader in chunks of `chunk` bytes (0: whole; -1: random 1..300). */
 static gpt2_err load(const uint8_t *f, size_t len, gpt2_precision p, int chunk, gpt2_weights **out, gpt2_error *e) {
-    gpt2_loader_options opt = {0, NULL, p};
+    gpt2_loader_options opt = {0, NULL, p, NULL};
     gpt2_loader *ld = NULL;
     *out = NULL;
     gpt2_err rc = gpt2_loader_create(CONFIG, strlen(CONFIG), &opt, &ld, e);
@@ -681,7 +681,7 @@ static void test_estimate(void) {
 
     /* the loader: forced f32 of gpt2-xl under a 3 GB budget fails at create, naming q8_0 */
     const char *xl_json = "{\"n_layer\":48,\"n_head\":25,\"n_embd\":1600,\"vocab_size\":50257,\"n_positions\":1024}";
-    gpt2_loader_options opt = {3000000000ull, NULL, GPT2_PRECISION_F32};
+    gpt2_loader_options opt = {3000000000ull, NULL, GPT2_PRECISION_F32, NULL};
     gpt2_loader *ld = NULL;
     CHECK_FAILS(gpt2_loader_create(xl_json, strlen(xl_json), &opt, &ld, &e), GPT2_ERR_NOMEM, &e);
     CHECK(strstr(e.message, "6.") && strstr(e.message, "GB in f32") && strstr(e.message, "precision 'q8_0'"), "%s",

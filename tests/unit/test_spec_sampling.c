@@ -233,7 +233,7 @@ int main(void) {
     gpt2_error err;
     gpt2_weights *big = NULL, *other = NULL, *q8 = NULL;
     gpt2_tokenizer *tok = NULL;
-    gpt2_loader_options opt = {0, NULL, GPT2_PRECISION_Q8_0};
+    gpt2_loader_options opt = {0, NULL, GPT2_PRECISION_Q8_0, NULL};
     CHECK(load_fixture("tests/fixtures/tiny-f32", &big, &tok), "tiny-f32 loads");
     CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-bf16", NULL, &other, &err), &err);
     CHECK_OK(gpt2_load_dir("tests/fixtures/tiny-f32", &opt, &q8, &err), &err);

@@ -22,7 +22,7 @@
 
 static gpt2_weights *load_as(const char *dir, gpt2_precision prec) {
     gpt2_error err;
-    gpt2_loader_options opt = {0, NULL, prec};
+    gpt2_loader_options opt = {0, NULL, prec, NULL};
     gpt2_weights *w = NULL;
     CHECK_OK(gpt2_load_dir(dir, &opt, &w, &err), &err);
     return w;

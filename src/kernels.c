@@ -524,7 +524,11 @@ static void f32_rows(float *out, long ldo, const float *x, const gpt2_matrix *w,
  * kernels on it, so the conversion is paid once per weight, not per token. Either way the
  * sums are the f32 kernel's on the converted weights.
  */
-enum { F16_BUF_FLOATS = 16384 }; /* 64 KiB of stack: a tile of up to 4 x 4096 */
+/* 128 KiB of stack (+32 KiB for the scaled input): a tile of up to 4 x 8192, so every GPT-2
+ * shape takes the tiled paths (gpt2-large's and gpt2-xl's MLP projections are 5120 and 6400
+ * wide; with 4 x 4096 they fell to dot_any, element by element: f16 decode of gpt2-xl ran at
+ * a tenth of its speed). Native threads have 8 MB of stack, WebAssembly's 5 MB / 2 MB. */
+enum { F16_BUF_FLOATS = 32768 };
 
 /* dst[0..n) = halves as floats */
 static void f16_to_f32(float *dst, const uint16_t *h, long n) {
@@ -601,7 +605,7 @@ int k_f16_all_finite(const void *h, size_t n) {
 }
 
 /* One output (row o, input row xt) of any f32/f16 matrix, element by element, in the 8-lane
- * order: for rows longer than the stack buffer (not hit by GPT-2). */
+ * order: for rows longer than the stack buffer (no published GPT-2 shape). */
 static float dot_any(const float *xt, const gpt2_matrix *w, int o) {
     const int k = w->cols, c8 = k & ~7;
     float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};

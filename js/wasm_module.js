@@ -70,13 +70,21 @@ function buildFiles(threaded, dir) {
 }
 
 /** Why the factory could not be imported, as the error a user can act on. */
-function missingBuild(where, e) {
+async function missingBuild(where, e) {
+  // A browser's failed import() does not say why; ask the server, as for the worker script.
+  let status = '';
+  if (!isNode && /^https?:/.test(where)) {
+    try {
+      const r = await fetch(where, { method: 'HEAD', credentials: 'same-origin' });
+      if (!r.ok) status = `HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}; `;
+    } catch { /* unreachable: the import's own message says enough */ }
+  }
   let hint;
   if (isNode && process.env.GPT2_WASM_DIST) hint = `GPT2_WASM_DIST=${process.env.GPT2_WASM_DIST}: build into it with \`GPT2_WASM_DIST=${process.env.GPT2_WASM_DIST} npm run build\``;
   else if (/\/node_modules\//.test(where)) hint = 'this copy of gpt2-wasm has no dist/: reinstall the package';
   else if (where.startsWith('file:')) hint = 'run `npm run build` first';
   else hint = 'is it served there? Set the assetsUrl option to the folder holding gpt2-wasm\'s dist/';
-  return new Gpt2Error(`cannot load ${where} (${hint}): ${e.message}`, 'io');
+  return new Gpt2Error(`cannot load ${where} (${status}${hint}): ${e.message}`, 'io');
 }
 
 /**
@@ -173,7 +181,7 @@ async function start(files, threads, wasmUrl) {
   try {
     factory = (await import(/* webpackIgnore: true */ /* @vite-ignore */ files.glue.href)).default;
   } catch (e) {
-    throw missingBuild(files.glue.href, e);
+    throw await missingBuild(files.glue.href, e);
   }
   const wasm = wasmUrl ? new URL(wasmUrl, files.glue) : files.wasm;
   let fail;

@@ -232,7 +232,7 @@ test('esbuild + assetsUrl on another origin (a CDN): loadInWorker and load give 
     JSON.stringify(cdn.counts));
 });
 
-test('a threaded build whose pool workers cannot start: the single-thread build runs, and info.threadsFallback says why', { skip, timeout: 60_000 }, async () => {
+test('a threaded build whose pool workers cannot start: the single-thread build runs, and info.threadsFallback says why', { skip, timeout: 120_000 }, async () => {
   const outDir = join(dir, 'esbuild-out'); // built by the esbuild test
   assert.ok(existsSync(join(outDir, 'main.js')), 'the esbuild test must run first');
   const page = await serveFolder(outDir);

@@ -554,12 +554,17 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define v8_load(p) (*(const v8u *)(const void *)(p))
 #define v8_store(p, v) (*(v8u *)(void *)(p) = (v))
 
-/* Tile widths: 16 columns natively (8 AVX registers of sums), 8 in WebAssembly (its 128-bit
- * vectors: 8 registers of sums as well). The values do not depend on the width. */
+/* Tiles: GEMM_MT rows x GEMM_JT columns of sums in registers. Natively 8 x 16 (16 AVX registers
+ * of sums, of the 32 that AVX-512VL gives; without AVX-512, 4 x 16), in WebAssembly 4 x 8 (its
+ * 128-bit vectors: 8 registers of sums). Loop order per task: K in chunks of GEMM_KC, columns in
+ * blocks of GEMM_JB (the KC x JB panel of B, 128 KB, stays in L2 while every row tile of the task
+ * passes over it), then row tiles, then column tiles. The values do not depend on any of these. */
 #if defined(__wasm__)
-enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 8 };
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 8, GEMM_JB = 128 };
+#elif defined(__AVX512F__)
+enum { GEMM_KC = 256, GEMM_MT = 8, GEMM_JT = 16, GEMM_JB = 128 };
 #else
-enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16 };
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16, GEMM_JB = 128 };
 #endif
 
 typedef struct gemm_job {
@@ -572,61 +577,45 @@ typedef struct gemm_job {
     int n, K, zero; /* zero: out starts at 0 (else it is accumulated into) */
 } gemm_job;
 
+/* One full GEMM_MT x GEMM_JT tile over k in [k0, k1): o(r, j) += a[r*am + k*ak] * b[k*ldb + j]. */
+static inline void gemm_tile(float *o, size_t ldo, const float *a, size_t am, size_t ak, const float *b,
+                             size_t ldb, int k0, int k1) {
+    enum { H = GEMM_JT / 8 };
+    v8 c[GEMM_MT][H];
+    for (int r = 0; r < GEMM_MT; r++)
+        for (int h = 0; h < H; h++) c[r][h] = v8_load(o + (size_t)r * ldo + 8 * h);
+    for (int k = k0; k < k1; k++) {
+        const float *br = b + (size_t)k * ldb, *ar = a + (size_t)k * ak;
+        v8 bv[H];
+        for (int h = 0; h < H; h++) bv[h] = v8_load(br + 8 * h);
+        for (int r = 0; r < GEMM_MT; r++) {
+            const float s = ar[(size_t)r * am];
+            for (int h = 0; h < H; h++) c[r][h] += bv[h] * s;
+        }
+    }
+    for (int r = 0; r < GEMM_MT; r++)
+        for (int h = 0; h < H; h++) v8_store(o + (size_t)r * ldo + 8 * h, c[r][h]);
+}
+
 static void gemm_rows(void *c, int m0, int m1) {
     const gemm_job *g = c;
     if (g->zero)
         for (int m = m0; m < m1; m++) memset(g->out + (size_t)m * g->ldo, 0, (size_t)g->n * sizeof(float));
     for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
         const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K;
-        for (int m = m0; m < m1; m += GEMM_MT) {
-            const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
-            for (int j = 0; j < g->n; j += GEMM_JT) {
-                const int jn = g->n - j < GEMM_JT ? g->n - j : GEMM_JT;
-                float *o = g->out + (size_t)m * g->ldo + j;
-                const float *a = g->A + (size_t)m * g->am;
-                const float *b = g->B + j;
-                if (GEMM_JT == 8 && jn == 8 && mn == GEMM_MT) {
-                    v8 c0 = v8_load(o), c1 = v8_load(o + g->ldo), c2 = v8_load(o + 2 * g->ldo);
-                    v8 c3 = v8_load(o + 3 * g->ldo);
-                    for (int k = k0; k < k1; k++) {
-                        const float *ak = a + (size_t)k * g->ak;
-                        v8 b0 = v8_load(b + (size_t)k * g->ldb);
-                        c0 += b0 * ak[0];
-                        c1 += b0 * ak[g->am];
-                        c2 += b0 * ak[2 * g->am];
-                        c3 += b0 * ak[3 * g->am];
+        for (int jb = 0; jb < g->n; jb += GEMM_JB) {
+            const int je = jb + GEMM_JB < g->n ? jb + GEMM_JB : g->n;
+            for (int m = m0; m < m1; m += GEMM_MT) {
+                const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
+                for (int j = jb; j < je; j += GEMM_JT) {
+                    const int jn = je - j < GEMM_JT ? je - j : GEMM_JT;
+                    float *o = g->out + (size_t)m * g->ldo + j;
+                    const float *a = g->A + (size_t)m * g->am;
+                    const float *b = g->B + j;
+                    if (jn == GEMM_JT && mn == GEMM_MT) {
+                        gemm_tile(o, g->ldo, a, g->am, g->ak, b, g->ldb, k0, k1);
+                        continue;
                     }
-                    v8_store(o, c0);
-                    v8_store(o + g->ldo, c1);
-                    v8_store(o + 2 * g->ldo, c2);
-                    v8_store(o + 3 * g->ldo, c3);
-                } else if (GEMM_JT == 16 && jn == 16 && mn == GEMM_MT) {
-                    v8 c00 = v8_load(o), c01 = v8_load(o + 8);
-                    v8 c10 = v8_load(o + g->ldo), c11 = v8_load(o + g->ldo + 8);
-                    v8 c20 = v8_load(o + 2 * g->ldo), c21 = v8_load(o + 2 * g->ldo + 8);
-                    v8 c30 = v8_load(o + 3 * g->ldo), c31 = v8_load(o + 3 * g->ldo + 8);
-                    for (int k = k0; k < k1; k++) {
-                        const float *br = b + (size_t)k * g->ldb, *ak = a + (size_t)k * g->ak;
-                        v8 b0 = v8_load(br), b1 = v8_load(br + 8);
-                        float a0 = ak[0], a1 = ak[g->am], a2 = ak[2 * g->am], a3 = ak[3 * g->am];
-                        c00 += b0 * a0;
-                        c01 += b1 * a0;
-                        c10 += b0 * a1;
-                        c11 += b1 * a1;
-                        c20 += b0 * a2;
-                        c21 += b1 * a2;
-                        c30 += b0 * a3;
-                        c31 += b1 * a3;
-                    }
-                    v8_store(o, c00);
-                    v8_store(o + 8, c01);
-                    v8_store(o + g->ldo, c10);
-                    v8_store(o + g->ldo + 8, c11);
-                    v8_store(o + 2 * g->ldo, c20);
-                    v8_store(o + 2 * g->ldo + 8, c21);
-                    v8_store(o + 3 * g->ldo, c30);
-                    v8_store(o + 3 * g->ldo + 8, c31);
-                } else {
                     for (int r = 0; r < mn; r++)
                         for (int jj = 0; jj < jn; jj++) {
                             float sum = o[(size_t)r * g->ldo + jj];

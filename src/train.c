@@ -597,36 +597,62 @@ static inline void gemm_tile(float *o, size_t ldo, const float *a, size_t am, si
         for (int h = 0; h < H; h++) v8_store(o + (size_t)r * ldo + 8 * h, c[r][h]);
 }
 
+/* Partial tiles: the same sums, one element at a time. */
+static void gemm_edge(float *o, size_t ldo, const float *a, size_t am, size_t ak, const float *b, size_t ldb, int mn,
+                      int jn, int k0, int k1) {
+    for (int r = 0; r < mn; r++)
+        for (int jj = 0; jj < jn; jj++) {
+            float sum = o[(size_t)r * ldo + jj];
+            for (int k = k0; k < k1; k++) sum += a[(size_t)r * am + (size_t)k * ak] * b[(size_t)k * ldb + jj];
+            o[(size_t)r * ldo + jj] = sum;
+        }
+}
+
+/* Each (K chunk, column block) panel of B is first copied into a buffer, one GEMM_JT-wide tile
+ * after the other ([tile][k][GEMM_JT]), and each row tile's GEMM_MT x GEMM_KC slice of A as
+ * [k][GEMM_MT]: the tiles then read both sequentially instead of with the strides of the
+ * matrices (a few KB apart, which map onto a few cache sets). Copies only: the same values. If
+ * the buffer cannot be allocated, the tiles read the matrices in place. */
 static void gemm_rows(void *c, int m0, int m1) {
     const gemm_job *g = c;
     if (g->zero)
         for (int m = m0; m < m1; m++) memset(g->out + (size_t)m * g->ldo, 0, (size_t)g->n * sizeof(float));
+    float *bp = malloc(((size_t)GEMM_KC * GEMM_JB + (size_t)GEMM_KC * GEMM_MT) * sizeof(float));
+    float *ap = bp ? bp + (size_t)GEMM_KC * GEMM_JB : NULL;
     for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
-        const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K;
+        const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K, nk = k1 - k0;
         for (int jb = 0; jb < g->n; jb += GEMM_JB) {
             const int je = jb + GEMM_JB < g->n ? jb + GEMM_JB : g->n;
+            const int jfull = jb + (je - jb) / GEMM_JT * GEMM_JT; /* end of the full column tiles */
+            if (bp)
+                for (int j = jb; j < jfull; j += GEMM_JT) {
+                    float *dst = bp + (size_t)(j - jb) * nk;
+                    for (int k = 0; k < nk; k++)
+                        memcpy(dst + (size_t)k * GEMM_JT, g->B + (size_t)(k0 + k) * g->ldb + j, GEMM_JT * sizeof(float));
+                }
             for (int m = m0; m < m1; m += GEMM_MT) {
                 const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
+                const float *a = g->A + (size_t)m * g->am;
+                if (bp && mn == GEMM_MT && jfull > jb)
+                    for (int k = 0; k < nk; k++)
+                        for (int r = 0; r < GEMM_MT; r++)
+                            ap[(size_t)k * GEMM_MT + r] = a[(size_t)r * g->am + (size_t)(k0 + k) * g->ak];
                 for (int j = jb; j < je; j += GEMM_JT) {
-                    const int jn = je - j < GEMM_JT ? je - j : GEMM_JT;
                     float *o = g->out + (size_t)m * g->ldo + j;
-                    const float *a = g->A + (size_t)m * g->am;
-                    const float *b = g->B + j;
-                    if (jn == GEMM_JT && mn == GEMM_MT) {
-                        gemm_tile(o, g->ldo, a, g->am, g->ak, b, g->ldb, k0, k1);
-                        continue;
+                    if (j < jfull && mn == GEMM_MT) {
+                        if (bp)
+                            gemm_tile(o, g->ldo, ap, 1, GEMM_MT, bp + (size_t)(j - jb) * nk, GEMM_JT, 0, nk);
+                        else
+                            gemm_tile(o, g->ldo, a, g->am, g->ak, g->B + j, g->ldb, k0, k1);
+                    } else {
+                        gemm_edge(o, g->ldo, a, g->am, g->ak, g->B + j, g->ldb, mn, je - j < GEMM_JT ? je - j : GEMM_JT,
+                                  k0, k1);
                     }
-                    for (int r = 0; r < mn; r++)
-                        for (int jj = 0; jj < jn; jj++) {
-                            float sum = o[(size_t)r * g->ldo + jj];
-                            for (int k = k0; k < k1; k++)
-                                sum += a[(size_t)r * g->am + (size_t)k * g->ak] * b[(size_t)k * g->ldb + jj];
-                            o[(size_t)r * g->ldo + jj] = sum;
-                        }
                 }
             }
         }
     }
+    free(bp);
 }
 
 /* ---- the forward products: y[r][o] = b[o] + dot(x[r], W[o]) over I, split by o

@@ -554,12 +554,17 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define v8_load(p) (*(const v8u *)(const void *)(p))
 #define v8_store(p, v) (*(v8u *)(void *)(p) = (v))
 
-/* Tile widths: 16 columns natively (8 AVX registers of sums), 8 in WebAssembly (its 128-bit
- * vectors: 8 registers of sums as well). The values do not depend on the width. */
+/* Tiles: GEMM_MT rows x GEMM_JT columns of sums in registers. Natively 8 x 16 (16 AVX registers
+ * of sums, of the 32 that AVX-512VL gives; without AVX-512, 4 x 16), in WebAssembly 4 x 8 (its
+ * 128-bit vectors: 8 registers of sums). Loop order per task: K in chunks of GEMM_KC, columns in
+ * blocks of GEMM_JB (the KC x JB panel of B, 128 KB, stays in L2 while every row tile of the task
+ * passes over it), then row tiles, then column tiles. The values do not depend on any of these. */
 #if defined(__wasm__)
-enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 8 };
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 8, GEMM_JB = 128 };
+#elif defined(__AVX512F__)
+enum { GEMM_KC = 256, GEMM_MT = 8, GEMM_JT = 16, GEMM_JB = 128 };
 #else
-enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16 };
+enum { GEMM_KC = 256, GEMM_MT = 4, GEMM_JT = 16, GEMM_JB = 128 };
 #endif
 
 typedef struct gemm_job {
@@ -572,78 +577,88 @@ typedef struct gemm_job {
     int n, K, zero; /* zero: out starts at 0 (else it is accumulated into) */
 } gemm_job;
 
+/* One full GEMM_MT x GEMM_JT tile over k in [k0, k1): o(r, j) += a[r*am + k*ak] * b[k*ldb + j]. */
+static inline void gemm_tile(float *o, size_t ldo, const float *a, size_t am, size_t ak, const float *b,
+                             size_t ldb, int k0, int k1) {
+    enum { H = GEMM_JT / 8 };
+    v8 c[GEMM_MT][H];
+    for (int r = 0; r < GEMM_MT; r++)
+        for (int h = 0; h < H; h++) c[r][h] = v8_load(o + (size_t)r * ldo + 8 * h);
+    for (int k = k0; k < k1; k++) {
+        const float *br = b + (size_t)k * ldb, *ar = a + (size_t)k * ak;
+        v8 bv[H];
+        for (int h = 0; h < H; h++) bv[h] = v8_load(br + 8 * h);
+        for (int r = 0; r < GEMM_MT; r++) {
+            const float s = ar[(size_t)r * am];
+            for (int h = 0; h < H; h++) c[r][h] += bv[h] * s;
+        }
+    }
+    for (int r = 0; r < GEMM_MT; r++)
+        for (int h = 0; h < H; h++) v8_store(o + (size_t)r * ldo + 8 * h, c[r][h]);
+}
+
+/* Partial tiles: the same sums, one element at a time. */
+static void gemm_edge(float *o, size_t ldo, const float *a, size_t am, size_t ak, const float *b, size_t ldb, int mn,
+                      int jn, int k0, int k1) {
+    for (int r = 0; r < mn; r++)
+        for (int jj = 0; jj < jn; jj++) {
+            float sum = o[(size_t)r * ldo + jj];
+            for (int k = k0; k < k1; k++) sum += a[(size_t)r * am + (size_t)k * ak] * b[(size_t)k * ldb + jj];
+            o[(size_t)r * ldo + jj] = sum;
+        }
+}
+
+/* Each (K chunk, column block) panel of B is first copied into a buffer, one GEMM_JT-wide tile
+ * after the other ([tile][k][GEMM_JT]), and each row tile's GEMM_MT x GEMM_KC slice of A as
+ * [k][GEMM_MT]: the tiles then read both sequentially instead of with the strides of the
+ * matrices (a few KB apart, which map onto a few cache sets). Copies only: the same values. If
+ * the buffer cannot be allocated, the tiles read the matrices in place. */
 static void gemm_rows(void *c, int m0, int m1) {
     const gemm_job *g = c;
     if (g->zero)
         for (int m = m0; m < m1; m++) memset(g->out + (size_t)m * g->ldo, 0, (size_t)g->n * sizeof(float));
+    float *bp = malloc(((size_t)GEMM_KC * GEMM_JB + (size_t)GEMM_KC * GEMM_MT) * sizeof(float));
+    float *ap = bp ? bp + (size_t)GEMM_KC * GEMM_JB : NULL;
     for (int k0 = 0; k0 < g->K; k0 += GEMM_KC) {
-        const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K;
-        for (int m = m0; m < m1; m += GEMM_MT) {
-            const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
-            for (int j = 0; j < g->n; j += GEMM_JT) {
-                const int jn = g->n - j < GEMM_JT ? g->n - j : GEMM_JT;
-                float *o = g->out + (size_t)m * g->ldo + j;
+        const int k1 = k0 + GEMM_KC < g->K ? k0 + GEMM_KC : g->K, nk = k1 - k0;
+        for (int jb = 0; jb < g->n; jb += GEMM_JB) {
+            const int je = jb + GEMM_JB < g->n ? jb + GEMM_JB : g->n;
+            const int jfull = jb + (je - jb) / GEMM_JT * GEMM_JT; /* end of the full column tiles */
+            if (bp)
+                for (int j = jb; j < jfull; j += GEMM_JT) {
+                    float *dst = bp + (size_t)(j - jb) * nk;
+                    for (int k = 0; k < nk; k++)
+                        memcpy(dst + (size_t)k * GEMM_JT, g->B + (size_t)(k0 + k) * g->ldb + j, GEMM_JT * sizeof(float));
+                }
+            for (int m = m0; m < m1; m += GEMM_MT) {
+                const int mn = m1 - m < GEMM_MT ? m1 - m : GEMM_MT;
                 const float *a = g->A + (size_t)m * g->am;
-                const float *b = g->B + j;
-                if (GEMM_JT == 8 && jn == 8 && mn == GEMM_MT) {
-                    v8 c0 = v8_load(o), c1 = v8_load(o + g->ldo), c2 = v8_load(o + 2 * g->ldo);
-                    v8 c3 = v8_load(o + 3 * g->ldo);
-                    for (int k = k0; k < k1; k++) {
-                        const float *ak = a + (size_t)k * g->ak;
-                        v8 b0 = v8_load(b + (size_t)k * g->ldb);
-                        c0 += b0 * ak[0];
-                        c1 += b0 * ak[g->am];
-                        c2 += b0 * ak[2 * g->am];
-                        c3 += b0 * ak[3 * g->am];
+                if (bp && mn == GEMM_MT && jfull > jb)
+                    for (int k = 0; k < nk; k++)
+                        for (int r = 0; r < GEMM_MT; r++)
+                            ap[(size_t)k * GEMM_MT + r] = a[(size_t)r * g->am + (size_t)(k0 + k) * g->ak];
+                for (int j = jb; j < je; j += GEMM_JT) {
+                    float *o = g->out + (size_t)m * g->ldo + j;
+                    if (j < jfull && mn == GEMM_MT) {
+                        if (bp)
+                            gemm_tile(o, g->ldo, ap, 1, GEMM_MT, bp + (size_t)(j - jb) * nk, GEMM_JT, 0, nk);
+                        else
+                            gemm_tile(o, g->ldo, a, g->am, g->ak, g->B + j, g->ldb, k0, k1);
+                    } else {
+                        gemm_edge(o, g->ldo, a, g->am, g->ak, g->B + j, g->ldb, mn, je - j < GEMM_JT ? je - j : GEMM_JT,
+                                  k0, k1);
                     }
-                    v8_store(o, c0);
-                    v8_store(o + g->ldo, c1);
-                    v8_store(o + 2 * g->ldo, c2);
-                    v8_store(o + 3 * g->ldo, c3);
-                } else if (GEMM_JT == 16 && jn == 16 && mn == GEMM_MT) {
-                    v8 c00 = v8_load(o), c01 = v8_load(o + 8);
-                    v8 c10 = v8_load(o + g->ldo), c11 = v8_load(o + g->ldo + 8);
-                    v8 c20 = v8_load(o + 2 * g->ldo), c21 = v8_load(o + 2 * g->ldo + 8);
-                    v8 c30 = v8_load(o + 3 * g->ldo), c31 = v8_load(o + 3 * g->ldo + 8);
-                    for (int k = k0; k < k1; k++) {
-                        const float *br = b + (size_t)k * g->ldb, *ak = a + (size_t)k * g->ak;
-                        v8 b0 = v8_load(br), b1 = v8_load(br + 8);
-                        float a0 = ak[0], a1 = ak[g->am], a2 = ak[2 * g->am], a3 = ak[3 * g->am];
-                        c00 += b0 * a0;
-                        c01 += b1 * a0;
-                        c10 += b0 * a1;
-                        c11 += b1 * a1;
-                        c20 += b0 * a2;
-                        c21 += b1 * a2;
-                        c30 += b0 * a3;
-                        c31 += b1 * a3;
-                    }
-                    v8_store(o, c00);
-                    v8_store(o + 8, c01);
-                    v8_store(o + g->ldo, c10);
-                    v8_store(o + g->ldo + 8, c11);
-                    v8_store(o + 2 * g->ldo, c20);
-                    v8_store(o + 2 * g->ldo + 8, c21);
-                    v8_store(o + 3 * g->ldo, c30);
-                    v8_store(o + 3 * g->ldo + 8, c31);
-                } else {
-                    for (int r = 0; r < mn; r++)
-                        for (int jj = 0; jj < jn; jj++) {
-                            float sum = o[(size_t)r * g->ldo + jj];
-                            for (int k = k0; k < k1; k++)
-                                sum += a[(size_t)r * g->am + (size_t)k * g->ak] * b[(size_t)k * g->ldb + jj];
-                            o[(size_t)r * g->ldo + jj] = sum;
-                        }
                 }
             }
         }
     }
+    free(bp);
 }
 
 /* ---- the forward products: y[r][o] = b[o] + dot(x[r], W[o]) over I, split by o
  * Each dot: 8 lanes (lane l sums the products k = l mod 8 of the first I - I%8 in order), then
  * ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)), then the tail in order: the same value whatever the
- * tiling or the thread split. Tiles of 4 rows of x by 2 rows of W; W in blocks of 32 rows. */
+ * tiling or the thread split. W in blocks of 32 rows. */
 static inline float v8_hsum(const v8 *v) {
     const float *a = (const float *)v;
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
@@ -658,44 +673,63 @@ static float dot8(const float *a, const float *b, int K) {
     return s;
 }
 
+/* Forward tiles: FWD_RT rows of x by FWD_OT rows of W (natively with AVX-512 4 x 4: 16 of its 32
+ * registers hold sums; else 4 x 2). */
+#if !defined(__wasm__) && defined(__AVX512F__)
+enum { FWD_RT = 4, FWD_OT = 4 };
+#else
+enum { FWD_RT = 4, FWD_OT = 2 };
+#endif
+
+/* Keeps a loaded vector in a register: without it GCC reloads the W rows for every product,
+ * twice the loads the tile needs (measured: the forward product ran at half the backward's rate).
+ * An empty asm: no instruction, no change to any value. */
+#if !defined(__wasm__) && defined(__GNUC__) && defined(__AVX__)
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
+
+/* One full tile: y[r][o] for FWD_RT rows from x and FWD_OT rows from w, in the order above. */
+static inline void fwd_tile(float *y, size_t ldy, const float *x, const float *w, const float *bias, int I) {
+    const int K8 = I & ~7;
+    v8 acc[FWD_RT][FWD_OT];
+    for (int r = 0; r < FWD_RT; r++)
+        for (int o = 0; o < FWD_OT; o++) acc[r][o] = (v8){0};
+    for (int k = 0; k < K8; k += 8) {
+        v8 wv[FWD_OT];
+        for (int o = 0; o < FWD_OT; o++) {
+            wv[o] = v8_load(w + (size_t)o * I + k);
+            IN_REGISTER(wv[o]);
+        }
+        for (int r = 0; r < FWD_RT; r++) {
+            v8 xv = v8_load(x + (size_t)r * I + k);
+            IN_REGISTER(xv);
+            for (int o = 0; o < FWD_OT; o++) acc[r][o] += xv * wv[o];
+        }
+    }
+    for (int r = 0; r < FWD_RT; r++)
+        for (int o = 0; o < FWD_OT; o++) {
+            const float *xa = x + (size_t)r * I, *wa = w + (size_t)o * I;
+            float sum = v8_hsum(&acc[r][o]);
+            for (int k = K8; k < I; k++) sum += xa[k] * wa[k];
+            y[(size_t)r * ldy + o] = sum + (bias ? bias[o] : 0.0f);
+        }
+}
+
 static void mm_fwd(void *c, int o0, int o1) {
     const mm_job *j = c;
-    const int I = j->I, K8 = I & ~7;
+    const int I = j->I;
     for (int ob = o0; ob < o1; ob += 32) {
         const int oe = ob + 32 < o1 ? ob + 32 : o1;
-        for (int r = 0; r < j->n; r += 4) {
-            for (int o = ob; o < oe; o += 2) {
-                const float *w0 = j->W + (size_t)o * I;
-                if (r + 4 <= j->n && o + 2 <= oe) {
-                    const float *x0 = j->x + (size_t)r * I, *x1 = x0 + I, *x2 = x1 + I, *x3 = x2 + I;
-                    const float *w1 = w0 + I;
-                    v8 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
-                    for (int k = 0; k < K8; k += 8) {
-                        v8 b0 = v8_load(w0 + k), b1 = v8_load(w1 + k), x;
-                        x = v8_load(x0 + k);
-                        a00 += x * b0;
-                        a01 += x * b1;
-                        x = v8_load(x1 + k);
-                        a10 += x * b0;
-                        a11 += x * b1;
-                        x = v8_load(x2 + k);
-                        a20 += x * b0;
-                        a21 += x * b1;
-                        x = v8_load(x3 + k);
-                        a30 += x * b0;
-                        a31 += x * b1;
-                    }
-                    const v8 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
-                    for (int e = 0; e < 8; e++) {
-                        const int rr = r + e / 2, oo = o + e % 2;
-                        const float *xa = j->x + (size_t)rr * I, *wa = j->W + (size_t)oo * I;
-                        float sum = v8_hsum(&acc[e]);
-                        for (int k = K8; k < I; k++) sum += xa[k] * wa[k];
-                        j->y[(size_t)rr * j->O + oo] = sum + (j->b ? j->b[oo] : 0.0f);
-                    }
+        for (int r = 0; r < j->n; r += FWD_RT) {
+            for (int o = ob; o < oe; o += FWD_OT) {
+                if (r + FWD_RT <= j->n && o + FWD_OT <= oe) {
+                    fwd_tile(j->y + (size_t)r * j->O + o, (size_t)j->O, j->x + (size_t)r * I, j->W + (size_t)o * I,
+                             j->b ? j->b + o : NULL, I);
                 } else {
-                    for (int rr = r; rr < r + 4 && rr < j->n; rr++)
-                        for (int oo = o; oo < o + 2 && oo < oe; oo++)
+                    for (int rr = r; rr < r + FWD_RT && rr < j->n; rr++)
+                        for (int oo = o; oo < o + FWD_OT && oo < oe; oo++)
                             j->y[(size_t)rr * j->O + oo] = dot8(j->x + (size_t)rr * I, j->W + (size_t)oo * I, I) +
                                                            (j->b ? j->b[oo] : 0.0f);
                 }

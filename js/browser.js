@@ -18,7 +18,7 @@
 // imports, and copy dist/ and models/ files it names). Where the package's files are served
 // from elsewhere (a CDN, or a copy beside an esbuild bundle: esbuild does not copy such
 // files), `assetsUrl` names that folder, and `workerUrl` a worker script of your own.
-import { Gpt2Error, abortError, throwIfAborted } from './errors.js';
+import { Gpt2Error, abortError, httpStatus, throwIfAborted } from './errors.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { clearModelCache as clearCache } from './cache.js';
 import { assetsFolder, FILE_NAMES } from './sources.js';
@@ -203,7 +203,7 @@ async function workerFailure(url, message) {
   } catch (e) {
     return `the worker script ${url.href} could not be fetched (${e.message}); ${fix}`;
   }
-  if (!r.ok) return `the worker script ${url.href} could not be loaded: HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}; ${fix}`;
+  if (!r.ok) return `the worker script ${url.href} could not be loaded: ${httpStatus(r)}; ${fix}`;
   const type = (r.headers.get('content-type') || '').split(';')[0].trim();
   if (!/^(text|application)\/(javascript|ecmascript|x-javascript)$/.test(type)) {
     return `the worker script ${url.href} is served as '${type || 'no Content-Type'}', not JavaScript (module workers need a JavaScript MIME type)`;

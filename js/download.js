@@ -11,7 +11,7 @@
 // keeps its .part and the next call continues it with an HTTP Range request. Verification:
 // the size (X-Linked-Size, Content-Length, Content-Range) and, when the server gives it, the
 // SHA-256 (Hugging Face's X-Linked-Etag on the redirect of a large file's resolve URL).
-import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+import { abortError, Gpt2Error, httpStatus, throwIfAborted } from './errors.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { FILE_NAMES } from './sources.js';
 
@@ -208,7 +208,7 @@ function seconds(ms) {
  * repository without config.json does not exist.
  */
 function httpError(ctx, file, url, res) {
-  const status = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+  const status = httpStatus(res);
   const code = res.headers.get('x-error-code');
   const fail = (what) => new Gpt2Error(`model '${ctx.repo}' ${what}: ${url} answered ${status}`, 'io');
   if (code === 'GatedRepo') return fail('is gated (accept its conditions on the Hub first)');

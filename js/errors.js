@@ -17,6 +17,11 @@ export class Gpt2Error extends Error {
 }
 
 /** The error an aborted operation rejects with (a DOMException named 'AbortError'). */
+/** A failed response's status in words, as every error here states it: "HTTP 404 Not Found". */
+export function httpStatus(response) {
+  return `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+}
+
 export function abortError(signal) {
   if (signal && signal.reason instanceof Error) return signal.reason;
   return new DOMException('The operation was aborted.', 'AbortError');

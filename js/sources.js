@@ -1,7 +1,7 @@
 // sources.js - where a checkpoint's four files come from: a URL folder (fetch), a local
 // folder (Node), or the caller's own objects (Response, Blob, ReadableStream, ArrayBuffer,
 // typed array). Each file becomes { name, size, stream() } read once, in chunks.
-import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
+import { abortError, Gpt2Error, httpStatus, throwIfAborted } from './errors.js';
 import { importNode, isNode } from './platform.js';
 
 export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
@@ -193,7 +193,7 @@ async function openUrlFiles(label, urls, signal, fetchFn) {
     }
     if (!r.ok) {
       cancelBody(r);
-      throw new Gpt2Error(`cannot download ${href}: HTTP ${r.status} ${r.statusText}`.trim(), 'io');
+      throw new Gpt2Error(`cannot download ${href}: ${httpStatus(r)}`, 'io');
     }
     return [name, r, href];
   }));

@@ -14,7 +14,7 @@
 // (mainScriptUrlOrBlob). Two ways to load the files from elsewhere: `assetsUrl` (browsers and Node: a folder holding a copy of the package's dist/,
 // e.g. on a CDN) and the GPT2_WASM_DIST environment variable (Node: a developer's build folder).
 
-import { Gpt2Error } from './errors.js';
+import { Gpt2Error, httpStatus } from './errors.js';
 import { importNode, isNode } from './platform.js';
 import { assetsFolder } from './sources.js';
 
@@ -76,7 +76,7 @@ async function missingBuild(where, e) {
   if (!isNode && /^https?:/.test(where)) {
     try {
       const r = await fetch(where, { method: 'HEAD', credentials: 'same-origin' });
-      if (!r.ok) status = `HTTP ${r.status}${r.statusText ? ` ${r.statusText}` : ''}; `;
+      if (!r.ok) status = `${httpStatus(r)}; `;
     } catch { /* unreachable: the import's own message says enough */ }
   }
   let hint;
@@ -120,7 +120,7 @@ async function compile(url, imports) {
     throw new Gpt2Error(`cannot download ${url.href}: ${e.message}`, 'io');
   }
   if (!response.ok) {
-    throw new Gpt2Error(`cannot download ${url.href}: HTTP ${response.status} ${response.statusText} (set the assetsUrl option to the folder holding gpt2-wasm's dist/)`.replace(/  +/g, ' '), 'io');
+    throw new Gpt2Error(`cannot download ${url.href}: ${httpStatus(response)} (set the assetsUrl option to the folder holding gpt2-wasm's dist/)`, 'io');
   }
   const type = response.headers.get('content-type') || '';
   if (typeof WebAssembly.instantiateStreaming === 'function' && type.split(';')[0].trim() === 'application/wasm') {

@@ -203,19 +203,25 @@ gpt2_err gpt2_session_append_rows(gpt2_session *s, const int32_t *ids, size_t n,
     return GPT2_OK;
 }
 
-gpt2_err gpt2_session_cut(gpt2_session *s, int pos, gpt2_error *err) {
-    if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_cut: session is NULL");
+/* Shortens the session to its first pos tokens (verb names the caller in the error). When the
+ * cache holds rows past pos, it keeps rows [0, keep) (keep <= pos) and the logits are gone. */
+static gpt2_err shorten(gpt2_session *s, int pos, int keep, const char *verb, gpt2_error *err) {
     if (pos < 0 || pos > s->n_tokens)
-        return gpt2_fail(err, GPT2_ERR_RANGE, "cannot cut to position %d (the session holds %d tokens)", pos,
+        return gpt2_fail(err, GPT2_ERR_RANGE, "cannot %s to position %d (the session holds %d tokens)", verb, pos,
                          s->n_tokens);
     if (s->n_computed > pos) {
-        gpt2_err rc = gpt2_state_rewind(s->state, pos, err);
+        gpt2_err rc = gpt2_state_rewind(s->state, keep, err);
         if (rc != GPT2_OK) return rc;
-        s->n_computed = pos;
+        s->n_computed = keep;
         s->has_logits = 0;
     }
     s->n_tokens = pos;
     return GPT2_OK;
+}
+
+gpt2_err gpt2_session_cut(gpt2_session *s, int pos, gpt2_error *err) {
+    if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_cut: session is NULL");
+    return shorten(s, pos, pos, "cut", err);
 }
 
 gpt2_err gpt2_session_slide(gpt2_session *s, int keep, gpt2_error *err) {
@@ -233,17 +239,6 @@ gpt2_err gpt2_session_slide(gpt2_session *s, int keep, gpt2_error *err) {
 
 gpt2_err gpt2_session_rewind(gpt2_session *s, int pos, gpt2_error *err) {
     if (!s) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_session_rewind: session is NULL");
-    if (pos < 0 || pos > s->n_tokens)
-        return gpt2_fail(err, GPT2_ERR_RANGE, "cannot rewind to position %d (the session holds %d tokens)", pos,
-                         s->n_tokens);
-    if (s->n_computed > pos) {
-        /* The logits after token pos-1 are gone: recompute that token next time. */
-        int keep = pos > 0 ? pos - 1 : 0;
-        gpt2_err rc = gpt2_state_rewind(s->state, keep, err);
-        if (rc != GPT2_OK) return rc;
-        s->n_computed = keep;
-        s->has_logits = 0;
-    }
-    s->n_tokens = pos;
-    return GPT2_OK;
+    /* The logits after token pos-1 are gone: that token is recomputed next time. */
+    return shorten(s, pos, pos > 0 ? pos - 1 : 0, "rewind", err);
 }

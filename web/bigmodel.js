@@ -125,7 +125,7 @@ export function initBigModels(ctx) {
       draftFor = m;
       hook.draft = d;
       setDraftStatus(`Draft ready: ${el.draftSelect.selectedOptions[0].textContent.trim()}, ` +
-        `${d.info.precision}, ${formatBytes(d.info.weightsBytes)}. Used when Temperature is 0 (greedy); the text is the same.`);
+        `${d.info.precision}, ${formatBytes(d.info.weightsBytes)}. Used by every generation; greedy text is the same as without it.`);
     } catch (e) {
       if (seq !== draftSeq) return;
       hook.draftError = e;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// memory-table.mjs - the README's memory table: for each published GPT-2 shape and precision,
+// memory-table.mjs - the memory table of BENCHMARKS.md: for each published GPT-2 shape and precision,
 // the core's estimate (gpt2_model_bytes: weights in their pieces + one KV cache and scratch at
 // full context + working memory; what the loader compares with the memory budget) and, with
 // --measure, what actually happens when a random checkpoint of that shape is loaded in the

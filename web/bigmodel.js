@@ -14,6 +14,7 @@
 // Test hook (window.__gpt2): plans (count), lastPlan, draft (the RemoteModel or null),
 // draftLoads (count of draft loads ended), draftError.
 import { formatBytes } from './format.js';
+import { $ } from './page.js';
 
 /** One sentence about a plan: download size, precision and memory, and why. */
 export function describePlan(plan) {
@@ -36,7 +37,6 @@ export function describePlan(plan) {
  *   has none to plan)
  */
 export function initBigModels(ctx) {
-  const $ = (id) => document.getElementById(id);
   const el = {
     select: $('model-select'), precision: $('precision'), plan: $('model-plan'),
     draftSelect: $('draft-select'), draftTokens: $('draft-tokens'), draftStatus: $('draft-status'),

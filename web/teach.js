@@ -34,7 +34,7 @@ const SAMPLE = { maxTokens: 40, temperature: 0.8, topK: 40, seed: 7 };
 /**
  * Wires the Teach tab.
  * @param {object} app what the page shares: getModel() (the loaded RemoteModel or null),
- *   isLoading(), hook (the test hook), onBusy()
+ *   isLoading(), options (web/options.js: readNumber), hook (the test hook), onBusy()
  * @returns {{ update: () => void, stop: () => boolean, readonly busy: boolean }}
  */
 export function initTeach(app) {
@@ -98,9 +98,11 @@ export function initTeach(app) {
     const model = app.getModel();
     if (!model || busy) return;
     clearError();
-    const steps = Number(el.steps.value);
-    if (!Number.isInteger(steps) || steps < 1 || steps > 10000) {
-      showError('Check the number of steps.', 'Steps must be a whole number from 1 to 10000.');
+    let steps;
+    try {
+      steps = app.options.readNumber(el.steps); // a whole number in the field's own range
+    } catch (e) {
+      showError('Check the number of steps.', e.message);
       return;
     }
     const text = el.text.value;

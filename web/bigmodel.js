@@ -17,7 +17,7 @@ import { formatBytes } from './format.js';
 import { $ } from './page.js';
 
 /** One sentence about a plan: download size, precision and memory, and why. */
-export function describePlan(plan) {
+function describePlan(plan) {
   const download = plan.downloadBytes === undefined ? '' : `Download ${formatBytes(plan.downloadBytes)}. `;
   if (plan.precision === null) return `${download}Does not fit in WebAssembly's memory: ${plan.reason}.`;
   if (plan.reason.includes(', because ')) {

@@ -14,9 +14,10 @@
 // Test hook (window.__gpt2): plans (count), lastPlan, draft (the RemoteModel or null),
 // draftLoads (count of draft loads ended), draftError.
 import { formatBytes } from './format.js';
+import { $ } from './page.js';
 
 /** One sentence about a plan: download size, precision and memory, and why. */
-export function describePlan(plan) {
+function describePlan(plan) {
   const download = plan.downloadBytes === undefined ? '' : `Download ${formatBytes(plan.downloadBytes)}. `;
   if (plan.precision === null) return `${download}Does not fit in WebAssembly's memory: ${plan.reason}.`;
   if (plan.reason.includes(', because ')) {
@@ -36,7 +37,6 @@ export function describePlan(plan) {
  *   has none to plan)
  */
 export function initBigModels(ctx) {
-  const $ = (id) => document.getElementById(id);
   const el = {
     select: $('model-select'), precision: $('precision'), plan: $('model-plan'),
     draftSelect: $('draft-select'), draftTokens: $('draft-tokens'), draftStatus: $('draft-status'),

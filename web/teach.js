@@ -23,20 +23,18 @@
 //   index entries, after each refresh.
 import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/cache.js';
 import { formatBytes, plural } from './format.js';
+import { $, clearError, saveFile, showError } from './page.js';
 
 /** Optimiser settings of the presets (steps differ; AdamW, batch 4 x 64 tokens). */
 const TRAIN = { batch: 4, seq: 64, lr: 5e-4, optimizer: 'adamw', gradClip: 1, shuffle: 1 };
 const PRESETS = { quick: 60, thorough: 200 };
 const HOLD_OUT = 0.1; // fraction of the text held out, when that is at least one window
 const SAMPLE = { maxTokens: 40, temperature: 0.8, topK: 40, seed: 7 };
-const FILE_ORDER = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'];
-
-const $ = (id) => document.getElementById(id);
 
 /**
  * Wires the Teach tab.
  * @param {object} app what the page shares: getModel() (the loaded RemoteModel or null),
- *   isLoading(), showError(title, detail), clearError(), hook (the test hook), onBusy()
+ *   isLoading(), options (web/options.js: readNumber), hook (the test hook), onBusy()
  * @returns {{ update: () => void, stop: () => boolean, readonly busy: boolean }}
  */
 export function initTeach(app) {
@@ -99,10 +97,12 @@ export function initTeach(app) {
   async function teach() {
     const model = app.getModel();
     if (!model || busy) return;
-    app.clearError();
-    const steps = Number(el.steps.value);
-    if (!Number.isInteger(steps) || steps < 1 || steps > 10000) {
-      app.showError('Check the number of steps.', 'Steps must be a whole number from 1 to 10000.');
+    clearError();
+    let steps;
+    try {
+      steps = app.options.readNumber(el.steps); // a whole number in the field's own range
+    } catch (e) {
+      showError('Check the number of steps.', e.message);
       return;
     }
     const text = el.text.value;
@@ -154,7 +154,7 @@ export function initTeach(app) {
       } else {
         hook.state = 'failed';
         setStatus('');
-        app.showError('Training did not run.', (e && e.message) || String(e));
+        showError('Training did not run.', e);
       }
     } finally {
       hook.trainMs = t0 ? performance.now() - t0 : 0;
@@ -175,7 +175,7 @@ export function initTeach(app) {
           '(every tab uses it; Load the model again for the original).');
       }
     } catch (e) {
-      app.showError('The taught model could not be measured.', (e && e.message) || String(e));
+      showError('The taught model could not be measured.', e);
     } finally {
       setBusy(false);
     }
@@ -214,17 +214,10 @@ export function initTeach(app) {
     if (!taught || taught.disposed) return;
     try {
       const files = await taughtFiles();
-      const url = URL.createObjectURL(new Blob([files[name]]));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = name;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      saveFile(new Blob([files[name]]), name);
     } catch (e) {
       saved = null;
-      app.showError(`${name} could not be saved.`, (e && e.message) || String(e));
+      showError(`${name} could not be saved.`, e);
     }
   }
 
@@ -247,7 +240,7 @@ export function initTeach(app) {
       await refreshKept();
     } catch (e) {
       setStatus('');
-      app.showError('The taught model could not be kept.', (e && e.message) || String(e));
+      showError('The taught model could not be kept.', e);
     } finally {
       keeping = false;
       update();
@@ -291,7 +284,7 @@ export function initTeach(app) {
       await deleteKeptModel(m.id);
       setStatus(`Deleted ${keptLabel(m)} from this browser.`);
     } catch (e) {
-      app.showError('The kept model could not be deleted.', (e && e.message) || String(e));
+      showError('The kept model could not be deleted.', e);
     }
     await refreshKept();
   }

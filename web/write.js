@@ -25,7 +25,9 @@
 //   computeMs: from the end of the pause (the debounce timer firing) to the ghost text painted;
 //   totalMs: from the last keystroke (includes PAUSE_MS); computed: tokens appended to the
 //   session so far (what the model had to compute for the context).
+import { scoreTail } from './detect.js';
 import { percent, plural } from './format.js';
+import { $, clearError, make, saveFile, showError } from './page.js';
 
 const DRAFT_KEY = 'gpt2-wasm.write.draft';
 const PAUSE_MS = 300;
@@ -33,15 +35,13 @@ const SUGGEST_TOKENS = 6;
 const CONTINUE_TOKENS = 40;
 const SENTENCE_END = /[.!?]["'”’)\]]*(?=\s|$)/;
 
-const $ = (id) => document.getElementById(id);
-
 /**
  * Wires the Write tab.
  * @param {object} app what the page shares: getModel() (the loaded RemoteModel or null),
- *   isLoading(), readOptions() (the sampling settings; throws an Error with words),
- *   bannedWords() (the "Never use these words" list, for suggestions: greedy, no other setting),
- *   showError(title, detail), clearError(), hook (the test hook), onBusy() (called when
- *   the tab starts or ends a tool, so the page can update its buttons)
+ *   isLoading(), options (web/options.js: read() the sampling settings, throws an Error with
+ *   words; bannedWords() the "Never use these words" list, for suggestions: greedy, no other
+ *   setting), hook (the test hook), onBusy() (called when the tab starts or ends a tool, so
+ *   the page can update its buttons)
  * @returns {{ update: () => void, stop: () => boolean, readonly busy: boolean }}
  */
 export function initWrite(app) {
@@ -162,7 +162,7 @@ export function initWrite(app) {
         if (mySeq !== seq) return null;
         const s = await prepare(m, ctx, SUGGEST_TOKENS);
         if (mySeq !== seq) return null;
-        return generate(s, { maxTokens: SUGGEST_TOKENS, temperature: 0, stop: ['\n'], bannedWords: app.bannedWords() }, (piece) => {
+        return generate(s, { maxTokens: SUGGEST_TOKENS, temperature: 0, stop: ['\n'], bannedWords: app.options.bannedWords() }, (piece) => {
           text += piece.text;
           return mySeq !== seq; // typing went on: stop computing
         });
@@ -237,10 +237,7 @@ export function initWrite(app) {
       let at = 0;
       for (const span of marks.spans) {
         frag.append(value.slice(at, span.start));
-        const mark = document.createElement('mark');
-        if (span.worst) mark.className = 'worst';
-        mark.textContent = value.slice(span.start, span.end);
-        frag.append(mark);
+        frag.append(make('mark', span.worst ? 'worst' : '', value.slice(span.start, span.end)));
         at = span.end;
       }
       frag.append(value.slice(at));
@@ -248,20 +245,12 @@ export function initWrite(app) {
       marks = null;
       frag.append(value);
     }
-    if (inline) {
-      const ghost = document.createElement('span');
-      ghost.className = 'ghost';
-      ghost.textContent = s.text;
-      frag.append(ghost);
-    }
+    if (inline) frag.append(make('span', 'ghost', s.text));
     frag.append('\u200b'); // a final empty line is laid out as in the textarea
     el.mirror.replaceChildren(frag);
     el.mirror.scrollTop = ta.scrollTop;
     if (s) {
-      const words = document.createElement('span');
-      words.className = 'ghost-text';
-      words.textContent = s.text;
-      el.suggestion.replaceChildren('Suggestion: ', words, ' — Tab to accept, Ctrl+→ one word, Esc to dismiss.');
+      el.suggestion.replaceChildren('Suggestion: ', make('span', 'ghost-text', s.text), ' — Tab to accept, Ctrl+→ one word, Esc to dismiss.');
     } else {
       el.suggestion.textContent = '';
     }
@@ -273,7 +262,7 @@ export function initWrite(app) {
   async function runTool(name, work) {
     const m = app.getModel();
     if (!m || tool || app.isLoading()) return;
-    app.clearError();
+    clearError();
     seq++;
     clearTimeout(timer);
     clearSuggestion();
@@ -284,7 +273,7 @@ export function initWrite(app) {
     try {
       await run(() => work(m));
     } catch (e) {
-      app.showError(`${name[0].toUpperCase()}${name.slice(1)} failed.`, (e && e.message) || String(e));
+      showError(`${name[0].toUpperCase()}${name.slice(1)} failed.`, e);
     } finally {
       tool = null;
       update();
@@ -295,9 +284,9 @@ export function initWrite(app) {
   function continueText() {
     let options;
     try {
-      options = app.readOptions();
+      options = app.options.read();
     } catch (e) {
-      app.showError('Check the sampling settings (Generate tab).', e.message);
+      showError('Check the sampling settings (Generate tab).', e.message);
       return;
     }
     return runTool('continue', async (m) => {
@@ -343,7 +332,7 @@ export function initWrite(app) {
       const { ctx, trailingSpace } = contextAt(ta.value, caret);
       if (!ctx.trim()) {
         el.altList.hidden = false;
-        el.altList.replaceChildren(helpText('Write something first: the alternatives are the words the model expects next.'));
+        el.altList.replaceChildren(make('span', 'help', 'Write something first: the alternatives are the words the model expects next.'));
         return;
       }
       const ids = await m.tokenize(ctx);
@@ -353,21 +342,12 @@ export function initWrite(app) {
       const last = scored.tokens[scored.tokens.length - 1];
       hook.alternatives++;
       el.altList.hidden = false;
-      const label = document.createElement('span');
-      label.className = 'help';
-      label.textContent = 'Next word:';
-      el.altList.replaceChildren(label, ...last.alternatives.filter((a) => a.text.trim() !== '' || a.text === '\n').map((a) => {
-        const b = document.createElement('button');
+      el.altList.replaceChildren(make('span', 'help', 'Next word:'), ...last.alternatives.filter((a) => a.text.trim() !== '' || a.text === '\n').map((a) => {
+        const b = make('button', 'alt');
         b.type = 'button';
-        b.className = 'alt';
         const word = trailingSpace ? a.text.replace(/^ /, '') : a.text;
         b.dataset.text = word;
-        const w = document.createElement('span');
-        w.textContent = word.replace(/\n/g, '⏎');
-        const p = document.createElement('span');
-        p.className = 'alt-p';
-        p.textContent = percent(a.logprob);
-        b.append(w, p);
+        b.append(make('span', '', word.replace(/\n/g, '⏎')), make('span', 'alt-p', percent(a.logprob)));
         b.setAttribute('aria-label', `${word.trim() || 'new line'}, ${percent(a.logprob)}`);
         return b;
       }));
@@ -385,9 +365,7 @@ export function initWrite(app) {
         return;
       }
       const nCtx = m.config.nCtx;
-      const truncated = ids.length > nCtx;
-      const result = await m.score(truncated ? ids.slice(-nCtx) : ids, { topK: 3 });
-      const skipped = truncated ? await m.detokenize(ids.slice(0, -nCtx)) : '';
+      const { result, truncated, skipped } = await scoreTail(m, ids, 3);
       if (el.text.value !== value) return; // edited meanwhile
       // Where each token is in the text (the scored tokens join back to the text).
       let at = skipped.length;
@@ -411,13 +389,6 @@ export function initWrite(app) {
           (truncated ? ` Only the last ${nCtx} tokens were checked.` : '') + ' The marks go when you edit.'
         : 'Nothing stands out: every word is among the model\'s first guesses.';
     });
-  }
-
-  function helpText(text) {
-    const p = document.createElement('span');
-    p.className = 'help';
-    p.textContent = text;
-    return p;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -454,14 +425,7 @@ export function initWrite(app) {
   }
 
   function exportTxt() {
-    const blob = new Blob([el.text.value], { type: 'text/plain;charset=utf-8' });
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(blob);
-    a.download = `draft-${new Date().toISOString().slice(0, 10)}.txt`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    saveFile(new Blob([el.text.value], { type: 'text/plain;charset=utf-8' }), `draft-${new Date().toISOString().slice(0, 10)}.txt`);
   }
 
   // ---------------------------------------------------------------------------------------

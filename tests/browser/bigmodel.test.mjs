@@ -1,6 +1,7 @@
 // The demo page with big models (issue 17, item 6), in Chromium: before a download, gpt2-large
 // and gpt2-xl show the download size, the precision 'auto' will use and why, and the memory
-// (from the core's estimate); the draft option ("Speed up with a draft model") gives the same
+// (from the core's estimate), and every Hugging Face choice of the picker gets its size that
+// way (none is typed in its label); the draft option ("Speed up with a draft model") gives the same
 // greedy text as without it and shows the acceptance; the phone layout still fits.
 // No byte comes from Hugging Face: its URLs are answered here, with the published config.json
 // of each model and a model.safetensors that is only a header of the published tensor shapes
@@ -18,10 +19,17 @@ const SHOTS = join(ROOT, 'test-output', 'browser');
 const WAIT = { timeout: 60_000 };
 const GB = 1e9;
 
-// The published shapes (openai-community/gpt2-large, gpt2-xl config.json).
+// The published shapes (config.json of each repository), and the repositories the picker offers.
 const SHAPES = {
+  distilgpt2: { n_layer: 6, n_head: 12, n_embd: 768 },
+  gpt2: { n_layer: 12, n_head: 12, n_embd: 768 },
+  'gpt2-medium': { n_layer: 24, n_head: 16, n_embd: 1024 },
   'gpt2-large': { n_layer: 36, n_head: 20, n_embd: 1280 },
   'gpt2-xl': { n_layer: 48, n_head: 25, n_embd: 1600 },
+};
+const REPOS = {
+  'distilbert/distilgpt2': 'distilgpt2', 'openai-community/gpt2': 'gpt2', 'openai-community/gpt2-medium': 'gpt2-medium',
+  'openai-community/gpt2-large': 'gpt2-large', 'openai-community/gpt2-xl': 'gpt2-xl',
 };
 const V = 50257, CTX = 1024;
 
@@ -62,6 +70,12 @@ function safetensors(name) {
 }
 
 const TOKENIZER = { 'vocab.json': readFileSync(join(ROOT, 'models', 'vocab.json')), 'merges.txt': readFileSync(join(ROOT, 'models', 'merges.txt')) };
+
+/** What downloading a model served here would take: the four files' bytes, and its parameters. */
+function download(name) {
+  const st = safetensors(name);
+  return { bytes: Buffer.byteLength(configJson(name)) + TOKENIZER['vocab.json'].length + TOKENIZER['merges.txt'].length + st.size, params: st.params };
+}
 const CORS = {
   'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Range',
   'Access-Control-Expose-Headers': 'Content-Range, Content-Length', 'Cross-Origin-Resource-Policy': 'cross-origin',
@@ -95,9 +109,10 @@ before(async () => {
     const range = req.headers().range;
     requests.push({ url: url.pathname, method: req.method(), range });
     if (req.method() === 'OPTIONS') return route.fulfill({ status: 204, headers: { ...CORS, 'Access-Control-Allow-Methods': 'GET, HEAD' } });
-    const m = url.pathname.match(/^\/openai-community\/(gpt2-large|gpt2-xl)\/resolve\/main\/([\w.]+)$/);
-    if (!m) return route.fulfill({ status: 404, headers: CORS, body: 'not here' });
-    const [, name, file] = m;
+    const m = url.pathname.match(/^\/([\w.-]+\/[\w.-]+)\/resolve\/main\/([\w.]+)$/);
+    const name = m && REPOS[m[1]];
+    if (!name) return route.fulfill({ status: 404, headers: CORS, body: 'not here' });
+    const file = m[2];
     if (file === 'config.json') return route.fulfill({ status: 200, headers: { ...CORS, 'Content-Type': 'application/json' }, body: configJson(name) });
     if (TOKENIZER[file]) return route.fulfill({ status: 200, headers: CORS, body: TOKENIZER[file] });
     if (file !== 'model.safetensors') return route.fulfill({ status: 404, headers: CORS, body: 'not here' });
@@ -134,10 +149,7 @@ async function plan(select, precision = 'auto') {
 const gb = (b) => `${(b / GB).toFixed(1)} GB`;
 
 test('gpt2-large and gpt2-xl: download size, precision, why, and memory before downloading', async () => {
-  const downloads = Object.fromEntries(Object.keys(SHAPES).map((n) => {
-    const st = safetensors(n);
-    return [n, { bytes: Buffer.byteLength(configJson(n)) + TOKENIZER['vocab.json'].length + TOKENIZER['merges.txt'].length + st.size, params: st.params }];
-  }));
+  const downloads = Object.fromEntries(['gpt2-large', 'gpt2-xl'].map((n) => [n, download(n)]));
   // The published parameter counts (774M, 1558M): the shapes are right.
   assert.equal(Math.round(downloads['gpt2-large'].params / 1e6), 774);
   assert.equal(Math.round(downloads['gpt2-xl'].params / 1e6), 1558);
@@ -180,6 +192,21 @@ test('gpt2-large and gpt2-xl: download size, precision, why, and memory before d
   assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
   await page.selectOption('#model-select', 'embedded');
   assert.equal(await page.isVisible('#model-plan'), false);
+});
+
+test('every Hugging Face choice shows the size read from its files (none is typed in the picker)', async () => {
+  const options = await page.$$eval('#model-select optgroup[label="Hugging Face"] option', (os) => os.map((o) => ({ value: o.value, text: o.textContent })));
+  assert.deepEqual(options.map((o) => o.value).sort(), Object.keys(REPOS).map((r) => `hf:${r}`).sort());
+  // The published parameter counts (82M, 124M, 355M): the shapes are right.
+  assert.deepEqual(['distilgpt2', 'gpt2', 'gpt2-medium'].map((n) => Math.round(download(n).params / 1e6)), [82, 124, 355]);
+  for (const o of options) {
+    assert.doesNotMatch(o.text, /\d\s*[kMG]B\b/, `${o.value}: no size typed by hand`);
+    const bytes = download(REPOS[o.value.slice(3)]).bytes;
+    const size = bytes >= GB ? gb(bytes) : `${(bytes / 1e6).toFixed(0)} MB`;
+    const { text } = await plan(o.value);
+    assert.ok(text.startsWith(`Download ${size}. `), `${o.value}: ${text}`);
+  }
+  await page.selectOption('#model-select', 'embedded');
 });
 
 test('the draft option: a q8_0 self-draft gives the greedy text of the model alone, and the acceptance rate', async () => {

@@ -161,6 +161,13 @@ test('the four downloaded files load back through load() with the fine-tuned log
 });
 
 test('Stop ends the training at a step boundary; the model keeps exactly the steps done', async () => {
+  // A number of steps outside the field's 1..10000 is said, and nothing runs.
+  const before = (await teachState()).runs;
+  await page.fill('#teach-steps', '0');
+  await page.click('#teach-start');
+  await page.waitForSelector('#error:not([hidden])', WAIT);
+  assert.match(await page.textContent('#error'), /Check the number of steps\..*Steps must be a whole number from 1 to 10000\./s);
+  assert.equal((await teachState()).runs, before);
   await page.click('#teach-preset');
   await page.selectOption('#teach-preset', 'thorough');
   assert.equal(await page.inputValue('#teach-steps'), '200');

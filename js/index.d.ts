@@ -6,7 +6,7 @@
 //     process.stdout.write(text);
 //
 // These declarations describe js/index.js and the modules it re-exports (load.js, model.js,
-// errors.js, sources.js, download.js); keep them in step with the code.
+// errors.js, sources.js, node/download.js); keep them in step with the code.
 
 /** The four files of a checkpoint in Hugging Face layout. */
 export type ModelFileName = 'config.json' | 'vocab.json' | 'merges.txt' | 'model.safetensors';
@@ -737,7 +737,7 @@ export interface FinetuneStep {
 }
 
 /**
- * A generation running in a Web Worker (js/browser.js `RemoteGeneration`): the shape of
+ * A generation running in a Web Worker (js/browser/index.js `RemoteGeneration`): the shape of
  * {@link Generation}; leaving the loop early stops the worker's generation (`stopReason` `'cancelled'`).
  */
 export interface RemoteGeneration extends AsyncIterableIterator<Piece> {
@@ -748,7 +748,7 @@ export interface RemoteGeneration extends AsyncIterableIterator<Piece> {
 }
 
 /**
- * A {@link Session} living in the worker (js/browser.js `RemoteSession`, made by
+ * A {@link Session} living in the worker (js/browser/index.js `RemoteSession`, made by
  * `RemoteModel.session()`): the same calls, answered by promises; `position`, `tokens` and
  * `text` are getters returning promises. `lastPosition` is the length reported by the latest answer.
  */
@@ -767,7 +767,7 @@ export interface RemoteSession {
 }
 
 /**
- * A model loaded in a Web Worker by `loadInWorker` (js/browser.js `RemoteModel`): the shape of
+ * A model loaded in a Web Worker by `loadInWorker` (js/browser/index.js `RemoteModel`): the shape of
  * {@link Gpt2Model}, with promises; `dispose()` terminates the worker.
  */
 export interface RemoteModel {

@@ -272,13 +272,13 @@ function showSourceFields() {
 
 /**
  * A folder URL from what was typed: a full URL, a HF repo page, 'owner/name', or a model name
- * the downloader knows ('gpt2', 'distilgpt2', ...: js/download.js's MODEL_REPOS).
+ * the downloader knows ('gpt2', 'distilgpt2', ...: js/sources.js's MODEL_REPOS).
  */
 async function normalizeUrl(text) {
   let s = text.trim();
   if (!s) throw new Error('Type the URL of a folder holding the model files, or a model name such as gpt2.');
   if (/^[\w.-]+$/.test(s)) {
-    const { MODEL_REPOS } = await import('../js/download.js');
+    const { MODEL_REPOS } = await import('../js/sources.js');
     if (!Object.hasOwn(MODEL_REPOS, s)) {
       throw new Error(`"${s}" is not a model name this page knows (${Object.keys(MODEL_REPOS).join(', ')}); type owner/name or a URL.`);
     }
@@ -1201,7 +1201,7 @@ showSourceFields();
 // Start: import the worker runtime, then load the embedded model right away.
 (async () => {
   try {
-    api = await import('../js/browser.js');
+    api = await import('../js/browser/index.js');
   } catch (e) {
     setState('broken');
     setStatus('Not available.');

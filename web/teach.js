@@ -21,7 +21,7 @@
 //   steps: the FinetuneStep objects of the latest run; options: what finetune() was given;
 //   ids: the training token ids; trainMs: time of the finetune loop; kept: the kept models'
 //   index entries, after each refresh.
-import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/cache.js';
+import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/browser/cache.js';
 import { formatBytes, plural } from './format.js';
 
 /** Optimiser settings of the presets (steps differ; AdamW, batch 4 x 64 tokens). */

@@ -1,4 +1,4 @@
-// Type-checks a page's use of 'gpt2-wasm/browser' (js/browser.d.ts) and of 'gpt2-wasm' in a
+// Type-checks a page's use of 'gpt2-wasm/browser' (js/browser/index.d.ts) and of 'gpt2-wasm' in a
 // browser bundle, the way a user of the package sees them (package.json "exports", "types").
 import { clearModelCache, Gpt2Error, isCrossOriginIsolated, loadInWorker, planInWorker } from 'gpt2-wasm/browser';
 import type { BrowserLoadProgress, LoadPlan, RemoteModel, RemoteSession } from 'gpt2-wasm/browser';

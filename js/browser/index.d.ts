@@ -1,4 +1,4 @@
-// Type declarations for 'gpt2-wasm/browser' (js/browser.js): the model in a Web Worker, for
+// Type declarations for 'gpt2-wasm/browser' (js/browser/index.js): the model in a Web Worker, for
 // web pages.
 //
 //   import { loadInWorker } from 'gpt2-wasm/browser';
@@ -7,14 +7,14 @@
 //   await model.dispose();
 //
 // The shapes of the Node API (js/index.d.ts) are reused; here every call returns a promise.
-// Keep these declarations in step with js/browser.js.
+// Keep these declarations in step with js/browser/index.js.
 
 import type {
   FinetuneOptions, FinetuneStep, GenerateOptions as NodeGenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
   Precision, RankOptions, RankResult, ScoreOptions, ScoreResult, TokenIds, TokenizeOptions,
-} from './index.js';
+} from '../index.js';
 
-export { Gpt2Error } from './index.js';
+export { Gpt2Error } from '../index.js';
 
 /** Generation options in the worker: those of the Node API, with a draft that lives in the same worker. */
 export type GenerateOptions = Omit<NodeGenerateOptions, 'draft'> & {

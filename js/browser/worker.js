@@ -1,4 +1,4 @@
-// worker.js - the model in a Web Worker. Started by js/browser.js as a module worker:
+// worker.js - the model in a Web Worker. Started by js/browser/index.js as a module worker:
 //   new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })
 // (that literal form lets bundlers find this file and bundle it, with its imports, as the
 // worker's own entry). It holds loaded models by id and answers messages from the main thread.
@@ -35,17 +35,17 @@
 // DOMException 'AbortError').
 //
 // Model files from URLs are downloaded here (never through the main thread), through the
-// browser cache (js/cache.js) unless `cache: false`; files handed over as Blob/File arrive by
+// browser cache (js/browser/cache.js) unless `cache: false`; files handed over as Blob/File arrive by
 // structured clone (a reference to the same data, not a copy); a ReadableStream is transferred.
-import { load } from './load.js';
-import { planLoad } from './plan.js';
-import { defaultModelFiles, FILE_NAMES } from './sources.js';
+import { load } from '../load.js';
+import { planLoad } from '../plan.js';
+import { defaultModelFiles, FILE_NAMES } from '../sources.js';
 import { clearModelCache, createCachedFetch } from './cache.js';
 
-/** @type {Map<number, import('./model.js').Gpt2Model>} */
+/** @type {Map<number, import('../model.js').Gpt2Model>} */
 const models = new Map();
 let nextModelId = 1;
-/** Sessions by session id, with the id of their model. @type {Map<number, { session: import('./session.js').Session, modelId: number }>} */
+/** Sessions by session id, with the id of their model. @type {Map<number, { session: import('../session.js').Session, modelId: number }>} */
 const sessions = new Map();
 let nextSessionId = 1;
 /** Running loads and generations by request id, so 'abort' / 'cancel' can reach them. */
@@ -296,7 +296,7 @@ function fileName(url) {
 }
 
 /**
- * One progress stream from two sources: bytes downloaded into the cache (js/cache.js) and
+ * One progress stream from two sources: bytes downloaded into the cache (js/browser/cache.js) and
  * bytes read by load() (from the cache or the network). Each file counts once, as the larger
  * of the two, so a download into the cache followed by the read from it goes 0 -> 100% once,
  * and a load from the cache goes 0 -> 100% as load() reads it. Events keep load()'s shape

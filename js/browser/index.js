@@ -1,5 +1,5 @@
-// browser.js - gpt2-wasm on the main thread of a web page: the model runs in a Web Worker
-// (js/worker.js), so the page stays responsive while it loads and generates.
+// index.js - gpt2-wasm on the main thread of a web page: the model runs in a Web Worker
+// (js/browser/worker.js), so the page stays responsive while it loads and generates.
 //
 //   import { loadInWorker } from 'gpt2-wasm/browser';
 //   const model = await loadInWorker(undefined, { onProgress: (p) => console.log(p.loaded, p.total) });
@@ -10,7 +10,7 @@
 //
 // The API has the shape of the Node one (js/index.js), with promises where that one returns
 // values directly. Model files from URLs are downloaded inside the worker and kept in the
-// browser's Cache API (js/cache.js); files given as Blob/File objects are handed to the worker
+// browser's Cache API (js/browser/cache.js); files given as Blob/File objects are handed to the worker
 // by reference, never copied through this thread.
 //
 // Bundlers: the worker is started as `new Worker(new URL('./worker.js', import.meta.url),
@@ -18,12 +18,12 @@
 // imports, and copy dist/ and models/ files it names). Where the package's files are served
 // from elsewhere (a CDN, or a copy beside an esbuild bundle: esbuild does not copy such
 // files), `assetsUrl` names that folder, and `workerUrl` a worker script of your own.
-import { Gpt2Error, abortError, httpStatus, throwIfAborted } from './errors.js';
-import { checkOptions, OPTION_NAMES } from './options.js';
+import { Gpt2Error, abortError, httpStatus, throwIfAborted } from '../errors.js';
+import { checkOptions, OPTION_NAMES } from '../options.js';
 import { clearModelCache as clearCache } from './cache.js';
-import { assetsFolder, FILE_NAMES } from './sources.js';
+import { assetsFolder, FILE_NAMES } from '../sources.js';
 
-export { Gpt2Error } from './errors.js';
+export { Gpt2Error } from '../errors.js';
 
 /**
  * Generation (or fine-tuning) options as posted to the worker: every option but `signal` (which stays here),
@@ -40,7 +40,7 @@ function generateOptions(options) {
 const remotes = new WeakMap();
 
 /**
- * @typedef {import('./index.js').LoadProgress & { notice?: string }} BrowserLoadProgress
+ * @typedef {import('../index.js').LoadProgress & { notice?: string }} BrowserLoadProgress
  *   load() progress events, plus `notice`: a sentence for the user once the cache could not
  *   be used for a file (e.g. the storage is full); the load goes on without it.
  */
@@ -135,7 +135,7 @@ export async function loadInWorker(source, options = {}) {
  * @param {string|URL} source a folder URL (relative URLs resolve against the page)
  * @param {{ precision?: 'auto'|'f32'|'f16'|'q8_0', memoryBudget?: number, signal?: AbortSignal,
  *   workerUrl?: string|URL, assetsUrl?: string|URL }} [options] as loadInWorker's
- * @returns {Promise<import('./plan.js').LoadPlan>}
+ * @returns {Promise<import('../plan.js').LoadPlan>}
  */
 export async function planInWorker(source, options = {}) {
   options = checkOptions(options, OPTION_NAMES.planInWorker);
@@ -175,7 +175,7 @@ function startWorker(workerUrl, assetsUrl) {
       throw new Gpt2Error(`workerUrl must be a URL, got ${JSON.stringify(String(workerUrl))}`, 'arg');
     }
   } else {
-    url = new URL('js/worker.js', assetsFolder(assetsUrl));
+    url = new URL('js/browser/worker.js', assetsFolder(assetsUrl));
   }
   const here = globalThis.location && globalThis.location.origin;
   if (!here || url.origin === here || url.protocol === 'blob:' || url.protocol === 'data:') {
@@ -241,7 +241,7 @@ export class RemoteModel {
     remotes.set(this, { conn, id: loaded.id });
     /** @type {boolean} whether it was loaded into another model's worker (`into`) */
     this.guest = guest;
-    /** @type {Readonly<import('./index.js').ModelConfig>} the model's hyper-parameters */
+    /** @type {Readonly<import('../index.js').ModelConfig>} the model's hyper-parameters */
     this.config = Object.freeze(loaded.config);
     /** @type {Readonly<RemoteModelInfo>} facts about the load */
     this.info = Object.freeze(loaded.info);
@@ -282,7 +282,7 @@ export class RemoteModel {
    * ids) under the model (see Gpt2Model.score).
    * @param {string|number[]} textOrIds
    * @param {{ special?: boolean, topK?: number }} [options] topK: alternatives per token (default 5)
-   * @returns {Promise<import('./index.js').ScoreResult>}
+   * @returns {Promise<import('../index.js').ScoreResult>}
    */
   score(textOrIds, options = {}) {
     options = checkOptions(options, OPTION_NAMES.score);
@@ -296,7 +296,7 @@ export class RemoteModel {
    * @param {string} prompt
    * @param {string[]} choices
    * @param {{ by?: 'mean'|'sum', special?: boolean }} [options]
-   * @returns {Promise<import('./index.js').RankResult[]>}
+   * @returns {Promise<import('../index.js').RankResult[]>}
    */
   rank(prompt, choices, options = {}) {
     options = checkOptions(options, OPTION_NAMES.rank);
@@ -324,7 +324,7 @@ export class RemoteModel {
    * loop early (`break`) stops the worker's generation; summary then resolves with
    * stopReason 'cancelled' and the text and tokens received.
    * @param {string|number[]} prompt text, or token ids
-   * @param {import('./index.js').GenerateOptions} [options]
+   * @param {import('../index.js').GenerateOptions} [options]
    * @returns {RemoteGeneration}
    */
   generate(prompt, options = {}) {
@@ -351,8 +351,8 @@ export class RemoteModel {
    * Leaving the loop (`break`) also stops the worker at a step boundary (it may have finished a
    * step not taken). Either way the worker's model then holds the weights trained so far.
    * @param {string|number[]|Int32Array|Uint32Array} textOrIds
-   * @param {import('./index.js').FinetuneOptions} [options]
-   * @returns {AsyncIterableIterator<import('./index.js').FinetuneStep>}
+   * @param {import('../index.js').FinetuneOptions} [options]
+   * @returns {AsyncIterableIterator<import('../index.js').FinetuneStep>}
    */
   finetune(textOrIds, options = {}) {
     options = checkOptions(options, OPTION_NAMES.finetune);
@@ -440,7 +440,7 @@ export class RemoteSession {
   /**
    * Generates from the end of the session, appending the generated tokens to it (see
    * Session.generate); streams like RemoteModel.generate. Options pass through unchanged.
-   * @param {import('./index.js').GenerateOptions} [options]
+   * @param {import('../index.js').GenerateOptions} [options]
    * @returns {RemoteGeneration}
    */
   generate(options = {}) {
@@ -495,7 +495,7 @@ export class RemoteGeneration {
     this.#request = request;
     this.#signal = signal;
     this.#onDone = onDone;
-    /** @type {Promise<import('./index.js').GenerationSummary>} settles when the generation ends */
+    /** @type {Promise<import('../index.js').GenerationSummary>} settles when the generation ends */
     this.summary = new Promise((resolve, reject) => { this.#settle = { resolve, reject }; });
     this.summary.catch(() => {}); // a rejected summary is also thrown by the iterator
     if (signal) {
@@ -655,7 +655,7 @@ class RemoteFinetune {
 
   [Symbol.asyncIterator]() { return this; }
 
-  /** @returns {Promise<IteratorResult<import('./index.js').FinetuneStep>>} */
+  /** @returns {Promise<IteratorResult<import('../index.js').FinetuneStep>>} */
   async next() {
     if (this.#queue.length) return { done: false, value: this.#queue.shift() };
     if (this.#end) return this.#finish();

@@ -256,7 +256,7 @@ export class RemoteModel extends Remote {
    */
   finetune(textOrIds, options = {}) {
     options = checkOptions(options, OPTION_NAMES.finetune);
-    return new RemoteFinetune(callMessage(this, 'finetune', [textOrIds, streamOptions(options)]), options.signal);
+    return new RemoteGeneration(callMessage(this, 'finetune', [textOrIds, streamOptions(options)]), options.signal, this, true);
   }
 
   /**
@@ -329,218 +329,133 @@ function cancelledSummary(tokens, text) {
 }
 
 /**
- * One generation running in the worker: an async iterator of { text, token } and `summary`,
- * a promise of { tokens, promptTokens, stopReason, text, timings }.
+ * One stream running in the worker: a generation (an async iterator of { text, token } and
+ * `summary`, a promise of the in-thread summary) or, with `steps`, a fine-tuning (an iterator
+ * of its steps, no summary). They differ in what an abort drops: a generation ends at once
+ * (its summary rejects, the next next() throws AbortError); a fine-tuning yields the steps the
+ * worker finished before it saw the abort, then throws, so the steps seen are those in the model.
  */
 export class RemoteGeneration {
   /**
    * @param {{ conn: Connection, message: object }} call the 'call' message and its connection
    * @param {AbortSignal} [signal]
-   * @param {Remote} target the model or session generating (told the worker's answers)
+   * @param {Remote} target the model or session running it (told the worker's answers)
+   * @param {boolean} [steps] a fine-tuning
    */
-  constructor({ conn, message }, signal, target) {
+  constructor({ conn, message }, signal, target, steps = false) {
     this.#conn = conn;
     this.#request = message;
     this.#signal = signal;
     this.#target = target;
-    /** @type {Promise<import('../index.js').GenerationSummary>} settles when the generation ends */
-    this.summary = new Promise((resolve, reject) => { this.#settle = { resolve, reject }; });
-    this.summary.catch(() => {}); // a rejected summary is also thrown by the iterator
-    if (signal) {
-      this.#onAbort = () => this.#fail(abortError(signal), true);
-      signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#steps = steps;
+    if (!steps) {
+      /** @type {Promise<import('../index.js').GenerationSummary>} settles when the generation ends */
+      this.summary = new Promise((resolve, reject) => { this.#settle = { resolve, reject }; });
+      this.summary.catch(() => {}); // a rejected summary is also thrown by the iterator
     }
+    if (signal) signal.addEventListener('abort', this.#onAbort, { once: true });
   }
 
-  #conn; #request; #signal; #settle; #onAbort; #target;
-  #rid = undefined;       // request id once started
-  #queue = [];            // pieces received, not yet taken
-  #waiter = null;         // { resolve, reject } of a pending next()
-  #ended = false;         // no more pieces will be taken
-  #error = null;          // the error next() throws (once)
-  #cancelled = false;     // return() was called before the end
-  #text = '';             // text taken by the consumer
-  #tokens = 0;            // tokens taken by the consumer
+  #conn; #request; #signal; #target; #steps; #settle;
+  #rid = undefined;   // request id once started
+  #queue = [];        // items received, not yet taken
+  #waiter = null;     // { resolve, reject } of a pending next()
+  #end = null;        // { error } once no more items will come (error: thrown once the queue is empty)
+  #cancelled = false; // return() was called before the end
+  #text = '';         // text taken by the consumer (a generation)
+  #tokens = 0;        // tokens taken by the consumer (a generation)
+  #onAbort = () => {
+    if (!this.#steps) this.#close(abortError(this.#signal), true, true);
+    else if (this.#rid !== undefined) this.#conn.send({ op: 'abort', rid: this.#rid }); // it ends with AbortError
+  };
 
   [Symbol.asyncIterator]() { return this; }
 
-  /** @returns {Promise<IteratorResult<{ text: string, token: number|null }>>} */
+  /** @returns {Promise<IteratorResult<any>>} */
   async next() {
-    if (this.#error) {
-      const e = this.#error;
-      this.#error = null;
-      throw e;
-    }
     if (this.#queue.length) return { done: false, value: this.#take() };
-    if (this.#ended) return { done: true, value: undefined };
-    if (this.#signal && this.#signal.aborted) {
-      this.#fail(abortError(this.#signal), false);
-      return this.next();
+    if (this.#end) return this.#finish();
+    if (this.#rid === undefined) {
+      try {
+        throwIfAborted(this.#signal);
+        this.#rid = this.#conn.stream(this.#request, (m) => this.#onMessage(m), (e) => this.#onError(e));
+      } catch (e) {
+        this.#close(e, true);
+        return this.#finish();
+      }
     }
-    if (this.#rid === undefined) this.#start();
     return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
   }
 
-  /** Stops early (called by `break` in for await); the worker stops generating. */
+  /** Stops early (called by `break` in for await): the worker stops (a fine-tuning at a step boundary). */
   async return() {
-    if (this.#ended) return { done: true, value: undefined };
-    this.#ended = true;
-    this.#cancelled = true;
+    if (this.#end) return { done: true, value: undefined };
     this.#queue = [];
-    this.#detach();
-    if (this.#rid === undefined) {
-      this.#settle.resolve(cancelledSummary(0, ''));
+    if (this.#steps || this.#rid === undefined) {
+      if (this.#rid !== undefined) this.#conn.send({ op: 'abort', rid: this.#rid });
+      this.#close(null, true, false, cancelledSummary(0, ''));
     } else {
+      // The worker's summary comes with its 'done'; until then no piece is taken.
+      this.#cancelled = true;
+      this.#end = { error: null };
+      this.#detach();
       this.#conn.send({ op: 'cancel', rid: this.#rid });
     }
     return { done: true, value: undefined };
   }
 
-  #start() {
-    try {
-      this.#rid = this.#conn.stream(this.#request, (m) => this.#onMessage(m), (e) => this.#onError(e));
-    } catch (e) {
-      this.#fail(e, false);
-    }
-  }
-
   #take() {
-    const piece = this.#queue.shift();
-    this.#text += piece.text;
-    if (piece.token !== null) this.#tokens++;
-    return piece;
+    const item = this.#queue.shift();
+    if (!this.#steps) {
+      this.#text += item.text;
+      if (item.token !== null) this.#tokens++;
+    }
+    return item;
   }
 
   #onMessage(m) {
     if (m.type === 'piece') {
-      if (this.#ended) return;
-      if (this.#waiter) {
-        const w = this.#waiter;
-        this.#waiter = null;
-        this.#queue.push(m.piece);
-        w.resolve({ done: false, value: this.#take() });
-      } else {
-        this.#queue.push(m.piece);
-      }
+      if (!this.#end) this.#queue.push(m.piece);
     } else if (m.type === 'done') {
       noteState(this.#target, m);
-      this.#detach();
-      this.#conn.forget(this.#rid);
       if (this.#cancelled) {
         // The worker may have made a token or two more than were taken: report what was taken.
+        this.#conn.forget(this.#rid);
         this.#settle.resolve({ ...m.summary, stopReason: 'cancelled', tokens: this.#tokens, text: this.#text });
         return;
       }
-      this.#ended = true;
-      this.#settle.resolve(m.summary);
-      this.#wake();
+      this.#close(null, false, false, m.summary);
     }
+    this.#wake();
   }
 
   #onError(e) {
-    this.#detach();
     if (this.#cancelled) {
       this.#settle.resolve(cancelledSummary(this.#tokens, this.#text));
       return;
     }
-    this.#fail(e, false);
+    // A fine-tuning stopped by the signal throws the signal's reason, after the steps it made.
+    const aborted = this.#steps && e && e.name === 'AbortError' && this.#signal && this.#signal.aborted;
+    this.#close(aborted ? abortError(this.#signal) : e, !this.#steps);
   }
 
-  /** Ends with an error: summary rejects, the next next() throws it. */
-  #fail(e, tellWorker) {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#queue = [];
+  /**
+   * The end: no more items come. With an error, summary rejects and next() throws it once the
+   * queue is empty (drop: empty it now); else summary resolves with `summary`.
+   */
+  #close(error, drop, tellWorker = false, summary = undefined) {
+    if (this.#end) return;
+    this.#end = { error };
+    if (drop) this.#queue = [];
     if (this.#rid !== undefined) {
       if (tellWorker) this.#conn.send({ op: 'abort', rid: this.#rid });
       this.#conn.forget(this.#rid);
     }
     this.#detach();
-    this.#settle.reject(e);
-    if (this.#waiter) {
-      const w = this.#waiter;
-      this.#waiter = null;
-      w.reject(e);
-    } else {
-      this.#error = e;
+    if (this.#settle) {
+      if (error) this.#settle.reject(error);
+      else this.#settle.resolve(summary);
     }
-  }
-
-  #wake() {
-    if (this.#waiter && !this.#queue.length) {
-      const w = this.#waiter;
-      this.#waiter = null;
-      w.resolve({ done: true, value: undefined });
-    }
-  }
-
-  /** Stops listening to the signal (the generation has ended or been cancelled). */
-  #detach() {
-    if (this.#signal && this.#onAbort) this.#signal.removeEventListener('abort', this.#onAbort);
-    this.#onAbort = null;
-  }
-}
-
-/**
- * One fine-tuning running in the worker: an async iterator of its steps. Unlike a generation,
- * an abort does not drop what is on its way: the steps the worker finished before it saw the
- * abort are yielded first, then AbortError is thrown.
- */
-class RemoteFinetune {
-  /** @param {{ conn: Connection, message: object }} call the 'call' message and its connection @param {AbortSignal} [signal] */
-  constructor({ conn, message }, signal) {
-    this.#conn = conn;
-    this.#request = message;
-    this.#signal = signal;
-  }
-
-  #conn; #request; #signal;
-  #rid = undefined;  // request id once started
-  #queue = [];       // steps received, not yet taken
-  #waiter = null;    // { resolve, reject } of a pending next()
-  #end = null;       // { error } or { error: null } once the worker has finished
-  #onAbort = () => this.#conn.send({ op: 'abort', rid: this.#rid });
-
-  [Symbol.asyncIterator]() { return this; }
-
-  /** @returns {Promise<IteratorResult<import('../index.js').FinetuneStep>>} */
-  async next() {
-    if (this.#queue.length) return { done: false, value: this.#queue.shift() };
-    if (this.#end) return this.#finish();
-    if (this.#rid === undefined) {
-      throwIfAborted(this.#signal);
-      this.#rid = this.#conn.stream(this.#request, (m) => this.#onMessage(m), (e) => this.#onEnd(e));
-      if (this.#signal) this.#signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
-    return new Promise((resolve, reject) => { this.#waiter = { resolve, reject }; });
-  }
-
-  /** Stops early (`break`): the worker stops at its next step boundary. */
-  async return() {
-    if (this.#rid !== undefined && !this.#end) {
-      this.#conn.send({ op: 'abort', rid: this.#rid });
-      this.#conn.forget(this.#rid);
-    }
-    this.#queue = [];
-    this.#onEnd(null);
-    return { done: true, value: undefined };
-  }
-
-  #onMessage(m) {
-    if (m.type === 'piece') this.#queue.push(m.piece);
-    else if (m.type === 'done') {
-      this.#conn.forget(this.#rid);
-      this.#onEnd(null);
-      return;
-    }
-    this.#wake();
-  }
-
-  #onEnd(error) {
-    if (this.#end) return;
-    if (this.#signal) this.#signal.removeEventListener('abort', this.#onAbort);
-    const aborted = error && error.name === 'AbortError' && this.#signal && this.#signal.aborted;
-    this.#end = { error: aborted ? abortError(this.#signal) : error };
     this.#wake();
   }
 
@@ -552,19 +467,23 @@ class RemoteFinetune {
     return { done: true, value: undefined };
   }
 
+  /** Answers a pending next() once there is an item or the end. */
   #wake() {
-    if (!this.#waiter) return;
+    if (!this.#waiter || (!this.#queue.length && !this.#end)) return;
     const w = this.#waiter;
-    if (this.#queue.length) {
-      this.#waiter = null;
-      w.resolve({ done: false, value: this.#queue.shift() });
-    } else if (this.#end) {
-      this.#waiter = null;
+    this.#waiter = null;
+    if (this.#queue.length) w.resolve({ done: false, value: this.#take() });
+    else {
       try {
         w.resolve(this.#finish());
       } catch (e) {
         w.reject(e);
       }
     }
+  }
+
+  /** Stops listening to the signal. */
+  #detach() {
+    if (this.#signal) this.#signal.removeEventListener('abort', this.#onAbort);
   }
 }

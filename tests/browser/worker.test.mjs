@@ -131,3 +131,24 @@ test('a method called on a disposed session rejects with the in-thread error', a
   });
   assert.deepEqual(r, { name: 'Gpt2Error', code: 'arg', message: 'the session has been disposed' });
 });
+
+test('generating with a disposed worker model fails with the in-thread error, and summary rejects with it', async () => {
+  const r = await page.evaluate(async () => {
+    const m = await window.gpt2.loadInWorker(undefined, { threads: 1 });
+    await m.dispose();
+    const gen = m.generate('Hello', { maxTokens: 2 });
+    const outcome = await Promise.race([
+      gen.next().then(() => 'no error', (e) => `${e.name} [${e.code}]: ${e.message}`),
+      new Promise((resolve) => setTimeout(() => resolve('still pending after 5 s'), 5000)),
+    ]);
+    const summary = await gen.summary.then(() => 'resolved', (e) => e.message);
+    const local = await (await import('/js/index.js')).load(undefined, { threads: 1 });
+    local.dispose();
+    let expected = 'no error';
+    try { local.generate('Hello', { maxTokens: 2 }); } catch (e) { expected = `${e.name} [${e.code}]: ${e.message}`; }
+    return { outcome, summary, expected };
+  });
+  assert.equal(r.expected, 'Gpt2Error [arg]: the model has been disposed');
+  assert.equal(r.outcome, r.expected);
+  assert.equal(r.summary, 'the model has been disposed');
+});

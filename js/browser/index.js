@@ -9,8 +9,8 @@
 //   await model.dispose();
 //
 // The API has the shape of the shared one (js/index.js), with promises where that one returns
-// values directly: RemoteModel and RemoteSession mirror Gpt2Model and Session (each method is a
-// message, js/browser/protocol.js). Model files from URLs are downloaded inside the worker and
+// values directly: RemoteModel and RemoteSession mirror the worker's Gpt2Model and Session (each
+// method is a message, js/browser/protocol.js; this thread never loads those classes). Model files from URLs are downloaded inside the worker and
 // kept in the browser's Cache API (js/browser/cache.js); files given as Blob/File objects are
 // handed to the worker by reference, never copied through this thread. Types: index.d.ts here.
 //
@@ -21,9 +21,7 @@
 // does not copy such files), `assetsUrl` names that folder, and `workerUrl` a worker script of
 // your own.
 import { Gpt2Error, abortError, throwIfAborted } from '../errors.js';
-import { Gpt2Model } from '../model.js';
 import { checkOptions, OPTION_NAMES } from '../options.js';
-import { Session } from '../session.js';
 import { Connection, prepareSource, startWorker } from './connection.js';
 import { HANDLE, mapArg, SIGNAL } from './protocol.js';
 
@@ -66,6 +64,7 @@ export async function loadInWorker(source, options = {}) {
       { transfer, onProgress: onProgress ? (m) => onProgress(m.event) : undefined, onStart: (r) => { rid = r; } },
     );
     throwIfAborted(signal);
+    conn.api = value.api;
     return new RemoteModel(conn, value, !!host);
   } catch (e) {
     if (!host) conn.close(e);
@@ -116,16 +115,32 @@ export function isCrossOriginIsolated() {
 
 /**
  * What the page holds of a model or session kept in the worker. The methods and getters of
- * Gpt2Model and Session are mirrored onto RemoteModel and RemoteSession (`mirror`, below): each
- * becomes a 'call' message and returns a promise of the worker's answer, so a method added to
- * those classes works here with no code. Written by hand are only what cannot be generic: the
+ * Gpt2Model and Session, as the worker lists them, are mirrored onto RemoteModel and
+ * RemoteSession: each becomes a 'call' message and returns a promise of the worker's answer,
+ * so a method added to those classes works here with no code. Written by hand are only what cannot be generic: the
  * methods returning a stream (generate, finetune: they return an iterator at once), save
  * (no folder here) and dispose (it ends the worker).
  */
 class Remote {
-  /** @param {Connection} conn @param {number} handle the worker's id of the object */
-  constructor(conn, handle) {
-    remotes.set(this, { conn, handle, disposed: false });
+  /**
+   * The object is a Proxy that answers the names the worker lists for its kind (conn.api,
+   * sent with each load) that the class does not define: a getter with a promise of the
+   * worker's value, a method with a function calling it.
+   * @param {Connection} conn @param {number} handle the worker's id of the object @param {'model'|'session'} kind
+   */
+  constructor(conn, handle, kind) {
+    const how = (t, name) => (typeof name === 'string' && !(name in t) && Object.hasOwn(conn.api[kind], name) ? conn.api[kind][name] : undefined);
+    const proxy = new Proxy(this, {
+      get(t, name, receiver) {
+        const h = how(t, name);
+        if (h === 'get') return call(receiver, name, []);
+        if (h === 'call') return (...args) => call(receiver, name, args);
+        return Reflect.get(t, name, receiver);
+      },
+      has: (t, name) => name in t || how(t, name) !== undefined,
+    });
+    remotes.set(proxy, { conn, handle, disposed: false });
+    return proxy;
   }
 
   /** Whether dispose() was called (or the worker is gone, or the model it was loaded into was disposed). */
@@ -191,18 +206,6 @@ async function call(remote, method, args) {
   }
 }
 
-/** Defines each method and getter of Local's prototype that Target lacks as a call to the worker. */
-function mirror(Target, Local) {
-  for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(Local.prototype))) {
-    if (name === 'constructor' || name in Target.prototype) continue;
-    if (d.get) {
-      Object.defineProperty(Target.prototype, name, { get() { return call(this, name, []); }, configurable: true });
-    } else if (typeof d.value === 'function') {
-      Object.defineProperty(Target.prototype, name, { value(...args) { return call(this, name, args); }, writable: true, configurable: true });
-    }
-  }
-}
-
 /** Options as sent for a stream: `signal` replaced by the worker's own (the page's is watched here), undefined values left out. */
 function streamOptions(options) {
   const opts = { signal: { [SIGNAL]: true } };
@@ -218,7 +221,7 @@ function streamOptions(options) {
 export class RemoteModel extends Remote {
   /** @param {Connection} conn @param {any} loaded the worker's answer to 'load' @param {boolean} [guest] loaded `into` another */
   constructor(conn, loaded, guest = false) {
-    super(conn, loaded[HANDLE]);
+    super(conn, loaded[HANDLE], 'model');
     /** @type {boolean} whether it was loaded into another model's worker (`into`) */
     this.guest = guest;
     /** @type {Readonly<import('../index.js').ModelConfig>} the model's hyper-parameters */
@@ -282,7 +285,6 @@ export class RemoteModel extends Remote {
     if (!r.conn.closed) await call(this, 'dispose', []).catch(() => {});
   }
 }
-mirror(RemoteModel, Gpt2Model);
 
 /**
  * A session living in the worker (made by RemoteModel.session()): the shape of Session (append,
@@ -294,7 +296,7 @@ mirror(RemoteModel, Gpt2Model);
 export class RemoteSession extends Remote {
   /** @param {Connection} conn @param {number} handle @param {number} position */
   constructor(conn, handle, position) {
-    super(conn, handle);
+    super(conn, handle, 'session');
     /** @type {number} the session's length after the latest call that reported it */
     this.lastPosition = position;
   }
@@ -318,7 +320,6 @@ export class RemoteSession extends Remote {
     if (!r.conn.closed) await call(this, 'dispose', []).catch(() => {});
   }
 }
-mirror(RemoteSession, Session);
 
 /** The summary of a generation cancelled before the worker reported one: what was taken, as Generation's. */
 function cancelledSummary(tokens, text) {

@@ -4,15 +4,17 @@
 //
 // Requests (page -> worker), each with a request id `rid`:
 //   { op: 'load', rid, source, memoryBudget, precision, cache, threads, into }
-//        -> progress*, result { handle, config, info, eotId }   (into: a model handle here)
+//        -> progress*, result { [HANDLE], config, info, eotId, api }   (into: a model handle here;
+//           api: { model, session }, each { name: 'call' | 'get' }, the methods and getters of
+//           Gpt2Model and Session, which the page mirrors)
 //   { op: 'plan', rid, source, memoryBudget, precision } -> result LoadPlan (js/plan.js)
 //   { op: 'call', rid, target, method, args }
-//        target: a handle (a model or a session kept in the worker); method: a method or getter
-//        of its class (Gpt2Model, Session). The answer:
+//        target: a handle (a model or a session kept in the worker); method: one of `api`'s
+//        names for its kind. The answer:
 //        - a value: result { value };
 //        - an async iterator (generate, finetune): piece* (one per item), then done { summary }
 //          (summary: the iterator's `summary` promise's value, if it has one);
-//        - a Gpt2Model or Session: kept in the worker, answered as a handle marker (below).
+//        - a Gpt2Model or Session: kept in the worker, answered as { [HANDLE]: id, kind, position }.
 //        Every answer about a session also carries its `position` after the call.
 //   { op: 'abort', rid }   aborts a running request (its signal): it answers error AbortError
 //   { op: 'cancel', rid }  stops a stream early (`break`): done (a generation's summary has

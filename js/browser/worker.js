@@ -57,15 +57,15 @@ function state(obj) {
   return obj instanceof Session && !obj.disposed ? { position: obj.position } : {};
 }
 
-/** The method or getter `name` of obj's class (never an own field, never `constructor`). */
-function member(obj, name) {
-  if (typeof name !== 'string' || name === 'constructor' || Object.hasOwn(obj, name)) return undefined;
-  for (let p = Object.getPrototypeOf(obj); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-    const d = Object.getOwnPropertyDescriptor(p, name);
-    if (d) return typeof d.value === 'function' || d.get ? d : undefined;
-  }
-  return undefined;
-}
+/**
+ * The methods and getters of the classes kept here, by kind ('call' or 'get'): what 'call' may
+ * run, and what the page mirrors (sent with each load).
+ */
+const API = Object.fromEntries([['model', Gpt2Model], ['session', Session]].map(([kind, cls]) => [kind, Object.fromEntries(
+  Object.entries(Object.getOwnPropertyDescriptors(cls.prototype))
+    .filter(([name, d]) => name !== 'constructor' && (typeof d.value === 'function' || d.get))
+    .map(([name, d]) => [name, d.get ? 'get' : 'call']),
+)]));
 
 /** The buffers of a result to transfer: those of its typed arrays that `owner` does not keep. */
 function transferable(value, owner) {
@@ -123,7 +123,7 @@ const handlers = {
       // were fetched without it (null: caching off or not a URL source).
       const info = { ...m.info, cache: cached ? { ...cached.stats } : null };
       if (progress.noticeText) info.cacheNotice = progress.noticeText;
-      post({ rid, type: 'result', value: { ...keep(m), config: { ...m.config }, info, eotId: m.eotId } });
+      post({ rid, type: 'result', value: { ...keep(m), config: { ...m.config }, info, eotId: m.eotId, api: API } });
     } catch (e) {
       // Files that arrived whole but do not load (a bad or mismatched checkpoint) must not be
       // served from the cache again: evict them, so that a fixed server copy is fetched next time.
@@ -146,8 +146,9 @@ const handlers = {
 
   async call({ rid, target, method, args = [] }) {
     const obj = held(target);
-    const d = member(obj, method);
-    if (!d) throw new Gpt2Error(`a ${obj instanceof Session ? 'session' : 'model'} has no method '${String(method)}'`, 'arg');
+    const kind = handles.get(target).kind;
+    const how = typeof method === 'string' && Object.hasOwn(API[kind], method) ? API[kind][method] : undefined;
+    if (!how) throw new Gpt2Error(`a ${kind} has no method '${String(method)}'`, 'arg');
     const controller = new AbortController();
     running.set(rid, { abort: () => controller.abort() });
     const unwire = (v) => {
@@ -156,7 +157,7 @@ const handlers = {
       return Object.hasOwn(v, HANDLE) ? held(v[HANDLE]) : v;
     };
     try {
-      const value = d.get ? obj[method] : obj[method](...args.map((a) => mapArg(a, unwire)));
+      const value = how === 'get' ? obj[method] : obj[method](...args.map((a) => mapArg(a, unwire)));
       if (value && typeof value[Symbol.asyncIterator] === 'function') {
         await stream(rid, value, obj);
       } else {

@@ -117,9 +117,9 @@ export function isCrossOriginIsolated() {
  * What the page holds of a model or session kept in the worker. The methods and getters of
  * Gpt2Model and Session, as the worker lists them, are mirrored onto RemoteModel and
  * RemoteSession: each becomes a 'call' message and returns a promise of the worker's answer,
- * so a method added to those classes works here with no code. Written by hand are only what cannot be generic: the
- * methods returning a stream (generate, finetune: they return an iterator at once), save
- * (no folder here) and dispose (it ends the worker).
+ * so a method added to those classes works here with no code. Written by hand are only what
+ * cannot be generic: the methods returning a stream (generate, finetune: they return an
+ * iterator at once), save (no folder here) and dispose (it ends the worker).
  */
 class Remote {
   /**

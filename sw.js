@@ -3,7 +3,7 @@
 // the page opens, loads the embedded model and generates with no network.
 //
 // It lives at the root of the served folder because its scope must cover web/, js/, dist/ and
-// models/: the model's Web Worker (js/worker.js) and the threads' workers (dist/) are
+// models/: the model's Web Worker (js/browser/worker.js) and the threads' workers (dist/) are
 // controlled by the service worker whose scope holds their own URLs, not the page's.
 //
 // Versioning: web/offline.js registers sw.js?v=VERSION, VERSION being the version of
@@ -13,7 +13,7 @@
 // instead of downloading them again. It waits until the page asks it to take over (the
 // "new version available: reload" notice); when it activates, it deletes the older caches.
 // Model files downloaded from Hugging Face are kept by the worker in its own cache
-// (gpt2-wasm-models-v1, js/cache.js), which this worker never touches.
+// (gpt2-wasm-models-v1, js/browser/cache.js), which this worker never touches.
 //
 // Serving: cache-first for the precached files (a navigation to web/ gets web/index.html, one
 // to the root is redirected to web/); everything else goes to the network untouched (requests to other origins

@@ -6,7 +6,7 @@
 //     process.stdout.write(text);
 //
 // These declarations describe js/index.js and the modules it re-exports (load.js, model.js,
-// errors.js, sources.js, download.js); keep them in step with the code.
+// errors.js, sources.js, node/download.js); keep them in step with the code.
 
 /** The four files of a checkpoint in Hugging Face layout. */
 export type ModelFileName = 'config.json' | 'vocab.json' | 'merges.txt' | 'model.safetensors';
@@ -736,53 +736,8 @@ export interface FinetuneStep {
   checkpoint?: Uint8Array;
 }
 
-/**
- * A generation running in a Web Worker (js/browser.js `RemoteGeneration`): the shape of
- * {@link Generation}; leaving the loop early stops the worker's generation (`stopReason` `'cancelled'`).
- */
-export interface RemoteGeneration extends AsyncIterableIterator<Piece> {
-  readonly summary: Promise<GenerationSummary>;
-  next(): Promise<IteratorResult<Piece, undefined>>;
-  return(): Promise<IteratorReturnResult<undefined>>;
-  [Symbol.asyncIterator](): RemoteGeneration;
-}
-
-/**
- * A {@link Session} living in the worker (js/browser.js `RemoteSession`, made by
- * `RemoteModel.session()`): the same calls, answered by promises; `position`, `tokens` and
- * `text` are getters returning promises. `lastPosition` is the length reported by the latest answer.
- */
-export interface RemoteSession {
-  readonly position: Promise<number>;
-  readonly tokens: Promise<number[]>;
-  readonly text: Promise<string>;
-  readonly lastPosition: number;
-  readonly disposed: boolean;
-  append(input: string | TokenIds, options?: TokenizeOptions): Promise<number[]>;
-  /** Options (bannedWords, logitBias, contextPolicy, ...) pass to the worker unchanged, but `signal`. */
-  generate(options?: GenerateOptions): RemoteGeneration;
-  fork(): Promise<RemoteSession>;
-  rewind(position: number): Promise<void>;
-  dispose(): Promise<void>;
-}
-
-/**
- * A model loaded in a Web Worker by `loadInWorker` (js/browser.js `RemoteModel`): the shape of
- * {@link Gpt2Model}, with promises; `dispose()` terminates the worker.
- */
-export interface RemoteModel {
-  readonly config: Readonly<ModelConfig>;
-  readonly info: Readonly<Record<string, unknown>>;
-  readonly eotId: number;
-  readonly disposed: boolean;
-  tokenize(text: string, options?: TokenizeOptions): Promise<number[]>;
-  detokenize(ids: TokenIds): Promise<string>;
-  score(text: string | TokenIds, options?: ScoreOptions): Promise<ScoreResult>;
-  rank(prompt: string, choices: readonly string[], options?: RankOptions): Promise<RankResult[]>;
-  session(): Promise<RemoteSession>;
-  generate(prompt: string | TokenIds, options?: GenerateOptions): RemoteGeneration;
-  dispose(): Promise<void>;
-}
+/** The API in a Web Worker ('gpt2-wasm/browser'), declared in js/browser/index.d.ts. */
+export type { RemoteGeneration, RemoteModel, RemoteSession } from './browser/index.js';
 
 /** The `code` of a {@link Gpt2Error}: the C core's status names (src/status.h). */
 export type Gpt2ErrorCode =

@@ -11,4 +11,4 @@ export { load } from './load.js';
 export { Gpt2Model } from './model.js';
 export { Gpt2Error } from './errors.js';
 export { defaultModelUrl } from './sources.js';
-export { download } from './download.js'; // Node only: fetches a checkpoint into a folder
+export { download } from './node/download.js'; // Node only: fetches a checkpoint into a folder

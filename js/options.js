@@ -6,7 +6,7 @@ import { Gpt2Error } from './errors.js';
 
 /**
  * Option names by function, as documented in index.d.ts (LoadOptions, TokenizeOptions,
- * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions, FinetuneOptions) and browser.d.ts
+ * ScoreOptions, RankOptions, GenerateOptions, DownloadOptions, FinetuneOptions) and browser/index.d.ts
  * (BrowserLoadOptions: loadInWorker).
  * `generate` is shared by `model.generate` and `session.generate`; `append` is `session.append`.
  */

@@ -5,6 +5,15 @@ import { abortError, Gpt2Error, httpStatus, throwIfAborted } from './errors.js';
 import { importNode, isNode } from './platform.js';
 
 export const FILE_NAMES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+/** The canonical Hugging Face repositories of the published GPT-2 checkpoints (the downloader's and the page's model names). */
+export const MODEL_REPOS = Object.freeze({
+  gpt2: 'openai-community/gpt2',
+  'gpt2-medium': 'openai-community/gpt2-medium',
+  'gpt2-large': 'openai-community/gpt2-large',
+  'gpt2-xl': 'openai-community/gpt2-xl',
+  distilgpt2: 'distilbert/distilgpt2',
+});
+
 const READ_BYTES = 4 << 20; // a local file is read this many bytes at a time (4 MiB: fewer, larger copies into the loader)
 
 /**

@@ -298,7 +298,7 @@ function ensureCopy(dirs, p, log) {
   const gpt2 = join(nativeDir(), 'gpt2');
   const r = existsSync(gpt2)
     ? run(gpt2, ['quantize', dirs.f32, tmp, '--type', p], { stdio: ['ignore', 'ignore', 'inherit'] })
-    : run(process.execPath, ['js/cli.js', 'quantize', dirs.f32, tmp, '--type', p], { stdio: ['ignore', 'ignore', 'inherit'] });
+    : run(process.execPath, ['js/node/cli.js', 'quantize', dirs.f32, tmp, '--type', p], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (!r.ok) return `cannot write the ${p} copy`;
   renameSync(tmp, dirs[p]);
   return null;

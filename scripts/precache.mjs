@@ -24,8 +24,8 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 export const DIST_FILES = ['gpt2.mjs', 'gpt2.wasm', 'gpt2-mt.mjs', 'gpt2-mt.wasm', 'gpt2-mt.worker.js'];
 /** The embedded model. */
 export const MODEL_FILES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
-/** js/ files the browser never loads (Node only). */
-const NODE_ONLY = new Set(['cli.js']);
+/** The js/ folder the browser never loads (Node only). */
+const NODE_ONLY = path.join('js', 'node');
 
 /** Remembered digests by absolute path, keyed by size and modification time. */
 const digests = new Map();
@@ -61,8 +61,9 @@ export async function precacheManifest({ root = REPO_ROOT, distDir } = {}) {
   const dist = distDir ? path.resolve(distDir) : path.join(root, 'dist');
   const entries = []; // [relative path, absolute path]
   for (const f of (await filesUnder(path.join(root, 'web'))).sort()) entries.push([path.relative(root, f), f]);
-  for (const name of (await readdir(path.join(root, 'js'))).sort()) {
-    if (name.endsWith('.js') && !NODE_ONLY.has(name)) entries.push([`js/${name}`, path.join(root, 'js', name)]);
+  for (const f of (await filesUnder(path.join(root, 'js'))).sort()) {
+    const rel = path.relative(root, f);
+    if (rel.endsWith('.js') && !rel.startsWith(NODE_ONLY + path.sep)) entries.push([rel, f]);
   }
   for (const name of DIST_FILES) entries.push([`dist/${name}`, path.join(dist, name)]);
   for (const name of MODEL_FILES) entries.push([`models/${name}`, path.join(root, 'models', name)]);

@@ -1,7 +1,7 @@
 // app.js - the gpt2-wasm demo page: wires its parts together. Plain ES modules, no framework;
 // each part owns its own state and elements, and gets what it needs from the others through
 // the `app` object made here:
-//   picker.js    the model card: choose, load (into a Web Worker, js/browser.js), progress, model line
+//   picker.js    the model card: choose, load (into a Web Worker, js/browser/index.js), progress, model line
 //   bigmodel.js  size, precision and memory before a download (#model-plan); the draft model
 //   options.js   the sampling settings and banned words (Generate, Write's Continue, Chat)
 //   generate.js  detect.js  chat.js  write.js  teach.js   one module per tab

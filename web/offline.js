@@ -135,7 +135,7 @@ async function showNetwork() {
 }
 
 /**
- * The models downloaded into this browser's model cache (js/cache.js) other than the embedded
+ * The models downloaded into this browser's model cache (js/browser/cache.js) other than the embedded
  * one: Hugging Face repositories by name, other folders by address. Complete entries only
  * (the weights are there).
  */

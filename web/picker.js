@@ -1,5 +1,5 @@
 // picker.js - the model card of the demo page: choosing a model, loading it into a Web Worker
-// (js/browser.js loadInWorker) with a progress bar, and saying what is loaded. It owns the
+// (js/browser/index.js loadInWorker) with a progress bar, and saying what is loaded. It owns the
 // loaded model; the tabs ask for it through getModel() (see app.js).
 //
 //   #model-select        <select>: 'embedded' | 'hf:<owner>/<repo>' | 'url' | 'files' | 'kept:<id>' (a model
@@ -20,7 +20,7 @@
 //
 // Test hook (window.__gpt2): ready (a Promise for the model being loaded, replaced on each
 //   Load; resolves to true/false), model, loads, lastError.
-import { FILE_NAMES } from '../js/sources.js';
+import { FILE_NAMES, MODEL_REPOS } from '../js/sources.js';
 import { formatBytes, plural } from './format.js';
 import { probeHost } from './offline.js';
 import { $, clearError, isAbort, make, setState, setStatus, showError, showNotice } from './page.js';
@@ -46,13 +46,12 @@ const repoOf = (url) => (url.match(/^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/
 
 /**
  * A folder URL from what was typed: a full URL, a HF repo page, 'owner/name', or a model name
- * the downloader knows ('gpt2', 'distilgpt2', ...: js/download.js's MODEL_REPOS).
+ * the downloader knows ('gpt2', 'distilgpt2', ...: js/sources.js's MODEL_REPOS).
  */
 async function normalizeUrl(text) {
   let s = text.trim();
   if (!s) throw new Error('Type the URL of a folder holding the model files, or a model name such as gpt2.');
   if (/^[\w.-]+$/.test(s)) {
-    const { MODEL_REPOS } = await import('../js/download.js');
     if (!Object.hasOwn(MODEL_REPOS, s)) {
       throw new Error(`"${s}" is not a model name this page knows (${Object.keys(MODEL_REPOS).join(', ')}); type owner/name or a URL.`);
     }
@@ -211,7 +210,7 @@ class ProgressView {
  *   model is ready), onBusy() (loading started or ended: update the buttons)
  * @returns {{ readonly model: any, readonly loading: boolean, readonly api: any, readonly loaded: any,
  *   sourceOf: (select: string) => string | undefined | Promise<string>, start: () => Promise<void> }}
- *   model: the loaded RemoteModel or null; loading: a load is running; api: the js/browser.js
+ *   model: the loaded RemoteModel or null; loading: a load is running; api: the js/browser/index.js
  *   module (null until start() imported it); loaded: { select, url, source } of the loaded
  *   model's choice; sourceOf: the folder URL of a #model-select value (undefined without one)
  */
@@ -225,7 +224,7 @@ export function initPicker(app) {
   Object.assign(hook, { ready: Promise.resolve(false), model: null, loads: 0 });
   const progress = new ProgressView($('progress'), $('progress-text'));
 
-  let api = null;          // the js/browser.js module
+  let api = null;          // the js/browser/index.js module
   let model = null;        // the loaded RemoteModel
   let modelLabel = '';
   let loadedChoice = null; // { select, url, source }: what the picker showed when the loaded model was chosen
@@ -399,7 +398,7 @@ export function initPicker(app) {
   /** Imports the worker runtime, then loads the embedded model right away. */
   async function start() {
     try {
-      api = await import('../js/browser.js');
+      api = await import('../js/browser/index.js');
     } catch (e) {
       setState('broken');
       setStatus('Not available.');

@@ -12,7 +12,7 @@
 //   Stop (#teach-stop) ends at a step boundary: the model keeps the steps done.
 //   Download: the taught model's four files (RemoteModel.save), one button each.
 //   Keep (#teach-keep, named by #teach-keep-name): the same four files kept in the browser's
-//   storage (js/cache.js keepModel); #teach-kept lists the kept models, each with a Delete
+//   storage (js/browser/cache.js keepModel); #teach-kept lists the kept models, each with a Delete
 //   button, and the model picker offers them ('kept:<id>', "Taught: <name>, <date>", in the
 //   optgroup #kept-models), loaded from storage without a download (keptSource).
 //
@@ -21,7 +21,7 @@
 //   steps: the FinetuneStep objects of the latest run; options: what finetune() was given;
 //   ids: the training token ids; trainMs: time of the finetune loop; kept: the kept models'
 //   index entries, after each refresh.
-import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/cache.js';
+import { deleteKeptModel, keepModel, keptModelFiles, listKeptModels } from '../js/browser/cache.js';
 import { formatBytes, plural } from './format.js';
 import { $, clearError, saveFile, showError } from './page.js';
 

@@ -3,7 +3,7 @@
 // mid-generation, and two models in one page. Each must end in a clear error or a clean
 // retry, with no half-written cache entry left behind.
 //
-// The page is tests/browser/harness.html (it only imports js/browser.js), served by
+// The page is tests/browser/harness.html (it only imports js/browser/index.js), served by
 // scripts/serve.mjs; the faulty downloads come from tests/js/helpers/server.mjs on another
 // port (it sends CORS/CORP headers so the cross-origin-isolated page may read it).
 import { after, before, test } from 'node:test';

@@ -11,7 +11,7 @@
 // http://127.0.0.1 is one. Screenshot: test-output/browser/offline-reload.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +32,7 @@ let page;
 before(async () => {
   site = mkdtempSync(join(tmpdir(), 'gpt2-site-'));
   cpSync(join(ROOT, 'web'), join(site, 'web'), { recursive: true });
-  mkdirSync(join(site, 'js'));
-  for (const f of readdirSync(join(ROOT, 'js'))) cpSync(join(ROOT, 'js', f), join(site, 'js', f));
+  cpSync(join(ROOT, 'js'), join(site, 'js'), { recursive: true });
   mkdirSync(join(site, 'dist'));
   for (const f of ['gpt2.mjs', 'gpt2.wasm', 'gpt2-mt.mjs', 'gpt2-mt.wasm', 'gpt2-mt.worker.js', 'package.json']) {
     cpSync(join(ROOT, 'dist', f), join(site, 'dist', f));
@@ -101,7 +100,7 @@ test('first visit: the service worker keeps the page, scripts, both builds and t
   assert.ok(names.includes(`gpt2-wasm-app-${version}`), JSON.stringify(names));
   const kept = await page.evaluate(async (name) => (await (await caches.open(name)).keys()).map((r) => new URL(r.url).pathname), `gpt2-wasm-app-${version}`);
   for (const p of ['/web/index.html', '/web/app.js', '/web/write.js', '/web/style.css', '/web/manifest.webmanifest',
-    '/js/browser.js', '/js/worker.js', '/js/index.js', '/dist/gpt2.mjs', '/dist/gpt2.wasm', '/dist/gpt2-mt.mjs',
+    '/js/browser/index.js', '/js/browser/worker.js', '/js/index.js', '/dist/gpt2.mjs', '/dist/gpt2.wasm', '/dist/gpt2-mt.mjs',
     '/dist/gpt2-mt.wasm', '/dist/gpt2-mt.worker.js', '/models/config.json', '/models/vocab.json', '/models/merges.txt',
     '/models/model.safetensors']) {
     assert.ok(kept.includes(p), `${p} is precached (${kept.length} entries)`);

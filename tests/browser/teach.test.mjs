@@ -241,7 +241,7 @@ test('Keep in this browser: offered after a reload, loaded without a download wi
   assert.equal(await page.isHidden('#teach-kept-box'), true);
   assert.deepEqual(await page.evaluate(async () => (await (await caches.open('gpt2-wasm-taught-v1')).keys()).map((r) => r.url.split('/').pop())),
     ['index.json'], 'the files are gone from storage');
-  assert.deepEqual(await page.evaluate(async () => (await import('/js/cache.js')).listKeptModels()), []);
+  assert.deepEqual(await page.evaluate(async () => (await import('/js/browser/cache.js')).listKeptModels()), []);
 });
 
 test('bad input is refused with a message, and the model is left as it was', async () => {

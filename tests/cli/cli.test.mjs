@@ -131,7 +131,7 @@ test('generate --draft: greedy text as without; sampled text the same natively a
   assert.equal(a.stdout, b.stdout);
   const other = gpt2([...base, ...sampling.slice(0, -1), '8', ...draft]);
   assert.notEqual(other.stdout, a.stdout);
-  const wasm = spawnSync(process.execPath, [join(root, 'js', 'cli.js'), ...base.slice(0, -2), '-q', ...sampling, ...draft], { timeout: 60000 });
+  const wasm = spawnSync(process.execPath, [join(root, 'js', 'node', 'cli.js'), ...base.slice(0, -2), '-q', ...sampling, ...draft], { timeout: 60000 });
   assert.equal(wasm.status, 0, wasm.stderr.toString());
   assert.equal(wasm.stdout.toString('utf8'), a.stdout);
 });

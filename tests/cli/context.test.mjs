@@ -15,7 +15,7 @@ const expected = JSON.parse(readFileSync(join(fixture, 'expected.json'), 'utf8')
 const c4 = expected.cases.find((c) => c.name === 'ctx_minus_4'); // 60 of the 64 positions
 const tools = {
   native: [join(root, 'build', 'gpt2')],
-  wasm: [process.execPath, join(root, 'js', 'cli.js')],
+  wasm: [process.execPath, join(root, 'js', 'node', 'cli.js')],
 };
 
 function run(tool, args) {

@@ -1,4 +1,4 @@
-// `gpt2-wasm download` (js/cli.js on js/download.js) against a local stand-in for the Hugging
+// `gpt2-wasm download` (js/node/cli.js on js/node/download.js) against a local stand-in for the Hugging
 // Face Hub on 127.0.0.1 (tests/js/helpers/hf_server.mjs) serving the tiny-f32 fixture: the
 // files arrive intact and load; the folder is printed on stdout; errors are one line with the
 // right exit status; Ctrl-C keeps the partial file and the next run continues it.
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { serveHub } from '../js/helpers/hf_server.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(root, 'js', 'cli.js');
+const cli = join(root, 'js', 'node', 'cli.js');
 const source = join(root, 'tests', 'fixtures', 'tiny-f32');
 const FILES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
 
@@ -29,7 +29,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs `node js/cli.js args...` without blocking this process; resolves when it exits. */
+/** Runs `node js/node/cli.js args...` without blocking this process; resolves when it exits. */
 function run(args, { env = {}, onSpawn, cwd = work } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, ...env } });

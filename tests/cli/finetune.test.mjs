@@ -97,7 +97,7 @@ test('threads give the same losses bit for bit', () => {
 });
 
 test('gpt2-wasm finetune: the same losses and the same saved bytes as the native tool', () => {
-  const wasmCli = join(root, 'js', 'cli.js');
+  const wasmCli = join(root, 'js', 'node', 'cli.js');
   const args = ['finetune', '--model', fixture, '--data', data, '--json', '--batch', '2', '--seq', '32', '--steps', '4',
     '--lr', '2e-3', '--shuffle', '3', '--val-fraction', '0.3', '--eval-every', '2', '--save-dtype', 'f16'];
   const a = gpt2([...args, '--out', join(work, 'cmp-native')]);
@@ -117,7 +117,7 @@ test('gpt2-wasm finetune: the same losses and the same saved bytes as the native
 });
 
 function wasm(args) {
-  const r = spawnSync(process.execPath, [join(root, 'js', 'cli.js'), ...args], { timeout: 120000 });
+  const r = spawnSync(process.execPath, [join(root, 'js', 'node', 'cli.js'), ...args], { timeout: 120000 });
   return { status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
 }
 const same = (a, b, f) => readFileSync(join(a, f)).equals(readFileSync(join(b, f)));

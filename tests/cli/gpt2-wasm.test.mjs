@@ -1,4 +1,4 @@
-// The Node command-line tool `gpt2-wasm` (js/cli.js, on the WebAssembly build in dist/):
+// The Node command-line tool `gpt2-wasm` (js/node/cli.js, on the WebAssembly build in dist/):
 // the same outputs as the native `gpt2` and the float64 reference fixtures, one clear error
 // line with the right exit status, the embedded model, Ctrl-C, and the TypeScript declarations.
 // Needs `npm run build` (dist/gpt2.mjs, dist/gpt2.wasm); compares with build/gpt2 when it exists.
@@ -10,7 +10,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(root, 'js', 'cli.js');
+const cli = join(root, 'js', 'node', 'cli.js');
 const native = join(root, 'build', 'gpt2');
 const fixture = join(root, 'tests', 'fixtures', 'tiny-f32');
 const expected = JSON.parse(readFileSync(join(fixture, 'expected.json'), 'utf8'));
@@ -20,7 +20,7 @@ if (!existsSync(join(root, 'dist', 'gpt2.wasm')) || !existsSync(join(root, 'dist
   throw new Error('dist/gpt2.wasm is missing: run `npm run build` before these tests');
 }
 
-/** Runs `node js/cli.js args...` with stdin input; stdout as text and as bytes. */
+/** Runs `node js/node/cli.js args...` with stdin input; stdout as text and as bytes. */
 function run(args, { input, cwd = root } = {}) {
   const r = spawnSync(process.execPath, [cli, ...args], { input, cwd, timeout: 60000 });
   if (r.error) throw r.error;

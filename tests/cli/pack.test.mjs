@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const browserTypes = join(root, 'js', 'browser.d.ts');
+const browserTypes = join(root, 'js', 'browser', 'index.d.ts');
 
 let work; // temporary folder: the tarball, bin/ (the PATH) and the project
 let tarball;
@@ -71,7 +71,7 @@ test('the user environment has no Emscripten or compiler on PATH', () => {
 
 test('the tarball holds the prebuilt modules, the model, the types and the linked docs, and nothing else', () => {
   for (const f of [
-    'package.json', 'README.md', 'LICENSE', 'BENCHMARKS.md', 'js/index.js', 'js/index.d.ts', 'js/browser.js', 'js/cli.js',
+    'package.json', 'README.md', 'LICENSE', 'BENCHMARKS.md', 'js/index.js', 'js/index.d.ts', 'js/browser/index.js', 'js/browser/worker.js', 'js/node/cli.js',
     'dist/gpt2.mjs', 'dist/gpt2.wasm', 'dist/gpt2-mt.mjs', 'dist/gpt2-mt.wasm', 'dist/gpt2-mt.worker.js', 'dist/package.json',
     'models/config.json', 'models/vocab.json', 'models/merges.txt', 'models/model.safetensors', 'models/README.md',
   ]) {
@@ -156,7 +156,7 @@ export { e };
 
 const BROWSER_TS = `import { loadInWorker, clearModelCache } from 'gpt2-wasm/browser';
 const model = await loadInWorker(undefined, {
-  workerUrl: 'https://cdn.example/gpt2-wasm/js/worker.js',
+  workerUrl: 'https://cdn.example/gpt2-wasm/js/browser/worker.js',
   onProgress: (p) => { const n: number = p.loaded; void n; },
 });
 for await (const piece of model.generate('Hello', { maxTokens: 5 })) { const t: string = piece.text; void t; }
@@ -190,7 +190,7 @@ test('tsc type-checks a file using the main entry, from the installed package', 
 
 test('tsc type-checks a file using the browser entry, from the installed package', (t) => {
   if (!existsSync(browserTypes)) {
-    t.skip('js/browser.d.ts is missing: the browser entry has no types yet (issue 12, part 3)');
+    t.skip('js/browser/index.d.ts is missing: the browser entry has no types yet (issue 12, part 3)');
     return;
   }
   typeCheck('browser-entry', { 'main.ts': NODE_TS, 'browser.ts': BROWSER_TS });

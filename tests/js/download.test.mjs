@@ -1,4 +1,4 @@
-// The model downloader (js/download.js) against a local stand-in for the Hugging Face Hub
+// The model downloader (js/node/download.js) against a local stand-in for the Hugging Face Hub
 // (helpers/hf_server.mjs, 127.0.0.1 only) serving the tiny-f32 fixture as repositories.
 // Expected values come from outside the downloader: the fixture's bytes and sizes read with
 // node:fs, the SHA-256 the server computes with node:crypto, and the logits of loading the

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load, download } from '../../js/index.js';
-import { quantizeFolder } from '../../js/quantize.js';
+import { quantizeFolder } from '../../js/node/quantize.js';
 import { OPTION_NAMES } from '../../js/options.js';
 import { assertGpt2Error, fixture, root } from './helpers/common.mjs';
 
@@ -145,7 +145,7 @@ test('the checked option names are the ones index.d.ts documents', () => {
   for (const [fn, iface] of Object.entries(pairs)) {
     assert.deepEqual([...OPTION_NAMES[fn]].sort(), declaredNames(dts, iface).sort(), `${fn} vs ${iface}`);
   }
-  const browserDts = readFileSync(join(root, 'js', 'browser.d.ts'), 'utf8');
+  const browserDts = readFileSync(join(root, 'js', 'browser', 'index.d.ts'), 'utf8');
   assert.deepEqual([...OPTION_NAMES.loadInWorker].sort(), declaredNames(browserDts, 'BrowserLoadOptions').sort(),
-    'loadInWorker vs BrowserLoadOptions (browser.d.ts)');
+    'loadInWorker vs BrowserLoadOptions (browser/index.d.ts)');
 });

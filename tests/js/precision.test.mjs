@@ -14,7 +14,7 @@ import { assertGpt2Error, expected, fixture, maxAbsDiff, native as defaultNative
 
 const TOL = 1e-4;
 const TOL_Q8 = 0.25; // int8 activations in the q8_0 kernels; see tests/unit/test_model.c
-const cli = join(root, 'js', 'cli.js');
+const cli = join(root, 'js', 'node', 'cli.js');
 const native = process.env.GPT2_NATIVE || defaultNative;
 const tmp = () => mkdtempSync(join(tmpdir(), 'gpt2-prec-test-'));
 const argmax = (a) => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);

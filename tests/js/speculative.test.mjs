@@ -160,7 +160,7 @@ test('load(dir, { draft, draftTokens }): the draft generate uses by default; { d
 });
 
 test('gpt2-wasm generate --draft: same text as without, acceptance on stderr with --stats', () => {
-  const cli = join(root, 'js', 'cli.js');
+  const cli = join(root, 'js', 'node', 'cli.js');
   const run = (args) => spawnSync(process.execPath, [cli, 'generate', '--model', fixture('tiny-f32'), '-q', '--temperature', '0',
     '--max-tokens', '30', '--ignore-eot', '--prompt', 'The quick brown fox', ...args], { timeout: 60000 });
   const plain = run([]);

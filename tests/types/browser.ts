@@ -1,7 +1,7 @@
-// Type-checks a page's use of 'gpt2-wasm/browser' (js/browser.d.ts) and of 'gpt2-wasm' in a
+// Type-checks a page's use of 'gpt2-wasm/browser' (js/browser/index.d.ts) and of 'gpt2-wasm' in a
 // browser bundle, the way a user of the package sees them (package.json "exports", "types").
 import { clearModelCache, Gpt2Error, isCrossOriginIsolated, loadInWorker, planInWorker } from 'gpt2-wasm/browser';
-import type { BrowserLoadProgress, LoadPlan, RemoteModel, RemoteSession } from 'gpt2-wasm/browser';
+import { RemoteModel, type BrowserLoadProgress, type LoadPlan, type RemoteSession } from 'gpt2-wasm/browser';
 import { load } from 'gpt2-wasm';
 
 export async function page(output: { textContent: string | null }): Promise<void> {
@@ -31,6 +31,13 @@ export async function page(output: { textContent: string | null }): Promise<void
   const ids: number[] = await session.append('Hello');
   const position: number = await session.position;
   console.log(stopReason, ids, position, session.lastPosition);
+  // Methods of Gpt2Model and Session with no code of their own in the page: the same, with promises.
+  const logits: Float32Array = await model.logits(ids);
+  const computed: number = await session.computedTokens;
+  const fork: RemoteSession = await session.fork();
+  // @ts-expect-error: a getter of the worker's session is a promise
+  const wrong: number = session.position;
+  console.log(logits.length, computed, await fork.text, wrong, model instanceof RemoteModel);
   await session.dispose();
   const controller = new AbortController();
   for await (const s of model.finetune('My own text', { steps: 60, batch: 4, seq: 64, valFraction: 0.1, signal: controller.signal })) {

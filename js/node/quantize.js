@@ -4,10 +4,10 @@
 // produced, so memory stays bounded (about one weight matrix) whatever the file's size; the
 // output goes to a temporary file renamed at the end. config.json, vocab.json and merges.txt
 // are copied. The file format is described in docs/quantized-format.md.
-import { Core } from './core.js';
-import { Gpt2Error } from './errors.js';
-import { checkOptions, OPTION_NAMES } from './options.js';
-import { createModule } from './wasm_module.js';
+import { Core } from '../core.js';
+import { Gpt2Error } from '../errors.js';
+import { checkOptions, OPTION_NAMES } from '../options.js';
+import { createModule } from '../wasm_module.js';
 
 const CHUNK = 1 << 20;
 const TYPES = { f16: 1, q8_0: 2 };

@@ -1,4 +1,4 @@
-// Type declarations for 'gpt2-wasm/browser' (js/browser.js): the model in a Web Worker, for
+// Type declarations for 'gpt2-wasm/browser' (js/browser/index.js): the model in a Web Worker, for
 // web pages.
 //
 //   import { loadInWorker } from 'gpt2-wasm/browser';
@@ -6,15 +6,15 @@
 //   for await (const { text } of model.generate('Once upon a time', { maxTokens: 40 })) output.textContent += text;
 //   await model.dispose();
 //
-// The shapes of the Node API (js/index.d.ts) are reused; here every call returns a promise.
-// Keep these declarations in step with js/browser.js.
+// The shapes of the shared API (js/index.d.ts) are reused: RemoteModel and RemoteSession are
+// Gpt2Model and Session with promises (`Remote<T>`), as js/browser/index.js mirrors them.
 
 import type {
-  FinetuneOptions, FinetuneStep, GenerateOptions as NodeGenerateOptions, GenerationSummary, LoadProgress, ModelConfig, ModelFileName, ModelInfo, Piece,
-  Precision, RankOptions, RankResult, ScoreOptions, ScoreResult, TokenIds, TokenizeOptions,
-} from './index.js';
+  FinetuneOptions, FinetuneStep, GenerateOptions as NodeGenerateOptions, GenerationSummary, Gpt2Model, LoadProgress, ModelConfig, ModelFileName,
+  ModelInfo, Piece, Precision, Session, TokenIds,
+} from '../index.js';
 
-export { Gpt2Error } from './index.js';
+export { Gpt2Error } from '../index.js';
 
 /** Generation options in the worker: those of the Node API, with a draft that lives in the same worker. */
 export type GenerateOptions = Omit<NodeGenerateOptions, 'draft'> & {
@@ -62,12 +62,12 @@ export interface BrowserLoadOptions {
    * (`'https://cdn.jsdelivr.net/npm/gpt2-wasm@0.1.0/'`: another origin works, its files must
    * be served with CORS; threads then fall back to 1, see `info.threadsFallback`), or a copy
    * beside an esbuild bundle (esbuild does not copy the files named with
-   * `new URL(..., import.meta.url)`). The worker starts from its `js/worker.js` and loads
+   * `new URL(..., import.meta.url)`). The worker starts from its `js/browser/worker.js` and loads
    * everything else from there. Default: the files next to this module, or wherever the
    * bundler (Vite, webpack) emitted them.
    */
   assetsUrl?: string | URL | undefined;
-  /** Where gpt2-wasm's `js/worker.js` (or a module worker script importing it) is served; takes precedence over `assetsUrl` for the worker. */
+  /** Where gpt2-wasm's `js/browser/worker.js` (or a module worker script importing it) is served; takes precedence over `assetsUrl` for the worker. */
   workerUrl?: string | URL | undefined;
   /**
    * Load into that model's worker and WebAssembly instance (a draft for speculative decoding):
@@ -123,9 +123,11 @@ export type RemoteModelInfo = ModelInfo & {
  * promise. Leaving the loop early (`break`) stops the worker's generation (`stopReason`
  * `'cancelled'`); `options.signal` aborts it (the iterator throws, `summary` rejects).
  */
-export declare class RemoteGeneration implements AsyncIterableIterator<Piece> {
+export declare class RemoteGeneration {
   private constructor();
-  /** Settles when the generation ends. */
+}
+export interface RemoteGeneration extends AsyncIterableIterator<Piece> {
+  /** Settles when the generation ends (the fields of the in-thread summary). */
   readonly summary: Promise<GenerationSummary>;
   next(): Promise<IteratorResult<Piece, undefined>>;
   return(): Promise<IteratorReturnResult<undefined>>;
@@ -133,36 +135,46 @@ export declare class RemoteGeneration implements AsyncIterableIterator<Piece> {
 }
 
 /**
- * A session living in the worker (see `Session` in the Node API). `position`, `tokens` and
- * `text` ask the worker; `lastPosition` is the position after the latest answer.
+ * The worker's side of a class, as js/browser/index.js mirrors it: each method returns a
+ * promise of its value (a `Session` becomes a {@link RemoteSession}), each property is a
+ * promise asked of the worker. A method declared on `Gpt2Model` or `Session` is thus declared
+ * on {@link RemoteModel} or {@link RemoteSession} too.
+ */
+export type Remote<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Promise<Awaited<R> extends Session ? RemoteSession : Awaited<R>>
+    : Promise<T[K]>;
+};
+
+/**
+ * A session living in the worker (see `Session` in the shared API): its methods and getters
+ * answered by promises. `lastPosition` is the position after the latest answer, without a
+ * round trip. Calls are answered in order; while a generation runs in the session, other
+ * calls reject with `Gpt2Error` `'arg'`.
  */
 export declare class RemoteSession {
   private constructor();
+}
+export interface RemoteSession extends Remote<Omit<Session, 'generate' | 'dispose' | 'disposed'>> {
   /** The session's length after the latest call that reported it (no round trip). */
   lastPosition: number;
   /** Whether `dispose()` was called (or the model's worker is gone). */
   readonly disposed: boolean;
-  /** Number of tokens in the session. */
-  readonly position: Promise<number>;
-  /** A copy of the session's token ids. */
-  readonly tokens: Promise<number[]>;
-  /** The session's text. */
-  readonly text: Promise<string>;
-  /** Appends text (tokenized on its own) or token ids and runs them through the model; resolves with the ids appended. */
-  append(input: string | TokenIds, options?: TokenizeOptions): Promise<number[]>;
   /** Generates from the end of the session, appending the generated tokens to it. */
   generate(options?: GenerateOptions): RemoteGeneration;
-  /** A new session with the same tokens and a copy of the KV cache. */
-  fork(): Promise<RemoteSession>;
-  /** Keeps the first `position` tokens and forgets the rest. */
-  rewind(position: number): Promise<void>;
   /** Frees the session in the worker. Safe to call twice, and after the model's dispose. */
   dispose(): Promise<void>;
 }
 
-/** A model loaded in a worker by {@link loadInWorker}: the shape of `Gpt2Model`, with promises. One worker per model. */
+/**
+ * A model loaded in a worker by {@link loadInWorker}: the methods of `Gpt2Model` (tokenize,
+ * detokenize, score, rank, session, logits, ...) answered by promises. One worker per model.
+ */
 export declare class RemoteModel {
   private constructor();
+}
+export interface RemoteModel extends Remote<Omit<Gpt2Model,
+  'config' | 'info' | 'eotId' | 'disposed' | 'draft' | 'draftTokens' | 'generate' | 'finetune' | 'save' | 'dispose'>> {
   /** The model's hyper-parameters. */
   readonly config: Readonly<ModelConfig>;
   /** Facts about the load. */
@@ -173,13 +185,7 @@ export declare class RemoteModel {
   readonly disposed: boolean;
   /** Whether it was loaded into another model's worker (`into`): `dispose()` then frees it there and keeps the worker. */
   readonly guest: boolean;
-  tokenize(text: string, options?: TokenizeOptions): Promise<number[]>;
-  detokenize(ids: TokenIds): Promise<string>;
-  score(textOrIds: string | TokenIds, options?: ScoreOptions): Promise<ScoreResult>;
-  rank(prompt: string, choices: readonly string[], options?: RankOptions): Promise<RankResult[]>;
-  /** A new, empty session living in the worker. */
-  session(): Promise<RemoteSession>;
-  /** Generates a continuation in the worker; invalid options are reported by the first `next()`. */
+  /** Generates a continuation in the worker; unknown option names throw at once, invalid values are reported by the first `next()`. */
   generate(prompt: string | TokenIds, options?: GenerateOptions): RemoteGeneration;
   /**
    * Fine-tunes the model in the worker (as `Gpt2Model.finetune`), one item per optimiser step;
@@ -188,7 +194,7 @@ export declare class RemoteModel {
    */
   finetune(textOrIds: string | TokenIds, options?: FinetuneOptions): AsyncIterableIterator<FinetuneStep>;
   /** The model as a Hugging Face folder: the four files as bytes (`dtype` of the matrices: 'f32' by default). */
-  save(options?: { dtype?: 'f32' | 'f16' }): Promise<Record<'config.json' | 'model.safetensors' | 'vocab.json' | 'merges.txt', Uint8Array>>;
+  save(options?: { dtype?: 'f32' | 'f16' }): Promise<Record<ModelFileName, Uint8Array>>;
   /** Terminates the worker, freeing all of the model's memory; pending calls reject. Safe to call twice. */
   dispose(): Promise<void>;
 }

@@ -6,7 +6,7 @@
 //   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]
 //   gpt2-wasm tokenize | detokenize | logits | score | info [options]
 //   gpt2-wasm quantize IN_DIR OUT_DIR --type q8_0|f16
-//   gpt2-wasm finetune --data FILE --out DIR [training options]   (cli_finetune.js)
+//   gpt2-wasm finetune --data FILE --out DIR [training options]   (finetune_cli.js)
 //   gpt2-wasm download gpt2|gpt2-medium|gpt2-large|gpt2-xl|distilgpt2|OWNER/NAME [--dir D] [--base-url URL]
 //
 // Errors are one line on stderr ("gpt2-wasm: ...") and exit status 1 (2 for usage errors).
@@ -14,12 +14,13 @@
 import { readFileSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { load, Gpt2Error } from './index.js';
+import { load, Gpt2Error } from '../index.js';
 import { ProgressBar } from './progress.js';
-import { download, MODEL_REPOS, resolveRepo } from './download.js';
+import { download, resolveRepo } from './download.js';
+import { MODEL_REPOS } from '../sources.js';
 import { quantizeFolder } from './quantize.js';
-import { closest } from './options.js';
-import { FINETUNE_OPTIONS, FINETUNE_USAGE, finetuneCommand } from './cli_finetune.js';
+import { closest } from '../options.js';
+import { FINETUNE_OPTIONS, FINETUNE_USAGE, finetuneCommand } from './finetune_cli.js';
 
 const PROGRAM = 'gpt2-wasm';
 const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize', 'finetune'];
@@ -288,7 +289,7 @@ async function main(argv) {
     return 0;
   }
   if (parsed.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
     out(`${PROGRAM} ${pkg.version}\n`);
     return 0;
   }

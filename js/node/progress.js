@@ -1,5 +1,5 @@
 // progress.js - a one-line progress display for model loading, used by the command-line tool
-// (js/cli.js). Feed it load()'s progress events; on a terminal it redraws a bar in place
+// (js/node/cli.js). Feed it load()'s progress events; on a terminal it redraws a bar in place
 // (bytes loaded / total, percent, speed, time left), elsewhere it stays silent until done().
 // No dependencies; works with any writable stream that has write() (and optionally columns).
 

@@ -1,5 +1,5 @@
 // cache.js - keeps downloaded model files in the browser's Cache API, so a model is
-// downloaded once. Used by the worker (js/worker.js) through load()'s `fetch` option:
+// downloaded once. Used by the worker (js/browser/worker.js) through load()'s `fetch` option:
 //
 //   const cache = createCachedFetch({ onBytes, onNotice });
 //   const model = await load(url, { fetch: cache.fetch, ... });

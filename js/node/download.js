@@ -11,18 +11,9 @@
 // keeps its .part and the next call continues it with an HTTP Range request. Verification:
 // the size (X-Linked-Size, Content-Length, Content-Range) and, when the server gives it, the
 // SHA-256 (Hugging Face's X-Linked-Etag on the redirect of a large file's resolve URL).
-import { abortError, Gpt2Error, httpStatus, throwIfAborted } from './errors.js';
-import { checkOptions, OPTION_NAMES } from './options.js';
-import { FILE_NAMES } from './sources.js';
-
-/** The canonical Hugging Face repositories of the published GPT-2 checkpoints. */
-export const MODEL_REPOS = Object.freeze({
-  gpt2: 'openai-community/gpt2',
-  'gpt2-medium': 'openai-community/gpt2-medium',
-  'gpt2-large': 'openai-community/gpt2-large',
-  'gpt2-xl': 'openai-community/gpt2-xl',
-  distilgpt2: 'distilbert/distilgpt2',
-});
+import { abortError, Gpt2Error, httpStatus, throwIfAborted } from '../errors.js';
+import { checkOptions, OPTION_NAMES } from '../options.js';
+import { FILE_NAMES, MODEL_REPOS } from '../sources.js';
 
 export const DEFAULT_BASE_URL = 'https://huggingface.co';
 
@@ -67,7 +58,7 @@ class TransientError extends Gpt2Error {
  * Downloads a checkpoint's four files into a folder (created if needed).
  * @param {string} name 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', 'distilgpt2', or a
  *   Hugging Face repository id 'owner/name'
- * @param {import('./index.js').DownloadOptions} [options]
+ * @param {import('../index.js').DownloadOptions} [options]
  * @returns {Promise<string>} the folder's absolute path
  */
 export async function download(name, options) {

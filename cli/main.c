@@ -1,4 +1,4 @@
-/* cli.c - the native command-line tool `gpt2`.
+/* main.c - the native command-line tool `gpt2` (cli/; the library it uses is src/).
  *
  *   gpt2 generate   [--model DIR] [--prompt TEXT] [sampling options]   stream a continuation
  *                   [--draft DIR [--draft-precision P] [--draft-tokens K]]  (speculative decoding)
@@ -8,8 +8,8 @@
  *   gpt2 score      [--model DIR] [--prompt TEXT] (or text on stdin)   per-token log-probabilities
  *   gpt2 info       [--model DIR]                                       config, sizes, memory
  *   gpt2 quantize   IN OUT --type q8_0|f16                              convert a checkpoint
- *   gpt2 bench      [--model DIR] [--quick]                             speed table (cli_bench.c)
- *   gpt2 finetune   --data FILE --out DIR [options]                     train on a text (cli_finetune.c)
+ *   gpt2 bench      [--model DIR] [--quick]                             speed table (bench.c)
+ *   gpt2 finetune   --data FILE --out DIR [options]                     train on a text (finetune.c)
  *
  * Errors are one line on stderr ("gpt2: ...") and exit status 1 (2 for usage errors).
  */

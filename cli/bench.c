@@ -1,4 +1,4 @@
-/* cli_bench.c - `gpt2 bench`: the native rows of the benchmark (npm run bench prints the
+/* bench.c - `gpt2 bench`: the native rows of the benchmark (npm run bench prints the
  * whole table, WebAssembly rows included, and uses this command for its native rows).
  *
  *   gpt2 bench [--model DIR] [--builds native,native-mt] [--precisions f32,f16,q8_0]

@@ -1,4 +1,4 @@
-/* cli_finetune.c - `gpt2 finetune`: train a model on a text file and save it as a Hugging Face
+/* finetune.c - `gpt2 finetune`: train a model on a text file and save it as a Hugging Face
  * folder (src/train.h has the rules: data windows, loss, optimisers).
  *
  *   gpt2 finetune --data FILE --out DIR [--model DIR] [--steps N] [--batch B] [--seq T] [--lr LR]

@@ -1,9 +1,9 @@
-/* cli.h - what the native tool's source files (src/cli*.c) share: the subcommands that live in
+/* cli.h - what the native tool's source files in cli/ share: the subcommands that live in
  * their own file, and the number parsing every subcommand's options use. */
 #ifndef GPT2_CLI_H
 #define GPT2_CLI_H
 
-/* `gpt2 bench ...` (cli_bench.c) and `gpt2 finetune ...` (cli_finetune.c): argv as main got
+/* `gpt2 bench ...` (bench.c) and `gpt2 finetune ...` (finetune.c): argv as main got
  * it (argv[1] is the subcommand); the process exit status. */
 int gpt2_cli_bench(int argc, char **argv);
 int gpt2_cli_finetune(int argc, char **argv);

@@ -1,5 +1,7 @@
 /* bench.c - `gpt2 bench`: the native rows of the benchmark (npm run bench prints the
  * whole table, WebAssembly rows included, and uses this command for its native rows).
+ * One file of about 650 lines: the table (and its cached checkpoints), the rows it runs in
+ * child processes (`--row`) and the speculative comparison share options and output formats.
  *
  *   gpt2 bench [--model DIR] [--builds native,native-mt] [--precisions f32,f16,q8_0]
  *              [--quick | --smoke] [--json]

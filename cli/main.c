@@ -1,5 +1,9 @@
 /* main.c - the native command-line tool `gpt2` (cli/; the library it uses is src/).
  *
+ * One file of about 700 lines because the commands below share one option parser and one
+ * way of opening a model; each command is a short function (cmd_*). The two long commands
+ * live in their own files: bench.c and finetune.c.
+ *
  *   gpt2 generate   [--model DIR] [--prompt TEXT] [sampling options]   stream a continuation
  *                   [--draft DIR [--draft-precision P] [--draft-tokens K]]  (speculative decoding)
  *   gpt2 tokenize   [--model DIR] [--special] < text                   print token ids

@@ -1,4 +1,12 @@
-/* loader.c - streaming GPT-2 checkpoint loader (see loader.h). */
+/* loader.c - streaming GPT-2 checkpoint loader (see loader.h).
+ *
+ * One file of about 900 lines because it is one state (struct gpt2_loader) read in the order
+ * a load runs: creation; the plan made once the header is complete (slots, shapes, storage
+ * precision, budget, allocation, a destination per tensor); the conversion of each delivered
+ * run of data into the packed matrices (matrix.h); and the precision and budget rules that
+ * plan applies (also used before any file is read). Reading the file itself - the length,
+ * the header, partial elements, bands of rows - is the stream reader's (safetensors.c).
+ */
 #include "loader.h"
 
 #include <errno.h>

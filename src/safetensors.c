@@ -1,5 +1,10 @@
-/* safetensors.c - the safetensors format: header, streaming reader, elements, GPT-2 names
- * (see safetensors.h). */
+/* safetensors.c - the safetensors format: header, streaming reader, GPT-2 names (see
+ * safetensors.h).
+ *
+ * One file of about 650 lines because it is the one place that knows the format: the reader
+ * is built on the header validation (and shares its messages), and the GPT-2 name table is
+ * what both of the reader's users (loader.c, quantize.c) classify tensors with.
+ */
 #include "safetensors.h"
 
 #include <errno.h>

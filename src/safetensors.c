@@ -426,7 +426,7 @@ static gpt2_err on_header(gpt2_st_reader *r, gpt2_error *err) {
         size_t row = rt->cols * t->elem_size;
         if (rt->how == GPT2_ST_ELEMENTS && t->elem_size == 0)
             return fail(r, err, GPT2_ERR_ARG, "%s: tensor %zu planned as elements of an unknown size", r->source, i);
-        if (rt->how != GPT2_ST_BANDS) continue;
+        if (rt->how != GPT2_ST_BANDS || t->end == t->begin) continue;
         if (row == 0 || rt->band_rows == 0 || (t->end - t->begin) % row != 0 || rt->band_rows > SIZE_MAX / row)
             return fail(r, err, GPT2_ERR_ARG, "%s: tensor %zu planned in bands that do not tile it", r->source, i);
         if (rt->band_rows * row > stage) stage = rt->band_rows * row;

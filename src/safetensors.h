@@ -112,8 +112,9 @@ static inline void gpt2_st_decode(gpt2_st_dtype dtype, const uint8_t *src, size_
 /* ---- the streaming reader ----
  *
  * Fed the bytes of a file in order. It buffers the 8-byte length and the JSON header (the
- * buffer grows with the bytes that arrive, doubling from 64 KiB, so a stream that merely
- * claims a huge header cannot make it allocate that up front), validates the header, asks
+ * buffer grows with the bytes that arrive, doubling from 64 KiB up to the claimed length, at
+ * most GPT2_ST_MAX_HEADER: a stream that merely claims a huge header cannot make it allocate
+ * that up front), validates the header, asks
  * the plan callback how each tensor is to be delivered, then hands the data to the sink
  * straight from the fed chunks: at most one partial element is carried across a chunk
  * boundary, and only a band of rows that straddles one is gathered in a staging buffer.

@@ -15,4 +15,8 @@ int gpt2_cli_parse_long(const char *s, long lo, long hi, long *out);
 /* s as a finite number (strtod syntax) into *out as a float: 1, or 0 when it is not one. */
 int gpt2_cli_parse_float(const char *s, float *out);
 
+/* Copies the file from to the file to byte for byte (small files: config.json, vocab.json,
+ * merges.txt): 1 on success, 0 on any failure. */
+int gpt2_cli_copy_file(const char *from, const char *to);
+
 #endif

@@ -585,14 +585,13 @@ static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenize
     return 0;
 }
 
-/* Copies a small file (config.json, vocab.json, merges.txt) byte for byte. */
 /* out = dir + "/" + name (name NULL: dir alone); 0 when it does not fit in cap bytes. */
 static int path_join(char *out, size_t cap, const char *dir, const char *name) {
     int n = name ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", dir);
     return n >= 0 && (size_t)n < cap;
 }
 
-static int copy_file(const char *from, const char *to) {
+int gpt2_cli_copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
     char buf[65536];
     size_t n;
@@ -640,7 +639,7 @@ static int cmd_quantize(int argc, char **argv) {
             const char *name = k < 3 ? small[k] : "model.safetensors";
             if (!path_join(in_path, sizeof in_path, in, name) || !path_join(out_path, sizeof out_path, out, name))
                 return usage_error("path too long: '%s'", strlen(in) > strlen(out) ? in : out);
-            if (k < 3 && !copy_file(in_path, out_path)) {
+            if (k < 3 && !gpt2_cli_copy_file(in_path, out_path)) {
                 fprintf(stderr, "gpt2: cannot copy %s to %s\n", in_path, out_path);
                 return 1;
             }

@@ -9,11 +9,11 @@
  */
 #include "loader.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "kernels.h"
 #include "quantize.h"
 #include "safetensors.h"
@@ -754,30 +754,6 @@ static char *join_path(const char *dir, const char *name) {
 
 #define MAX_CONFIG_BYTES (1u << 20)
 
-/* Reads a small text file whole into *out (caller frees). */
-static gpt2_err read_small_file(const char *path, char **out, size_t *len, gpt2_error *err) {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gpt2_fail(err, GPT2_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    char *buf = malloc(MAX_CONFIG_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > MAX_CONFIG_BYTES) {
-        free(buf);
-        if (bad) return gpt2_fail(err, GPT2_ERR_IO, "error reading %s", path);
-        return gpt2_fail(err, GPT2_ERR_FORMAT, "%s is larger than %u bytes", path, MAX_CONFIG_BYTES);
-    }
-    *out = buf;
-    *len = n;
-    return GPT2_OK;
-}
-
 gpt2_err gpt2_load_dir(const char *dir, const gpt2_loader_options *opt, gpt2_weights **out,
                        gpt2_error *err) {
     if (!dir || !out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_load_dir: NULL argument");
@@ -790,7 +766,7 @@ gpt2_err gpt2_load_dir(const char *dir, const gpt2_loader_options *opt, gpt2_wei
     if (opt) o = *opt;
     o.source_name = st_path;
     gpt2_err rc = !cfg_path || !st_path ? gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory")
-                                        : read_small_file(cfg_path, &cfg, &cfg_len, err);
+                                        : gpt2_read_file(cfg_path, MAX_CONFIG_BYTES, &cfg, &cfg_len, err);
     if (!rc) rc = gpt2_loader_create(cfg, cfg_len, &o, &ld, err);
     if (!rc) rc = gpt2_st_reader_feed_file(ld->reader, st_path, NULL, NULL, err);
     if (!rc) rc = gpt2_loader_finish(ld, out, err);

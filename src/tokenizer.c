@@ -1,6 +1,6 @@
 /* tokenizer.c - GPT-2 byte-level BPE tokenizer (see tokenizer.h).
  *
- * One file of about 900 lines because its sections - the byte alphabet, the vocabulary and
+ * One file of about 850 lines because its sections - the byte alphabet, the vocabulary and
  * merge hash tables (loading vocab.json and merges.txt), encoding (pre-tokenization and the
  * BPE merge heap) and streaming decoding - all work on the private struct gpt2_tokenizer and
  * its tables; split into files they would need that struct in a shared private header.

@@ -1,16 +1,14 @@
 /* loader.h - streaming GPT-2 checkpoint loader (config.json + model.safetensors).
  *
- * The loader is an incremental state machine fed the bytes of model.safetensors in order, in
- * chunks of any size (1 byte .. the whole file), so that a browser can stream a fetch() body
- * straight into WASM memory. It buffers only the 8-byte length and the JSON header. Once the
- * header is complete it validates every tensor against the config, checks the memory budget,
- * allocates the weights (gpt2_weights_create) and from then on converts each incoming data
- * byte straight into its destination (F32/F16/BF16 -> the matrix dtype, Conv1D [in, out] ->
- * [out, in] transposed). At most one partial element is carried across chunk boundaries. A
- * matrix converted to f16 or q8_0 is converted a band of source rows at a time (4 rows, or 32
- * rows of a Conv1D tensor; SIMD kernels, kernels.h), straight from the fed chunk, and split
- * between the threads of opt->pool; only a band that straddles a chunk boundary is gathered
- * in a staging buffer first. There is never a second copy of the data.
+ * The loader is fed the bytes of model.safetensors in order, in chunks of any size (1 byte ..
+ * the whole file), so that a browser can stream a fetch() body straight into WASM memory. It
+ * reads them with the safetensors stream reader (safetensors.h). Once the header is complete
+ * it validates every tensor against the config, checks the memory budget, allocates the
+ * weights (gpt2_weights_create) and from then on converts each incoming data byte straight
+ * into its destination (F32/F16/BF16 -> the matrix dtype, Conv1D [in, out] -> [out, in]
+ * transposed). A matrix converted to f16 or q8_0 is converted a band of source rows at a time
+ * (4 rows, or 32 rows of a Conv1D tensor; SIMD kernels, kernels.h), straight from the fed
+ * chunk, and split between the threads of opt->pool. There is never a second copy of the data.
  *
  * Checkpoint rules:
  *  - Tensor names as in Hugging Face's GPT-2 (wte.weight, h.0.attn.c_attn.weight, ...), each
@@ -18,11 +16,11 @@
  *  - h.{i}.attn.bias / h.{i}.attn.masked_bias (mask buffers) and any tensor with an unknown
  *    name are skipped without being stored, whatever their dtype. A needed tensor that is
  *    missing, has the wrong shape or a dtype other than F32/F16/BF16 is an error naming it,
- *    A linear weight may instead come quantized as NAME.q8 (I8, [out, in]) + NAME.scale
- *    (F16, [out, in/32]) (docs/quantized-format.md); a missing half, a wrong shape or dtype
- *    is an error naming the tensor.
  *    as is any h.{i}.* with i >= n_layer, or two tensors for the same weight (e.g. with and
  *    without the prefix).
+ *  - A linear weight may instead come quantized as NAME.q8 (I8, [out, in]) + NAME.scale
+ *    (F16, [out, in/32]) (docs/quantized-format.md); a missing half, a wrong shape or dtype
+ *    is an error naming the tensor.
  *  - The data section must be tiled exactly by the tensors (no holes, no overlap). Bytes past
  *    its end are an error ("has N extra bytes"), as Hugging Face's library also rejects them.
  *

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +57,6 @@ void gpt2_q8_quantize_block(const float *v, int8_t *q, uint16_t *scale_bits, flo
 
 /* ---- the converter --------------------------------------------------------------------- */
 
-enum q_state { Q_LEN, Q_HEADER, Q_DATA, Q_DONE, Q_FAILED };
-
 enum op_kind {
     OP_DROP,   /* mask buffers: not written */
     OP_COPY,   /* bytes copied unchanged */
@@ -70,78 +67,53 @@ enum op_kind {
 
 typedef struct q_op {
     enum op_kind kind;
-    uint64_t begin, end; /* input byte range in the data section */
     gpt2_st_dtype dtype;
     unsigned es;
-    size_t rows, cols;   /* source shape (2-D weights) */
+    size_t cols;         /* source columns (2-D weights) */
     size_t out_rows, in; /* q8: the matrix [out_rows, in] */
 } q_op;
 
 struct gpt2_quantizer {
     gpt2_dtype type;
-    char *source;
-    enum q_state state;
-    gpt2_error failure;
-    uint64_t received;
-    uint8_t len_bytes[8];
-    uint64_t header_len, header_have;
-    char *header;
-    gpt2_st_header *hdr;
-    q_op *ops;
-    size_t nops, cur;
-    uint64_t pos;       /* bytes of the input data section consumed */
-    uint8_t carry[4];
-    uint64_t out_size;  /* total output file size */
-    uint8_t *out;       /* output produced, not yet taken: out[taken .. len) */
+    gpt2_st_reader *reader; /* reads the input; holds the sticky error */
+    const char *source;     /* the reader's source name */
+    q_op *ops;              /* per input tensor */
+    uint64_t out_size;      /* total output file size */
+    uint8_t *out;           /* output produced, not yet taken: out[taken .. len) */
     size_t out_len, out_cap, out_taken;
-    float *stage;       /* one row, or 32 rows of a Conv1D source */
-    int8_t *qbuf;       /* the current Conv1D tensor's q8 output */
-    uint16_t *sbuf;     /* the current tensor's scales */
+    int8_t *qbuf;           /* the current Conv1D tensor's q8 output */
+    uint16_t *sbuf;         /* the current tensor's scales */
     char summary[256];
 };
 
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static gpt2_err qfail(gpt2_quantizer *q, gpt2_error *err, gpt2_err code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q->failure.message, sizeof q->failure.message, fmt, ap);
-    va_end(ap);
-    q->failure.code = code;
-    q->state = Q_FAILED;
-    if (err) *err = q->failure;
-    return code;
-}
+static gpt2_err plan_convert(void *ctx, const gpt2_st_header *h, gpt2_st_route *route, gpt2_error *err);
+static gpt2_err sink_convert(void *ctx, size_t i, uint64_t first, const uint8_t *src, size_t count, gpt2_error *err);
+static gpt2_err op_done(void *ctx, size_t i, gpt2_error *err);
 
 gpt2_err gpt2_quantizer_create(gpt2_dtype type, const char *source, gpt2_quantizer **out, gpt2_error *err) {
     if (!out) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_quantizer_create: out is NULL");
     *out = NULL;
     if (type != GPT2_DTYPE_F16 && type != GPT2_DTYPE_Q8_0)
         return gpt2_fail(err, GPT2_ERR_ARG, "quantize: the output type must be q8_0 or f16");
-    const char *src = source ? source : "model.safetensors";
     gpt2_quantizer *q = calloc(1, sizeof *q);
-    size_t n = strlen(src);
-    if (q) q->source = malloc(n + 1);
-    if (!q || !q->source) {
+    if (!q) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory creating the converter");
+    const gpt2_st_callbacks cb = {q, plan_convert, sink_convert, op_done};
+    gpt2_err rc = gpt2_st_reader_create(source, &cb, &q->reader, err);
+    if (rc) {
         free(q);
-        return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory creating the converter");
+        return rc;
     }
-    memcpy(q->source, src, n + 1);
+    q->source = gpt2_st_reader_source(q->reader);
     q->type = type;
-    q->state = Q_LEN;
     *out = q;
     return GPT2_OK;
 }
 
 void gpt2_quantizer_free(gpt2_quantizer *q) {
     if (!q) return;
-    free(q->source);
-    free(q->header);
-    gpt2_st_header_free(q->hdr);
+    gpt2_st_reader_free(q->reader);
     free(q->ops);
     free(q->out);
-    free(q->stage);
     free(q->qbuf);
     free(q->sbuf);
     free(q);
@@ -192,31 +164,6 @@ static int put(gpt2_quantizer *q, const void *p, size_t n) {
 
 /* ---- header planning ---- */
 
-/* The linear weights, by name without the "transformer." prefix; *conv1d for [in, out]. */
-static int is_linear(const char *s, size_t n, int *conv1d) {
-    *conv1d = 0;
-    if ((n == 10 && !memcmp(s, "wte.weight", 10)) || (n == 14 && !memcmp(s, "lm_head.weight", 14))) return 1;
-    if (n < 3 || s[0] != 'h' || s[1] != '.') return 0;
-    size_t j = 2;
-    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
-    if (j == 2 || j >= n || s[j] != '.') return 0;
-    static const char *const conv[] = {"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
-                                       "mlp.c_proj.weight"};
-    for (size_t k = 0; k < 4; k++)
-        if (n - j - 1 == strlen(conv[k]) && !memcmp(s + j + 1, conv[k], n - j - 1)) return *conv1d = 1;
-    return 0;
-}
-
-static int is_mask(const char *s, size_t n) {
-    return (n > 10 && !memcmp(s + n - 10, ".attn.bias", 10)) ||
-           (n > 17 && !memcmp(s + n - 17, ".attn.masked_bias", 17));
-}
-
-static int ends_with(const char *s, size_t n, const char *suffix) {
-    size_t k = strlen(suffix);
-    return n >= k && !memcmp(s + n - k, suffix, k);
-}
-
 /* A growing JSON text. */
 typedef struct jbuf {
     char *p;
@@ -244,41 +191,21 @@ static void jput(jbuf *b, const char *s, size_t n) {
 
 static void jputs(jbuf *b, const char *s) { jput(b, s, strlen(s)); }
 
-static void jstring(jbuf *b, const char *s, size_t n) {
-    jputs(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            jput(b, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            jputs(b, esc);
-        } else {
-            jput(b, (const char *)&s[i], 1);
-        }
-    }
-    jputs(b, "\"");
-}
-
-/* Appends one header entry "name[suffix]": {"dtype", "shape", "data_offsets"}. */
-static void jentry(jbuf *b, int *first, const gpt2_st_tensor *t, const char *suffix, const char *dtype, int ndim,
+/* Appends one header entry ,"name[suffix]":{"dtype", "shape", "data_offsets"} (the name
+ * escaped as a JSON string). */
+static void jentry(jbuf *b, const gpt2_st_tensor *t, const char *suffix, const char *dtype, int ndim,
                    const uint64_t *shape, uint64_t begin, uint64_t end) {
     char tmp[64];
-    if (!*first) jputs(b, ",");
-    *first = 0;
-    size_t n = t->name_len, k = strlen(suffix);
-    char *name = malloc(n + k + 1);
-    if (!name) {
-        b->oom = 1;
-        return;
+    jputs(b, ",\"");
+    for (size_t i = 0; i < t->name_len; i++) {
+        unsigned char c = (unsigned char)t->name[i];
+        if (c == '"' || c == '\\') snprintf(tmp, sizeof tmp, "\\%c", c);
+        else if (c < 0x20) snprintf(tmp, sizeof tmp, "\\u%04x", c);
+        else snprintf(tmp, sizeof tmp, "%c", c);
+        jputs(b, tmp);
     }
-    memcpy(name, t->name, n);
-    memcpy(name + n, suffix, k + 1);
-    jstring(b, name, n + k);
-    free(name);
-    jputs(b, ":{\"dtype\":\"");
+    jputs(b, suffix);
+    jputs(b, "\":{\"dtype\":\"");
     jputs(b, dtype);
     jputs(b, "\",\"shape\":[");
     for (int d = 0; d < ndim; d++) {
@@ -289,325 +216,215 @@ static void jentry(jbuf *b, int *first, const gpt2_st_tensor *t, const char *suf
     jputs(b, tmp);
 }
 
-static gpt2_err on_header(gpt2_quantizer *q, gpt2_error *err) {
-    gpt2_err rc = gpt2_st_header_parse(q->header, (size_t)q->header_len, q->source, &q->hdr, &q->failure);
-    free(q->header);
-    q->header = NULL;
-    if (rc) {
-        q->state = Q_FAILED;
-        if (err) *err = q->failure;
-        return rc;
+/* Counts while planning. */
+typedef struct q_plan {
+    jbuf json;
+    uint64_t off;       /* output data bytes so far */
+    size_t n_linear, n_q8, n_kept, max_stage, max_q, max_s;
+    char kept[160];     /* names of the weights kept in f16 (the first few) */
+} q_plan;
+
+/* Plans tensor t (its op, its header entries in the output). */
+static gpt2_err plan_op(gpt2_quantizer *q, const gpt2_st_tensor *t, q_op *op, gpt2_st_route *route, q_plan *p,
+                        gpt2_error *err) {
+    char nm[96];
+    gpt2_st_name name;
+    gpt2_st_name_parse(t->name, t->name_len, &name);
+    op->dtype = t->dtype;
+    op->es = t->elem_size;
+    if (name.variant != GPT2_ST_PLAIN && name.linear)
+        return gpt2_fail(err, GPT2_ERR_FORMAT, "%s is already quantized (tensor '%s')", q->source,
+                         gpt2_st_printable(t->name, t->name_len, nm));
+    int floaty = t->dtype != GPT2_ST_OTHER;
+    if (name.mask) {
+        op->kind = OP_DROP;
+        return GPT2_OK;
     }
-    const gpt2_st_header *h = q->hdr;
-    q->ops = calloc(h->count ? h->count : 1, sizeof *q->ops);
-    if (!q->ops) return qfail(q, err, GPT2_ERR_NOMEM, "out of memory");
-    q->nops = h->count;
-    jbuf b = {0};
-    int first = 1;
-    if (q->type == GPT2_DTYPE_Q8_0)
-        jputs(&b, "{\"__metadata__\":{\"format\":\"pt\",\"gpt2_wasm.quant\":\"q8_0\",\"gpt2_wasm.version\":\"1\","
-                  "\"gpt2_wasm.layout\":\"NAME.q8: I8 [out, in] (Conv1D weights transposed from [in, out]); "
-                  "NAME.scale: F16 [out, in/32]; W[o, i] = q8[o, i] * scale[o, i / 32]\","
-                  "\"gpt2_wasm.rule\":\"per 32 values: scale = fp16(max|v| / 127), q = round-half-away(v / scale) "
-                  "clamped to [-127, 127]\"}");
-    else
-        jputs(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
-    first = 0;
-    uint64_t off = 0;
-    size_t n_linear = 0, n_q8 = 0, n_kept = 0, max_stage = 0, max_q = 0, max_s = 0;
-    char kept[160] = "";
-    for (size_t i = 0; i < h->count; i++) {
-        const gpt2_st_tensor *t = &h->tensors[i];
-        q_op *op = &q->ops[i];
-        op->begin = t->begin;
-        op->end = t->end;
-        op->dtype = t->dtype;
-        op->es = t->elem_size;
-        const char *s = t->name;
-        size_t n = t->name_len;
-        char nm[96];
-        if (n > 12 && !memcmp(s, "transformer.", 12)) s += 12, n -= 12;
-        if (ends_with(s, n, ".weight.q8") || ends_with(s, n, ".weight.scale")) {
-            free(b.p);
-            return qfail(q, err, GPT2_ERR_FORMAT, "%s is already quantized (tensor '%s')", q->source,
+    if (name.linear && floaty) {
+        if (t->ndim != 2)
+            return gpt2_fail(err, GPT2_ERR_SHAPE, "%s: tensor '%s' should have 2 dimensions, has %d", q->source,
+                             gpt2_st_printable(t->name, t->name_len, nm), t->ndim);
+        p->n_linear++;
+        size_t rows = (size_t)t->shape[0];
+        op->cols = (size_t)t->shape[1];
+        op->out_rows = name.conv1d ? op->cols : rows;
+        op->in = name.conv1d ? rows : op->cols;
+        if (q->type == GPT2_DTYPE_Q8_0 && op->in % GPT2_Q8_BLOCK == 0) {
+            op->kind = name.conv1d ? OP_Q8_T : OP_Q8_ROWS;
+            *route = (gpt2_st_route){GPT2_ST_BANDS, name.conv1d ? GPT2_Q8_BLOCK : 1, op->cols};
+            uint64_t shape[2] = {op->out_rows, op->in};
+            uint64_t numel = t->numel, scales = numel / GPT2_Q8_BLOCK;
+            jentry(&p->json, t, ".q8", "I8", 2, shape, p->off, p->off + numel);
+            p->off += numel;
+            shape[1] = op->in / GPT2_Q8_BLOCK;
+            jentry(&p->json, t, ".scale", "F16", 2, shape, p->off, p->off + 2 * scales);
+            p->off += 2 * scales;
+            if (name.conv1d && numel > p->max_q) p->max_q = (size_t)numel;
+            if (scales > p->max_s) p->max_s = (size_t)scales;
+            p->n_q8++;
+            return GPT2_OK;
+        }
+        if (q->type == GPT2_DTYPE_Q8_0) {
+            p->n_kept++;
+            size_t l = strlen(p->kept);
+            if (l < 100)
+                snprintf(p->kept + l, sizeof p->kept - l, "%s%s", l ? ", " : "",
                          gpt2_st_printable(t->name, t->name_len, nm));
         }
-        int conv1d, floaty = t->dtype != GPT2_ST_OTHER;
-        if (is_mask(s, n)) {
-            op->kind = OP_DROP;
-            continue;
-        }
-        if (is_linear(s, n, &conv1d) && floaty) {
-            if (t->ndim != 2) {
-                free(b.p);
-                return qfail(q, err, GPT2_ERR_SHAPE, "%s: tensor '%s' should have 2 dimensions, has %d", q->source,
-                             gpt2_st_printable(t->name, t->name_len, nm), t->ndim);
-            }
-            n_linear++;
-            op->rows = (size_t)t->shape[0];
-            op->cols = (size_t)t->shape[1];
-            op->out_rows = conv1d ? op->cols : op->rows;
-            op->in = conv1d ? op->rows : op->cols;
-            if (q->type == GPT2_DTYPE_Q8_0 && op->in % GPT2_Q8_BLOCK == 0) {
-                op->kind = conv1d ? OP_Q8_T : OP_Q8_ROWS;
-                uint64_t shape[2] = {op->out_rows, op->in};
-                uint64_t numel = t->numel, scales = numel / GPT2_Q8_BLOCK;
-                jentry(&b, &first, t, ".q8", "I8", 2, shape, off, off + numel);
-                off += numel;
-                shape[1] = op->in / GPT2_Q8_BLOCK;
-                jentry(&b, &first, t, ".scale", "F16", 2, shape, off, off + 2 * scales);
-                off += 2 * scales;
-                size_t stage = conv1d ? GPT2_Q8_BLOCK * op->cols : op->cols;
-                if (stage > max_stage) max_stage = stage;
-                if (conv1d && numel > max_q) max_q = (size_t)numel;
-                if (scales > max_s) max_s = (size_t)scales;
-                n_q8++;
-                continue;
-            }
-            if (q->type == GPT2_DTYPE_Q8_0) {
-                n_kept++;
-                size_t l = strlen(kept);
-                if (l < 100) snprintf(kept + l, sizeof kept - l, "%s%s", l ? ", " : "",
-                                      gpt2_st_printable(t->name, t->name_len, nm));
-            }
-            op->kind = OP_F16;
-        } else if (floaty && q->type == GPT2_DTYPE_F16) {
-            op->kind = OP_F16;
-        } else {
-            op->kind = OP_COPY;
-        }
-        if (op->kind == OP_F16) {
-            jentry(&b, &first, t, "", "F16", t->ndim, t->shape, off, off + 2 * t->numel);
-            off += 2 * t->numel;
-        } else {
-            jentry(&b, &first, t, "", t->dtype_name, t->ndim, t->shape, off, off + (t->end - t->begin));
-            off += t->end - t->begin;
-        }
+        op->kind = OP_F16;
+    } else {
+        op->kind = floaty && q->type == GPT2_DTYPE_F16 ? OP_F16 : OP_COPY;
     }
-    jputs(&b, "}");
-    while (!b.oom && b.len % 8) jputs(&b, " ");
-    if (b.oom) {
-        free(b.p);
-        return qfail(q, err, GPT2_ERR_NOMEM, "out of memory");
+    if (op->kind == OP_F16) {
+        route->how = GPT2_ST_ELEMENTS;
+        jentry(&p->json, t, "", "F16", t->ndim, t->shape, p->off, p->off + 2 * t->numel);
+        p->off += 2 * t->numel;
+    } else {
+        route->how = GPT2_ST_BYTES;
+        jentry(&p->json, t, "", t->dtype_name, t->ndim, t->shape, p->off, p->off + (t->end - t->begin));
+        p->off += t->end - t->begin;
     }
-    if (n_linear == 0) {
-        free(b.p);
-        return qfail(q, err, GPT2_ERR_SHAPE, "%s: no GPT-2 weights found (wte.weight, h.N.attn.c_attn.weight, ...)",
-                     q->source);
+    return GPT2_OK;
+}
+
+/* The reader's plan callback: plans every tensor, writes the output's length and header. */
+static gpt2_err plan_convert(void *ctx, const gpt2_st_header *h, gpt2_st_route *route, gpt2_error *err) {
+    gpt2_quantizer *q = ctx;
+    if (!(q->ops = calloc(h->count ? h->count : 1, sizeof *q->ops)))
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    q_plan p;
+    memset(&p, 0, sizeof p);
+    if (q->type == GPT2_DTYPE_Q8_0)
+        jputs(&p.json, "{\"__metadata__\":{\"format\":\"pt\",\"gpt2_wasm.quant\":\"q8_0\",\"gpt2_wasm.version\":\"1\","
+                       "\"gpt2_wasm.layout\":\"NAME.q8: I8 [out, in] (Conv1D weights transposed from [in, out]); "
+                       "NAME.scale: F16 [out, in/32]; W[o, i] = q8[o, i] * scale[o, i / 32]\","
+                       "\"gpt2_wasm.rule\":\"per 32 values: scale = fp16(max|v| / 127), q = round-half-away(v / scale) "
+                       "clamped to [-127, 127]\"}");
+    else
+        jputs(&p.json, "{\"__metadata__\":{\"format\":\"pt\"}");
+    gpt2_err rc = GPT2_OK;
+    for (size_t i = 0; i < h->count && !rc; i++) rc = plan_op(q, &h->tensors[i], &q->ops[i], &route[i], &p, err);
+    jputs(&p.json, "}");
+    while (!p.json.oom && p.json.len % 8) jputs(&p.json, " ");
+    if (!rc && p.json.oom) rc = gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    if (!rc && p.n_linear == 0)
+        rc = gpt2_fail(err, GPT2_ERR_SHAPE, "%s: no GPT-2 weights found (wte.weight, h.N.attn.c_attn.weight, ...)",
+                       q->source);
+    if (rc) {
+        free(p.json.p);
+        return rc;
     }
     if (q->type == GPT2_DTYPE_Q8_0)
-        snprintf(q->summary, sizeof q->summary, "%zu weights in q8_0%s%s%s", n_q8,
-                 n_kept ? ", kept in f16 (in is not a multiple of 32): " : "", kept, n_kept > 0 && strlen(kept) >= 100 ? " ..." : "");
+        snprintf(q->summary, sizeof q->summary, "%zu weights in q8_0%s%s%s", p.n_q8,
+                 p.n_kept ? ", kept in f16 (in is not a multiple of 32): " : "", p.kept,
+                 p.n_kept > 0 && strlen(p.kept) >= 100 ? " ..." : "");
     else
-        snprintf(q->summary, sizeof q->summary, "every float tensor in f16 (%zu weights)", n_linear);
+        snprintf(q->summary, sizeof q->summary, "every float tensor in f16 (%zu weights)", p.n_linear);
     uint8_t len8[8];
-    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)b.len >> (8 * k));
-    q->out_size = 8 + (uint64_t)b.len + off;
-    int ok = put(q, len8, 8) && put(q, b.p, b.len);
-    free(b.p);
-    if (max_stage) q->stage = malloc(max_stage * sizeof(float));
-    if (max_q) q->qbuf = malloc(max_q);
-    if (max_s) q->sbuf = malloc(max_s * sizeof(uint16_t));
-    if (!ok || (max_stage && !q->stage) || (max_q && !q->qbuf) || (max_s && !q->sbuf))
-        return qfail(q, err, GPT2_ERR_NOMEM, "out of memory");
-    q->state = Q_DATA;
-    q->cur = 0;
-    q->pos = 0;
+    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)p.json.len >> (8 * k));
+    q->out_size = 8 + (uint64_t)p.json.len + p.off;
+    int ok = put(q, len8, 8) && put(q, p.json.p, p.json.len);
+    free(p.json.p);
+    if (p.max_q) q->qbuf = malloc(p.max_q);
+    if (p.max_s) q->sbuf = malloc(p.max_s * sizeof(uint16_t));
+    if (!ok || (p.max_q && !q->qbuf) || (p.max_s && !q->sbuf)) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
     return GPT2_OK;
 }
 
 /* ---- data ---- */
 
-static float load_elem(gpt2_st_dtype dt, const uint8_t *p) {
-    switch (dt) {
-    case GPT2_ST_F32:
-        return gpt2_f32_from_bits((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-    case GPT2_ST_F16: return gpt2_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-    case GPT2_ST_BF16: return gpt2_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
-    case GPT2_ST_OTHER: break;
-    }
-    return 0.0f;
-}
-
-/* Processes elements e0 .. e0+cnt-1 of op (complete elements at src). 0 on allocation failure. */
-static int process(gpt2_quantizer *q, const q_op *op, size_t e0, const uint8_t *src, size_t cnt) {
+/* The reader's sink: the data of tensor i (bytes, elements, or rows of a q8 weight). */
+static gpt2_err sink_convert(void *ctx, size_t i, uint64_t first, const uint8_t *src, size_t count, gpt2_error *err) {
+    gpt2_quantizer *q = ctx;
+    const q_op *op = &q->ops[i];
+    size_t es = op->es, cols = op->cols, nblk = op->in / GPT2_Q8_BLOCK;
+    float v[512];
+    if (op->kind == OP_COPY && !put(q, src, count)) goto oom;
     if (op->kind == OP_F16) {
         uint8_t buf[1024];
-        while (cnt) {
-            size_t k = cnt < 512 ? cnt : 512;
+        while (count) {
+            size_t k = count < 512 ? count : 512;
+            gpt2_st_decode(op->dtype, src, k, v);
             for (size_t j = 0; j < k; j++) {
-                uint16_t h = gpt2_f32_to_f16(load_elem(op->dtype, src + j * op->es));
+                uint16_t h = gpt2_f32_to_f16(v[j]);
                 buf[2 * j] = (uint8_t)h;
                 buf[2 * j + 1] = (uint8_t)(h >> 8);
             }
-            if (!put(q, buf, 2 * k)) return 0;
-            src += k * op->es;
-            cnt -= k;
+            if (!put(q, buf, 2 * k)) goto oom;
+            src += k * es;
+            count -= k;
         }
-        return 1;
     }
-    /* q8: source [rows, cols]; rows are output rows (OP_Q8_ROWS) or inputs (OP_Q8_T) */
-    size_t rows = op->rows, cols = op->cols, r = e0 / cols, c = e0 % cols, nblk = op->in / GPT2_Q8_BLOCK;
-    while (cnt) {
-        size_t run = cols - c < cnt ? cols - c : cnt;
-        size_t band_row = op->kind == OP_Q8_T ? r % GPT2_Q8_BLOCK : 0;
-        float *st = q->stage + band_row * cols + c;
-        for (size_t j = 0; j < run; j++) st[j] = load_elem(op->dtype, src + j * op->es);
-        src += run * op->es;
-        cnt -= run;
-        c += run;
-        if (c < cols) break;
-        if (op->kind == OP_Q8_ROWS) {
+    if (op->kind == OP_Q8_ROWS) { /* rows first .. first+count-1, each an output row */
+        for (size_t r = (size_t)first; r < first + count; r++, src += cols * es) {
             int8_t qrow[512];
             for (size_t b = 0; b < nblk; b++) {
                 size_t at = b % (sizeof qrow / GPT2_Q8_BLOCK);
-                gpt2_q8_quantize_block(q->stage + b * GPT2_Q8_BLOCK, qrow + at * GPT2_Q8_BLOCK, &q->sbuf[r * nblk + b],
-                                       NULL);
-                if (at == sizeof qrow / GPT2_Q8_BLOCK - 1 || b == nblk - 1)
-                    if (!put(q, qrow, (at + 1) * GPT2_Q8_BLOCK)) return 0;
+                gpt2_st_decode(op->dtype, src + b * GPT2_Q8_BLOCK * es, GPT2_Q8_BLOCK, v);
+                gpt2_q8_quantize_block(v, qrow + at * GPT2_Q8_BLOCK, &q->sbuf[r * nblk + b], NULL);
+                if ((at == sizeof qrow / GPT2_Q8_BLOCK - 1 || b == nblk - 1) && !put(q, qrow, (at + 1) * GPT2_Q8_BLOCK))
+                    goto oom;
             }
-        } else if (band_row == GPT2_Q8_BLOCK - 1) {
-            float v[GPT2_Q8_BLOCK];
-            size_t i0 = r - band_row, b = i0 / GPT2_Q8_BLOCK;
+        }
+    }
+    if (op->kind == OP_Q8_T) { /* bands of 32 rows: one block of every output row */
+        for (size_t i0 = (size_t)first; i0 < first + count; i0 += GPT2_Q8_BLOCK, src += GPT2_Q8_BLOCK * cols * es) {
             for (size_t o = 0; o < cols; o++) {
-                for (size_t k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = q->stage[k * cols + o];
-                gpt2_q8_quantize_block(v, q->qbuf + o * op->in + i0, &q->sbuf[o * nblk + b], NULL);
+                for (size_t k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = gpt2_st_load(op->dtype, src + (k * cols + o) * es);
+                gpt2_q8_quantize_block(v, q->qbuf + o * op->in + i0, &q->sbuf[o * nblk + i0 / GPT2_Q8_BLOCK], NULL);
             }
         }
-        (void)rows;
-        r++;
-        c = 0;
     }
-    return 1;
+    return GPT2_OK;
+oom:
+    return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
 }
 
-/* The op's input is complete: write what was held back (q8 data of Conv1D, the scales). */
-static int finish_op(gpt2_quantizer *q, const q_op *op) {
+/* The reader's done callback: tensor i is complete, write what was held back (q8 data of a
+ * Conv1D weight, the scales). */
+static gpt2_err op_done(void *ctx, size_t i, gpt2_error *err) {
+    gpt2_quantizer *q = ctx;
+    const q_op *op = &q->ops[i];
     size_t n = op->out_rows * op->in;
-    if (op->kind == OP_Q8_T && !put(q, q->qbuf, n)) return 0;
+    if (op->kind == OP_Q8_T && !put(q, q->qbuf, n)) goto oom;
     if (op->kind == OP_Q8_T || op->kind == OP_Q8_ROWS) {
-        size_t ns = n / GPT2_Q8_BLOCK;
-        for (size_t k = 0; k < ns; k++) { /* little-endian */
+        for (size_t k = 0; k < n / GPT2_Q8_BLOCK; k++) { /* little-endian */
             uint8_t b2[2] = {(uint8_t)q->sbuf[k], (uint8_t)(q->sbuf[k] >> 8)};
-            if (!put(q, b2, 2)) return 0;
+            if (!put(q, b2, 2)) goto oom;
         }
     }
-    return 1;
-}
-
-/* Moves past finished ops (writing their held-back output); Q_DONE at the end. */
-static int advance(gpt2_quantizer *q) {
-    while (q->cur < q->nops && q->pos == q->ops[q->cur].end) {
-        if (!finish_op(q, &q->ops[q->cur])) return 0;
-        q->cur++;
-    }
-    if (q->cur == q->nops) q->state = Q_DONE;
-    return 1;
-}
-
-/* n bytes that lie inside the current op. */
-static int consume_data(gpt2_quantizer *q, const uint8_t *p, size_t n) {
-    const q_op *op = &q->ops[q->cur];
-    q->pos += n;
-    if (op->kind == OP_DROP) return 1;
-    if (op->kind == OP_COPY) return put(q, p, n);
-    size_t off = (size_t)(q->pos - n - op->begin), es = op->es, part = off % es;
-    if (part) {
-        size_t c = es - part < n ? es - part : n;
-        memcpy(q->carry + part, p, c);
-        p += c;
-        n -= c;
-        off += c;
-        if (off % es) return 1;
-        if (!process(q, op, off / es - 1, q->carry, 1)) return 0;
-    }
-    size_t full = n / es;
-    if (full && !process(q, op, off / es, p, full)) return 0;
-    p += full * es;
-    n -= full * es;
-    if (n) memcpy(q->carry, p, n);
-    return 1;
+    return GPT2_OK;
+oom:
+    return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
 }
 
 gpt2_err gpt2_quantizer_feed(gpt2_quantizer *q, const uint8_t *bytes, size_t n, gpt2_error *err) {
     if (!q || (!bytes && n)) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_quantizer_feed: NULL argument");
-    if (q->state == Q_FAILED) {
-        if (err) *err = q->failure;
-        return q->failure.code;
-    }
-    while (n > 0) {
-        size_t take;
-        switch (q->state) {
-        case Q_LEN:
-            take = 8 - (size_t)q->received < n ? 8 - (size_t)q->received : n;
-            memcpy(q->len_bytes + q->received, bytes, take);
-            q->received += take;
-            if (q->received == 8) {
-                q->header_len = gpt2_st_read_u64le(q->len_bytes);
-                gpt2_error e;
-                gpt2_err rc = gpt2_st_check_header_len(q->header_len, 0, q->source, &e);
-                if (rc) return qfail(q, err, rc, "%s", e.message);
-                q->header = malloc((size_t)q->header_len);
-                if (!q->header) return qfail(q, err, GPT2_ERR_NOMEM, "out of memory for the header");
-                q->state = Q_HEADER;
-            }
-            break;
-        case Q_HEADER:
-            take = q->header_len - q->header_have < n ? (size_t)(q->header_len - q->header_have) : n;
-            memcpy(q->header + q->header_have, bytes, take);
-            q->header_have += take;
-            q->received += take;
-            if (q->header_have == q->header_len) {
-                gpt2_err rc = on_header(q, err);
-                if (rc) return rc;
-                if (!advance(q)) return qfail(q, err, GPT2_ERR_NOMEM, "out of memory");
-            }
-            break;
-        case Q_DATA: {
-            uint64_t left = q->ops[q->cur].end - q->pos;
-            take = left < n ? (size_t)left : n;
-            if (!consume_data(q, bytes, take) || (q->pos == q->ops[q->cur].end && !advance(q)))
-                return qfail(q, err, GPT2_ERR_NOMEM, "out of memory");
-            q->received += take;
-            break;
-        }
-        case Q_DONE:
-            return qfail(q, err, GPT2_ERR_FORMAT, "%s has extra bytes after the tensor data", q->source);
-        default:
-            return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_quantizer_feed: bad state");
-        }
-        bytes += take;
-        n -= take;
-    }
-    return GPT2_OK;
+    return gpt2_st_reader_feed(q->reader, bytes, n, err);
 }
 
 gpt2_err gpt2_quantizer_finish(gpt2_quantizer *q, gpt2_error *err) {
     if (!q) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_quantizer_finish: NULL argument");
-    switch (q->state) {
-    case Q_FAILED:
-        if (err) *err = q->failure;
-        return q->failure.code;
-    case Q_DONE: return GPT2_OK;
-    case Q_LEN:
-        if (q->received == 0) return qfail(q, err, GPT2_ERR_FORMAT, "%s is empty", q->source);
-        /* fall through */
-    default:
-        return qfail(q, err, GPT2_ERR_FORMAT, "%s is truncated: got %llu bytes", q->source,
-                     (unsigned long long)q->received);
-    }
+    return gpt2_st_reader_finish(q->reader, err);
 }
 
 /* ---- native convenience ---- */
 
-#define CHUNK (4u << 20)
+typedef struct drain_ctx {
+    gpt2_quantizer *q;
+    FILE *out;
+    const char *path;
+} drain_ctx;
 
-static int drain(gpt2_quantizer *q, FILE *f) {
+/* Writes the output produced so far. */
+static gpt2_err drain(void *ctx, gpt2_error *err) {
+    drain_ctx *d = ctx;
     const uint8_t *p;
-    size_t n = gpt2_quantizer_output(q, &p);
-    if (n && fwrite(p, 1, n, f) != n) return 0;
-    gpt2_quantizer_consume(q, n);
-    return 1;
+    size_t n = gpt2_quantizer_output(d->q, &p);
+    if (n && fwrite(p, 1, n, d->out) != n)
+        return gpt2_fail(err, GPT2_ERR_IO, "error writing %s: %s", d->path, strerror(errno));
+    gpt2_quantizer_consume(d->q, n);
+    return GPT2_OK;
 }
 
 gpt2_err gpt2_quantize_file(const char *in_path, const char *out_path, gpt2_dtype type, char *summary,
@@ -615,60 +432,22 @@ gpt2_err gpt2_quantize_file(const char *in_path, const char *out_path, gpt2_dtyp
     if (!in_path || !out_path) return gpt2_fail(err, GPT2_ERR_ARG, "gpt2_quantize_file: NULL argument");
     size_t ol = strlen(out_path);
     char *tmp = malloc(ol + 5);
-    uint8_t *chunk = malloc(CHUNK);
-    gpt2_quantizer *q = NULL;
-    FILE *in = NULL, *out = NULL;
-    gpt2_err rc = GPT2_OK;
-    if (!tmp || !chunk) {
-        rc = gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
-        goto done;
+    drain_ctx d = {NULL, NULL, tmp};
+    gpt2_err rc =
+        tmp ? gpt2_quantizer_create(type, in_path, &d.q, err) : gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        memcpy(tmp, out_path, ol);
+        memcpy(tmp + ol, ".tmp", 5);
+        if (!(d.out = fopen(tmp, "wb"))) rc = gpt2_fail(err, GPT2_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
-    memcpy(tmp, out_path, ol);
-    memcpy(tmp + ol, ".tmp", 5);
-    if ((rc = gpt2_quantizer_create(type, in_path, &q, err))) goto done;
-    if (!(in = fopen(in_path, "rb"))) {
-        rc = gpt2_fail(err, GPT2_ERR_IO, "cannot open %s: %s", in_path, strerror(errno));
-        goto done;
-    }
-    if (!(out = fopen(tmp, "wb"))) {
-        rc = gpt2_fail(err, GPT2_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    for (;;) {
-        size_t n = fread(chunk, 1, CHUNK, in);
-        if ((rc = gpt2_quantizer_feed(q, chunk, n, err))) goto done;
-        if (!drain(q, out)) {
-            rc = gpt2_fail(err, GPT2_ERR_IO, "error writing %s: %s", tmp, strerror(errno));
-            goto done;
-        }
-        if (n < CHUNK) break;
-    }
-    if (ferror(in)) {
-        rc = gpt2_fail(err, GPT2_ERR_IO, "error reading %s", in_path);
-        goto done;
-    }
-    if ((rc = gpt2_quantizer_finish(q, err))) goto done;
-    if (!drain(q, out)) {
+    if (!rc) rc = gpt2_st_reader_feed_file(d.q->reader, in_path, drain, &d, err);
+    if (d.out && fclose(d.out) != 0 && !rc)
         rc = gpt2_fail(err, GPT2_ERR_IO, "error writing %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    int bad = fclose(out);
-    out = NULL;
-    if (bad) {
-        rc = gpt2_fail(err, GPT2_ERR_IO, "error writing %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, out_path) != 0) {
+    if (!rc && rename(tmp, out_path) != 0)
         rc = gpt2_fail(err, GPT2_ERR_IO, "cannot rename %s to %s: %s", tmp, out_path, strerror(errno));
-        goto done;
-    }
-    if (summary && summary_len) snprintf(summary, summary_len, "%s", gpt2_quantizer_summary(q));
-done:
-    if (in) fclose(in);
-    if (out) fclose(out);
-    if (rc && tmp) remove(tmp);
-    gpt2_quantizer_free(q);
-    free(chunk);
+    if (!rc && summary && summary_len) snprintf(summary, summary_len, "%s", gpt2_quantizer_summary(d.q));
+    if (rc && d.out) remove(tmp);
+    gpt2_quantizer_free(d.q);
     free(tmp);
     return rc;
 }

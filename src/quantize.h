@@ -11,10 +11,11 @@
  * model quantized while loading and one loaded from a quantized file hold the same bits.
  *
  * The converter reads a Hugging Face GPT-2 model.safetensors (F32, F16 or BF16) as a stream
- * of chunks of any size and produces the converted file as a stream (in file order), holding
- * at most one tensor's quantized output (Conv1D weights must be transposed) and the current
- * partial row: memory is bounded by the largest weight matrix at 1 byte per value, never the
- * whole file. Output types:
+ * of chunks of any size (with the stream reader, safetensors.h) and produces the converted
+ * file as a stream (in file order), holding at most one tensor's quantized output (Conv1D
+ * weights must be transposed) and the current band of rows (32 of a Conv1D weight): memory
+ * is bounded by the largest weight matrix at 1 byte per value, never the whole file. Output
+ * types:
  *   GPT2_DTYPE_F16  : an ordinary Hugging Face F16 checkpoint (every float tensor in F16, the
  *                     Conv1D layouts unchanged, mask buffers dropped).
  *   GPT2_DTYPE_Q8_0 : each linear weight NAME (wte.weight, lm_head.weight, h.N.attn.c_attn.weight,

@@ -11,7 +11,7 @@
  *   wasm_bench_step(s, token, logits) one decode step (gpt2_forward of one token) and the
  *                                     greedy next token (argmax of the logits), or -1 on error.
  *
- * The native CLI's `gpt2 bench` (src/cli_bench.c) runs the same two loops in C (gpt2_weights_stream,
+ * The native CLI's `gpt2 bench` (cli/bench.c) runs the same two loops in C (gpt2_weights_stream,
  * gpt2_forward + gpt2_argmax).
  */
 #include <stdint.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // cli.js - the Node command-line tool `gpt2-wasm`, the WebAssembly twin of the native `gpt2`
-// (src/cli.c): same commands, same option names, same output formats.
+// (cli/main.c): same commands, same option names, same output formats.
 //
 //   gpt2-wasm "Once upon a time"                       generate from the embedded model
 //   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]

@@ -1,5 +1,5 @@
 // finetune_cli.js - `gpt2-wasm finetune`: the native `gpt2 finetune`'s options and output
-// (src/cli_finetune.c) over model.finetune() / model.save(). --out receives the same files,
+// (cli/finetune.c) over model.finetune() / model.save(). --out receives the same files,
 // finetune-state.bin included (the same bytes natively and here), so either tool --resumes
 // the other's run.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';

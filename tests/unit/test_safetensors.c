@@ -1,4 +1,5 @@
-/* test_safetensors.c - fp16/bf16 conversion and safetensors header validation. */
+/* test_safetensors.c - fp16/bf16 conversion, safetensors header validation, the stream reader
+ * and the GPT-2 tensor-name table. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,10 +174,170 @@ static void test_header_len(void) {
     CHECK_FAILS(gpt2_st_check_header_len(10, 5, "f", &e), GPT2_ERR_FORMAT, &e);
 }
 
+/* ---- the stream reader ---- */
+
+/* What the callbacks saw: the data rebuilt at the offsets the reader named, in file order. */
+typedef struct seen {
+    uint8_t data[256];  /* the data section as rebuilt from the sink's calls */
+    const gpt2_st_header *h;
+    size_t done[8], ndone, bad_band;
+    int fail_in_sink;
+} seen;
+
+static const gpt2_st_delivery plan_how[4] = {GPT2_ST_BANDS, GPT2_ST_ELEMENTS, GPT2_ST_BYTES, GPT2_ST_SKIP};
+
+static gpt2_err plan_cb(void *ctx, const gpt2_st_header *h, gpt2_st_route *route, gpt2_error *err) {
+    (void)err;
+    seen *s = ctx;
+    s->h = h;
+    for (size_t i = 0; i < h->count && i < 4; i++) route[i].how = plan_how[i];
+    route[0].band_rows = 2; /* "a" is [5, 3] F32: bands of rows 0-1, 2-3, then row 4 */
+    route[0].cols = 3;
+    return GPT2_OK;
+}
+
+static gpt2_err sink_cb(void *ctx, size_t i, uint64_t first, const uint8_t *src, size_t count, gpt2_error *err) {
+    seen *s = ctx;
+    const gpt2_st_tensor *t = &s->h->tensors[i];
+    if (s->fail_in_sink) return gpt2_fail(err, GPT2_ERR_FORMAT, "sink refuses tensor %zu", i);
+    size_t unit = plan_how[i] == GPT2_ST_BANDS ? 3 * t->elem_size : plan_how[i] == GPT2_ST_ELEMENTS ? t->elem_size : 1;
+    /* whole bands of 2 rows (several at once when they lie in one chunk), or the last row alone */
+    if (plan_how[i] == GPT2_ST_BANDS && (first % 2 != 0 || (count % 2 != 0 && first + count != 5))) s->bad_band++;
+    if (t->begin + (first + count) * unit <= sizeof s->data)
+        memcpy(s->data + t->begin + first * unit, src, count * unit);
+    return GPT2_OK;
+}
+
+static gpt2_err done_cb(void *ctx, size_t i, gpt2_error *err) {
+    (void)err;
+    seen *s = ctx;
+    if (s->ndone < 8) s->done[s->ndone] = i;
+    s->ndone++;
+    return GPT2_OK;
+}
+
+static void test_reader(void) {
+    st_writer *w = st_writer_create();
+    float a[15], b[7];
+    for (int i = 0; i < 15; i++) a[i] = (float)i * 0.25f - 1.0f;
+    for (int i = 0; i < 7; i++) b[i] = (float)(i * i);
+    const uint8_t c[5] = {1, 2, 3, 250, 7}, d[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+    st_writer_add_floats(w, "a", "F32", 2, (uint64_t[]){5, 3}, a, 15);
+    st_writer_add_floats(w, "b", "F16", 1, (uint64_t[]){7}, b, 7);
+    st_writer_add(w, "c", "I8", 1, (uint64_t[]){5}, c, 5);
+    st_writer_add(w, "d", "F64", 1, (uint64_t[]){1}, d, 8);
+    size_t len;
+    uint8_t *f = st_writer_build(w, 1, &len);
+    st_writer_free(w);
+    size_t data_at = 8 + (size_t)gpt2_st_read_u64le(f), data_len = len - data_at; /* 60 + 14 + 5 + 8 */
+    gpt2_error e = {0};
+    static const size_t chunks[] = {1, 2, 3, 5, 7, 13, 4096};
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+        seen s;
+        memset(&s, 0, sizeof s);
+        gpt2_st_reader *r = NULL;
+        const gpt2_st_callbacks cb = {&s, plan_cb, sink_cb, done_cb};
+        CHECK_OK(gpt2_st_reader_create("t.safetensors", &cb, &r, &e), &e);
+        if (!r) break;
+        gpt2_err rc = GPT2_OK;
+        for (size_t at = 0; at < len && !rc; at += chunks[k])
+            rc = gpt2_st_reader_feed(r, f + at, len - at < chunks[k] ? len - at : chunks[k], &e);
+        CHECK(rc == GPT2_OK, "chunk %zu: %s", chunks[k], e.message);
+        CHECK_OK(gpt2_st_reader_finish(r, &e), &e);
+        CHECK(gpt2_st_reader_bytes_expected(r) == len && gpt2_st_reader_bytes_received(r) == len, "sizes");
+        /* every delivered tensor rebuilt byte for byte; the skipped one ("d", F64) never */
+        CHECK(data_len == 87 && memcmp(s.data, f + data_at, 79) == 0, "chunk %zu: data differs", chunks[k]);
+        CHECK(s.data[79] == 0, "chunk %zu: the skipped tensor was delivered", chunks[k]);
+        CHECK(s.bad_band == 0, "chunk %zu: %zu bands not on band boundaries", chunks[k], s.bad_band);
+        CHECK(s.ndone == 4 && s.done[0] == 0 && s.done[1] == 1 && s.done[2] == 2 && s.done[3] == 3,
+              "chunk %zu: done %zu times", chunks[k], s.ndone);
+        gpt2_st_reader_free(r);
+    }
+
+    /* errors: truncation names the incomplete tensor; extra bytes; a failing sink is sticky */
+    seen s;
+    memset(&s, 0, sizeof s);
+    const gpt2_st_callbacks cb = {&s, plan_cb, sink_cb, done_cb};
+    gpt2_st_reader *r = NULL;
+    CHECK_OK(gpt2_st_reader_create(NULL, &cb, &r, &e), &e);
+    CHECK_OK(gpt2_st_reader_feed(r, f, data_at + 70, &e), &e);
+    CHECK_FAILS(gpt2_st_reader_finish(r, &e), GPT2_ERR_FORMAT, &e);
+    CHECK(strstr(e.message, "model.safetensors is truncated") && strstr(e.message, "tensor 'b' is incomplete"), "%s",
+          e.message);
+    gpt2_st_reader_free(r);
+    memset(&s, 0, sizeof s);
+    CHECK_OK(gpt2_st_reader_create("x", &cb, &r, &e), &e);
+    CHECK_OK(gpt2_st_reader_feed(r, f, len, &e), &e);
+    CHECK_FAILS(gpt2_st_reader_feed(r, f, 3, &e), GPT2_ERR_FORMAT, &e);
+    CHECK(strstr(e.message, "x has extra bytes after the tensor data (at least 3 more") != NULL, "%s", e.message);
+    gpt2_st_reader_free(r);
+    memset(&s, 0, sizeof s);
+    s.fail_in_sink = 1;
+    CHECK_OK(gpt2_st_reader_create("x", &cb, &r, &e), &e);
+    CHECK_OK(gpt2_st_reader_set_file_size(r, len, &e), &e);
+    CHECK_FAILS(gpt2_st_reader_feed(r, f, len, &e), GPT2_ERR_FORMAT, &e);
+    CHECK(!strcmp(e.message, "sink refuses tensor 0"), "%s", e.message);
+    gpt2_error again = {0};
+    CHECK(gpt2_st_reader_feed(r, f, 1, &again) == GPT2_ERR_FORMAT && !strcmp(again.message, e.message), "sticky feed");
+    CHECK(gpt2_st_reader_finish(r, &again) == GPT2_ERR_FORMAT && !strcmp(again.message, e.message), "sticky finish");
+    gpt2_st_reader_free(r);
+    /* a declared size that disagrees with the header */
+    memset(&s, 0, sizeof s);
+    CHECK_OK(gpt2_st_reader_create("x", &cb, &r, &e), &e);
+    CHECK_OK(gpt2_st_reader_set_file_size(r, len + 5, &e), &e);
+    CHECK_FAILS(gpt2_st_reader_feed(r, f, data_at, &e), GPT2_ERR_FORMAT, &e);
+    CHECK(strstr(e.message, "x has 5 extra bytes after the tensor data") != NULL, "%s", e.message);
+    gpt2_st_reader_free(r);
+    free(f);
+}
+
+/* ---- GPT-2's tensor names ---- */
+
+static void test_names(void) {
+    static const struct {
+        const char *name;
+        int id, variant, in_layer, layer, mask, linear, conv1d;
+    } cases[] = {
+        {"wte.weight", GPT2_ST_WTE, GPT2_ST_PLAIN, 0, 0, 0, 1, 0},
+        {"transformer.wpe.weight", GPT2_ST_WPE, GPT2_ST_PLAIN, 0, 0, 0, 0, 0},
+        {"ln_f.bias", GPT2_ST_LNF_B, GPT2_ST_PLAIN, 0, 0, 0, 0, 0},
+        {"lm_head.weight.q8", GPT2_ST_LM_HEAD, GPT2_ST_Q8, 0, 0, 0, 1, 0},
+        {"h.0.attn.c_attn.weight", GPT2_ST_GLOBALS + GPT2_ST_QKV_W, GPT2_ST_PLAIN, 1, 0, 0, 1, 1},
+        {"transformer.h.11.mlp.c_proj.weight.scale", GPT2_ST_GLOBALS + GPT2_ST_MLP_PROJ_W, GPT2_ST_SCALE, 1, 11, 0, 1,
+         1},
+        {"h.3.mlp.c_fc.bias", GPT2_ST_GLOBALS + GPT2_ST_FC_B, GPT2_ST_PLAIN, 1, 3, 0, 0, 0},
+        {"h.2.ln_2.weight", GPT2_ST_GLOBALS + GPT2_ST_LN2_W, GPT2_ST_PLAIN, 1, 2, 0, 0, 0},
+        {"h.5.attn.bias", -1, GPT2_ST_PLAIN, 1, 5, 1, 0, 0},
+        {"h.5.attn.masked_bias", -1, GPT2_ST_PLAIN, 1, 5, 1, 0, 0},
+        {"h.7.ln_1.bias.q8", -1, GPT2_ST_Q8, 1, 7, 0, 0, 0},  /* only linear weights come quantized */
+        {"h.40.unknown", -1, GPT2_ST_PLAIN, 1, 40, 0, 0, 0}, /* a layer, even when the rest is unknown */
+        {"h.01.ln_1.bias", -1, GPT2_ST_PLAIN, 0, 0, 0, 0, 0}, /* leading zero: not a layer */
+        {"h..ln_1.bias", -1, GPT2_ST_PLAIN, 0, 0, 0, 0, 0},
+        {"wte.weights", -1, GPT2_ST_PLAIN, 0, 0, 0, 0, 0},
+        {"model.wte.weight", -1, GPT2_ST_PLAIN, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gpt2_st_name n;
+        gpt2_st_name_parse(cases[i].name, strlen(cases[i].name), &n);
+        CHECK(n.id == cases[i].id && n.variant == cases[i].variant && n.in_layer == cases[i].in_layer &&
+                  (!n.in_layer || n.layer == (uint64_t)cases[i].layer) && n.mask == cases[i].mask &&
+                  n.linear == cases[i].linear && n.conv1d == cases[i].conv1d,
+              "%s: id %d variant %d layer %d/%llu mask %d linear %d conv1d %d", cases[i].name, n.id, n.variant,
+              n.in_layer, (unsigned long long)n.layer, n.mask, n.linear, n.conv1d);
+    }
+    char out[64];
+    gpt2_st_name_format(GPT2_ST_GLOBALS + GPT2_ST_ATTN_PROJ_W, 9, out, sizeof out);
+    CHECK(!strcmp(out, "h.9.attn.c_proj.weight"), "%s", out);
+    gpt2_st_name_format(GPT2_ST_LNF_W, 0, out, sizeof out);
+    CHECK(!strcmp(out, "ln_f.weight"), "%s", out);
+}
+
 int main(void) {
     test_fp16();
     test_good_headers();
     test_bad_headers();
     test_header_len();
+    test_reader();
+    test_names();
     return check_summary("test_safetensors");
 }

@@ -1,5 +1,7 @@
-/* cli_bench.c - `gpt2 bench`: the native rows of the benchmark (npm run bench prints the
+/* bench.c - `gpt2 bench`: the native rows of the benchmark (npm run bench prints the
  * whole table, WebAssembly rows included, and uses this command for its native rows).
+ * One file of about 650 lines: the table (and its cached checkpoints), the rows it runs in
+ * child processes (`--row`) and the speculative comparison share options and output formats.
  *
  *   gpt2 bench [--model DIR] [--builds native,native-mt] [--precisions f32,f16,q8_0]
  *              [--quick | --smoke] [--json]
@@ -393,16 +395,9 @@ static int is_dir(const char *p) {
 }
 
 static int copy_small(const char *from_dir, const char *to_dir, const char *name) {
-    char a[4096], b[4096], buf[65536];
-    snprintf(a, sizeof a, "%s/%s", from_dir, name);
-    snprintf(b, sizeof b, "%s/%s", to_dir, name);
-    FILE *f = fopen(a, "rb"), *g = f ? fopen(b, "wb") : NULL;
-    int ok = f && g;
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = fwrite(buf, 1, n, g) == n;
-    if (f) fclose(f);
-    if (g && fclose(g)) ok = 0;
-    return ok;
+    char a[4096], b[4096];
+    int n = snprintf(a, sizeof a, "%s/%s", from_dir, name), m = snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    return n > 0 && (size_t)n < sizeof a && m > 0 && (size_t)m < sizeof b && gpt2_cli_copy_file(a, b);
 }
 
 /* Makes .bench-cache/gpt2-124m-f32 (python3 + torch) if missing; 0 on success. */

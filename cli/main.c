@@ -1,4 +1,8 @@
-/* cli.c - the native command-line tool `gpt2`.
+/* main.c - the native command-line tool `gpt2` (cli/; the library it uses is src/).
+ *
+ * One file of about 700 lines because the commands below share one option parser and one
+ * way of opening a model; each command is a short function (cmd_*). The two long commands
+ * live in their own files: bench.c and finetune.c.
  *
  *   gpt2 generate   [--model DIR] [--prompt TEXT] [sampling options]   stream a continuation
  *                   [--draft DIR [--draft-precision P] [--draft-tokens K]]  (speculative decoding)
@@ -8,8 +12,8 @@
  *   gpt2 score      [--model DIR] [--prompt TEXT] (or text on stdin)   per-token log-probabilities
  *   gpt2 info       [--model DIR]                                       config, sizes, memory
  *   gpt2 quantize   IN OUT --type q8_0|f16                              convert a checkpoint
- *   gpt2 bench      [--model DIR] [--quick]                             speed table (cli_bench.c)
- *   gpt2 finetune   --data FILE --out DIR [options]                     train on a text (cli_finetune.c)
+ *   gpt2 bench      [--model DIR] [--quick]                             speed table (bench.c)
+ *   gpt2 finetune   --data FILE --out DIR [options]                     train on a text (finetune.c)
  *
  * Errors are one line on stderr ("gpt2: ...") and exit status 1 (2 for usage errors).
  */
@@ -581,14 +585,13 @@ static int cmd_info(const options *o, const gpt2_weights *w, const gpt2_tokenize
     return 0;
 }
 
-/* Copies a small file (config.json, vocab.json, merges.txt) byte for byte. */
 /* out = dir + "/" + name (name NULL: dir alone); 0 when it does not fit in cap bytes. */
 static int path_join(char *out, size_t cap, const char *dir, const char *name) {
     int n = name ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", dir);
     return n >= 0 && (size_t)n < cap;
 }
 
-static int copy_file(const char *from, const char *to) {
+int gpt2_cli_copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
     char buf[65536];
     size_t n;
@@ -636,7 +639,7 @@ static int cmd_quantize(int argc, char **argv) {
             const char *name = k < 3 ? small[k] : "model.safetensors";
             if (!path_join(in_path, sizeof in_path, in, name) || !path_join(out_path, sizeof out_path, out, name))
                 return usage_error("path too long: '%s'", strlen(in) > strlen(out) ? in : out);
-            if (k < 3 && !copy_file(in_path, out_path)) {
+            if (k < 3 && !gpt2_cli_copy_file(in_path, out_path)) {
                 fprintf(stderr, "gpt2: cannot copy %s to %s\n", in_path, out_path);
                 return 1;
             }

@@ -1,4 +1,4 @@
-/* cli_finetune.c - `gpt2 finetune`: train a model on a text file and save it as a Hugging Face
+/* finetune.c - `gpt2 finetune`: train a model on a text file and save it as a Hugging Face
  * folder (src/train.h has the rules: data windows, loss, optimisers).
  *
  *   gpt2 finetune --data FILE --out DIR [--model DIR] [--steps N] [--batch B] [--seq T] [--lr LR]
@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "loader.h"
 #include "pool.h"
 #include "tokenizer.h"
@@ -199,41 +200,6 @@ static int parse(int argc, char **argv, ft_options *o) {
     return 0;
 }
 
-/* The whole file (caller frees); NULL with err filled on failure. */
-static char *slurp(const char *path, size_t *len, gpt2_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        gpt2_fail(err, GPT2_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *b2 = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
-            if (!b2) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b2;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        gpt2_fail(err, buf ? GPT2_ERR_IO : GPT2_ERR_NOMEM, "cannot read %s", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Writes len bytes to dir/name through a temporary file renamed into place. */
 static int put_file(const char *dir, const char *name, const void *data, size_t len, gpt2_error *err) {
     char path[4096], tmp[4200];
@@ -253,8 +219,8 @@ static int copy_into(const char *from_dir, const char *to_dir, const char *name,
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", from_dir, name);
     size_t len = 0;
-    char *data = slurp(path, &len, err);
-    if (!data) return 1;
+    char *data = NULL;
+    if (gpt2_read_file(path, 0, &data, &len, err)) return 1;
     int rc = put_file(to_dir, name, data, len, err);
     free(data);
     return rc;
@@ -317,8 +283,8 @@ int gpt2_cli_finetune(int argc, char **argv) {
         return ft_usage("--out %s already holds a model: pass --force to overwrite it", o.out);
 
     size_t text_len = 0;
-    char *text = slurp(o.data, &text_len, &err);
-    if (!text) return ft_fail(NULL, &err);
+    char *text = NULL;
+    if (gpt2_read_file(o.data, 0, &text, &text_len, &err)) return ft_fail(NULL, &err);
     if (text_len == 0) {
         free(text);
         fprintf(stderr, "gpt2 finetune: the training text %s is empty\n", o.data);

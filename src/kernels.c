@@ -73,7 +73,9 @@ static inline size_t src_size(int type) { return type == K_SRC_F32 ? 4 : 2; }
 static inline uint16_t half_canonical(uint16_t h) { return (h & 0x7fffu) > 0x7c00u ? (uint16_t)(h | 0x200u) : h; }
 
 /* ------------------------------------------------------------------------------------------
- * A 4-lane vector layer: vf = 4 floats, vi = 4 int32 / 8 int16.
+ * The vector layer, once per target: vf = 4 floats, vi = 4 int32 / 8 int16, vd = 2 doubles.
+ * Every function means the same lane-wise operation on every target (the scalar layer spells
+ * it out); the kernels below use nothing else.
  */
 #if K_WASM
 typedef v128_t vf;
@@ -900,6 +902,32 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
     }
 }
 
+/* Decode: one full tile against one input row, as one sequential stream; the same sums as
+ * q8_kern with NT = T = 1, its two alternating integer accumulators spelled out (q8_kern
+ * with NT = T = 1 measured slower in WASM decode). */
+static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const unsigned char *tile, const float *b,
+                           int k) {
+    const int nb = k / GPT2_Q8_BLOCK;
+    vf acc = vf_zero();
+    const unsigned char *p = tile;
+    for (int blk = 0; blk < nb; blk++, p += GPT2_Q8_GROUP * 4) {
+        const int8_t *wq = (const int8_t *)(p + 8);
+        const int16_t *xb = xq + blk * GPT2_Q8_BLOCK;
+        vi w0 = vi_load_i8x8(wq), w1 = vi_load_i8x8(wq + 8);
+        vi s0 = vi_dot16(w0, vi_load32_splat(xb)), s1 = vi_dot16(w1, vi_load32_splat(xb + 2));
+        for (int pp = 2; pp < 16; pp += 2) {
+            w0 = vi_load_i8x8(wq + 8 * pp);
+            w1 = vi_load_i8x8(wq + 8 * pp + 8);
+            s0 = vi_add32(s0, vi_dot16(w0, vi_load32_splat(xb + 2 * pp)));
+            s1 = vi_add32(s1, vi_dot16(w1, vi_load32_splat(xb + 2 * pp + 2)));
+        }
+        vf ws = vf_load_f16x4(p);
+        acc = vf_add(acc, vf_mul(vf_from_i32(vi_add32(s0, s1)), vf_mul(ws, vf_load(xd + (long)blk * XD))));
+    }
+    vf bv = b ? vf_load(b) : vf_zero();
+    vf_store(out, vf_add(acc, bv));
+}
+
 /* n (> 1) input rows against NT full tiles (at tile; outputs out, bias b at their first row),
  * 4 input rows at a time. */
 K_INLINE void q8_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
@@ -912,7 +940,8 @@ K_INLINE void q8_tiles(float *out, long ldo, const int16_t *q, const float *d, c
     float *ot = out + t * ldo;
     if (n - t == 3) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 3);
     if (n - t == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 2);
-    if (n - t == 1) q8_kern(ot, ldo, qt, dt, tile, b, k, NT, 1);
+    if (n - t == 1 && NT == 2) q8_kern(ot, ldo, qt, dt, tile, b, k, 2, 1);
+    if (n - t == 1 && NT == 1) q8_kern_decode(ot, qt, dt, tile, b, k);
 }
 static void q8_two_tiles(float *out, long ldo, const int16_t *q, const float *d, const unsigned char *tile,
                          const float *b, int n, int k) {
@@ -957,7 +986,7 @@ static void q8_rows(float *out, long ldo, const int16_t *q, const float *d, cons
                 out[(long)t * ldo + o] = q8_dot_any(q + (long)t * k, d + (long)t * nb * XD, w, o) + (b ? b[o] : 0.0f);
         if (stage == 0 && n == 1)
             for (; o < full_end; o += 4)
-                q8_kern(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, k, 1, 1);
+                q8_kern_decode(out + o, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, k);
         if (stage == 0 && n > 1) {
             for (; o + 8 <= full_end; o += 8)
                 q8_two_tiles(out + o, ldo, q, d, data + (size_t)o / 4 * tile_bytes, b ? b + o : NULL, n, k);
@@ -1150,7 +1179,8 @@ void k_softmax(float *x, int n) {
  * half away from zero as trunc(r) +- 1 when |r - trunc(r)| >= 0.5: exact for |r| <= 127), so
  * the bytes are those of the scalar rule. The int8 values then land as the tile's pairs of
  * columns (matrix.h) with two narrowing packs and one byte shuffle per two pairs.
- * Partial tiles, tail columns and builds without SIMD take the scalar rule value by value.
+ * Partial tiles, tail columns and f16 from f32/bf16 sources take the scalar rule value by
+ * value (in every build; the scalar layer runs the lane vectors lane by lane).
  */
 /* The scalar rule for one block (v[32]) of row o, block b of a q8_0 matrix. */
 static void q8_put_block(const gpt2_matrix *m, int o, int b, const float *v) {

@@ -1,11 +1,12 @@
 /* kernels.h - the numeric kernels of the forward pass.
  *
- * One portable source (kernels.c): WASM SIMD128 intrinsics, x86 SSE4.1/F16C natively,
- * and a scalar fallback (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three
- * compute the same sums in the same order (8 lanes per dot product; q8_0: exact integer
- * block sums, then the blocks in order; see kernels.c), so results are bit-identical across
- * builds and do not depend on tiling or on how rows are split between threads. Weights are
- * read in the packed order of matrix.h.
+ * One portable source (kernels.c): each kernel written once against a small vector layer
+ * defined for WASM SIMD128, for x86 SSE4.1/F16C natively, and as a scalar fallback
+ * (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three compute the same sums
+ * in the same order (8 lanes per dot product; q8_0: exact integer block sums, then the
+ * blocks in order; see kernels.c), so results are bit-identical across builds and do not
+ * depend on tiling or on how rows are split between threads. Weights are read in the packed
+ * order of matrix.h.
  */
 #ifndef GPT2_KERNELS_H
 #define GPT2_KERNELS_H

@@ -1,15 +1,21 @@
 /* kernels.c - see kernels.h.
  *
- * One portable source, three implementations of the same arithmetic chosen at compile time:
+ * One portable source: every kernel has one body, written against a small vector layer (vf =
+ * 4 floats, vi = 4 int32 / 8 int16, vd = 2 doubles) that is defined once per target, below:
  *   - WASM SIMD128 intrinsics (wasm_simd128.h) under __wasm_simd128__;
- *   - x86 SSE4.1 intrinsics natively (plus F16C for f16 when the build has it: -march=native;
- *     128-bit on purpose: wider vectors would change the order of the float sums);
- *   - a scalar fallback (GPT2_SCALAR_KERNELS forces it, or a target without either) whose
- *     "vectors" are arrays of 4 floats operated on lane by lane.
- * The kernels are written once against a small 4-lane vector layer (vf, vi below), so the three
- * give bit-identical results (no fused multiply-add: -ffp-contract=off, and no FMA intrinsics),
+ *   - x86 SSE4.1 intrinsics natively (plus F16C for halves when the build has it:
+ *     -march=native; 128-bit on purpose: wider vectors would change the order of the float
+ *     sums, and AVX2/AVX-512 builds use this same layer);
+ *   - a scalar layer (GPT2_SCALAR_KERNELS forces it, or a target without either) of unions
+ *     operated on lane by lane, comparisons giving all-ones lanes as the SIMD ones do.
+ * Each operation means the same IEEE operation on every target (no fused multiply-add:
+ * -ffp-contract=off, no FMA intrinsics), so the three builds are bit-identical by construction,
  * and the result of a product does not depend on how the work is tiled or split between
  * threads: prefill and one-token-at-a-time decode agree exactly.
+ *
+ * Why one file over 600 lines: the three definitions of the layer (about 450 lines, most of it
+ * the exact f16 and q8_0 conversions each target does differently) and the kernels written on
+ * it belong together; split, a reader would check a kernel's bit-identity across three files.
  *
  * The arithmetic (the reduction order every build follows):
  *   f32/f16 (and k_dot, attention scores): dot(x, w) over k, c8 = k - k%8: lane j (0..7)
@@ -34,26 +40,42 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "quantize.h" /* gpt2_f32_to_f16, gpt2_q8_quantize_block */
 #include "sampler.h" /* gpt2_tanh */
 
 #if defined(GPT2_SCALAR_KERNELS)
-#define K_SIMD 0
+/* the scalar layer, whatever the target */
 #elif defined(__wasm_simd128__)
-#define K_SIMD 1
 #define K_WASM 1
 #include <wasm_simd128.h>
 #elif defined(__SSE4_1__)
-#define K_SIMD 1
 #define K_SSE 1
 #include <immintrin.h>
-#else
-#define K_SIMD 0
 #endif
 
 #define K_INLINE static inline __attribute__((always_inline))
 
+/* Source element j of a run at p as a float (exact). */
+static inline float src_elem(const unsigned char *p, int type, size_t j) {
+    if (type == K_SRC_F32) {
+        uint32_t u;
+        memcpy(&u, p + 4 * j, 4);
+        return gpt2_f32_from_bits(u);
+    }
+    uint16_t h;
+    memcpy(&h, p + 2 * j, 2);
+    return type == K_SRC_F16 ? gpt2_f16_to_f32(h) : gpt2_bf16_to_f32(h);
+}
+
+static inline size_t src_size(int type) { return type == K_SRC_F32 ? 4 : 2; }
+
+/* A half as gpt2_f32_to_f16 returns it for its exact float value: NaNs made quiet. */
+static inline uint16_t half_canonical(uint16_t h) { return (h & 0x7fffu) > 0x7c00u ? (uint16_t)(h | 0x200u) : h; }
+
 /* ------------------------------------------------------------------------------------------
- * A 4-lane vector layer: vf = 4 floats, vi = 4 int32 / 8 int16.
+ * The vector layer, once per target: vf = 4 floats, vi = 4 int32 / 8 int16, vd = 2 doubles.
+ * Every function means the same lane-wise operation on every target (the scalar layer spells
+ * it out); the kernels below use nothing else.
  */
 #if K_WASM
 typedef v128_t vf;
@@ -171,6 +193,55 @@ K_INLINE int f16x8_special(const uint16_t *p) {
     v128_t e = wasm_v128_and(wasm_v128_load(p), wasm_i16x8_splat(0x7c00));
     return wasm_v128_any_true(wasm_i16x8_eq(e, wasm_i16x8_splat(0x7c00)));
 }
+/* ---- for the conversion while loading (k_pack_band, k_pack_rows) ---- */
+/* 4 source elements (K_SRC_*) -> 4 floats, exact */
+K_INLINE vf src4(const unsigned char *p, int type) {
+    if (type == K_SRC_F32) return wasm_v128_load(p);
+    v128_t h = wasm_v128_load64_zero(p);
+    if (type == K_SRC_BF16) return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(h), 16);
+    return vf_from_f16_hi(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
+}
+K_INLINE vf vf_max_num(vf m, vf a) { return wasm_f32x4_pmax(m, a); } /* a > m ? a : m */
+K_INLINE vf vf_div(vf a, vf b) { return wasm_f32x4_div(a, b); }
+K_INLINE vf vf_sub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
+/* no NaN here: pmin/pmax are single instructions (min/max's NaN rules take several) */
+K_INLINE vf vf_clamp127(vf a) { return wasm_f32x4_pmin(wasm_f32x4_pmax(a, vf_splat(-127.0f)), vf_splat(127.0f)); }
+K_INLINE vf vf_trunc(vf a) { return wasm_f32x4_trunc(a); }
+K_INLINE vf vf_and(vf a, vf b) { return wasm_v128_and(a, b); }
+K_INLINE vf vf_or(vf a, vf b) { return wasm_v128_or(a, b); }
+K_INLINE vf vf_isnum(vf a) { return wasm_f32x4_eq(a, a); }
+K_INLINE vf vf_nonzero(vf a) { return wasm_f32x4_ne(a, vf_zero()); }
+K_INLINE vf vf_ge(vf a, vf b) { return wasm_f32x4_ge(a, b); }
+/* a whole float in [-127, 127] -> int32: adding 1.5 * 2^23 puts it in the low mantissa bits
+ * (exact), one integer subtraction takes it out (a saturating conversion is several
+ * instructions on x86) */
+K_INLINE vi vi_from_f32(vf a) {
+    return wasm_i32x4_sub(wasm_f32x4_add(a, vf_splat(12582912.0f)), wasm_i32x4_splat(0x4b400000));
+}
+/* 4 x 4 int32 in [-127, 127] -> bytes a0 b0 a1 b1 a2 b2 a3 b3 c0 d0 c1 d1 c2 d2 c3 d3 */
+K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
+    vi x = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(c, d));
+    return wasm_i8x16_shuffle(x, x, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+}
+K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) {
+    vf t0 = wasm_i32x4_shuffle(*a, *b, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(*a, *b, 2, 6, 3, 7);
+    vf t2 = wasm_i32x4_shuffle(*c, *d, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(*c, *d, 2, 6, 3, 7);
+    *a = wasm_i64x2_shuffle(t0, t2, 0, 2), *b = wasm_i64x2_shuffle(t0, t2, 1, 3);
+    *c = wasm_i64x2_shuffle(t1, t3, 0, 2), *d = wasm_i64x2_shuffle(t1, t3, 1, 3);
+}
+/* 4 rows of 4 halves (8 bytes at p + j*ld bytes) -> 16 halves column-major (r0..r3 of
+ * column 0, then column 1, ...), NaNs made quiet, stored at dst */
+K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
+    v128_t a = wasm_v128_load64_zero(p), b = wasm_v128_load64_zero(p + ld);
+    v128_t c = wasm_v128_load64_zero(p + 2 * ld), d = wasm_v128_load64_zero(p + 3 * ld);
+    v128_t ab = wasm_i16x8_shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11), cd = wasm_i16x8_shuffle(c, d, 0, 8, 1, 9, 2, 10, 3, 11);
+    v128_t lo = wasm_i32x4_shuffle(ab, cd, 0, 4, 1, 5), hi = wasm_i32x4_shuffle(ab, cd, 2, 6, 3, 7);
+    v128_t e = wasm_i16x8_splat(0x7fff), inf = wasm_i16x8_splat(0x7c00), qb = wasm_i16x8_splat(0x200);
+    lo = wasm_v128_or(lo, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(lo, e), inf), qb));
+    hi = wasm_v128_or(hi, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(hi, e), inf), qb));
+    wasm_v128_store(dst, lo);
+    wasm_v128_store(dst + 8, hi);
+}
 #elif K_SSE
 typedef __m128 vf;
 typedef __m128i vi;
@@ -265,16 +336,57 @@ K_INLINE int f16x8_special(const uint16_t *p) {
     __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)p), _mm_set1_epi16(0x7c00));
     return _mm_movemask_epi8(_mm_cmpeq_epi16(e, _mm_set1_epi16(0x7c00))) != 0;
 }
+/* ---- for the conversion while loading (k_pack_band, k_pack_rows) ---- */
+K_INLINE vf src4(const unsigned char *p, int type) {
+    if (type == K_SRC_F32) return _mm_loadu_ps((const float *)(const void *)p);
+    __m128i h = _mm_loadl_epi64((const __m128i *)(const void *)p);
+    if (type == K_SRC_BF16) return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
+    return vf_load_f16x4(p); /* exact, F16C or not */
+}
+K_INLINE vf vf_max_num(vf m, vf a) { return _mm_max_ps(a, m); } /* a > m ? a : m */
+K_INLINE vf vf_div(vf a, vf b) { return _mm_div_ps(a, b); }
+K_INLINE vf vf_sub(vf a, vf b) { return _mm_sub_ps(a, b); }
+K_INLINE vf vf_clamp127(vf a) { return _mm_min_ps(_mm_max_ps(a, _mm_set1_ps(-127.0f)), _mm_set1_ps(127.0f)); }
+K_INLINE vf vf_trunc(vf a) { return _mm_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+K_INLINE vf vf_and(vf a, vf b) { return _mm_and_ps(a, b); }
+K_INLINE vf vf_or(vf a, vf b) { return _mm_or_ps(a, b); }
+K_INLINE vf vf_isnum(vf a) { return _mm_cmpord_ps(a, a); }
+K_INLINE vf vf_nonzero(vf a) { return _mm_cmpneq_ps(a, _mm_setzero_ps()); }
+K_INLINE vf vf_ge(vf a, vf b) { return _mm_cmpge_ps(a, b); }
+K_INLINE vi vi_from_f32(vf a) { return _mm_cvttps_epi32(a); }
+K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
+    vi x = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+    return _mm_shuffle_epi8(x, _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+}
+K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) { _MM_TRANSPOSE4_PS(*a, *b, *c, *d); }
+K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
+    __m128i a = _mm_loadl_epi64((const __m128i *)(const void *)p), b = _mm_loadl_epi64((const __m128i *)(const void *)(p + ld));
+    __m128i c = _mm_loadl_epi64((const __m128i *)(const void *)(p + 2 * ld));
+    __m128i d = _mm_loadl_epi64((const __m128i *)(const void *)(p + 3 * ld));
+    __m128i ab = _mm_unpacklo_epi16(a, b), cd = _mm_unpacklo_epi16(c, d);
+    __m128i lo = _mm_unpacklo_epi32(ab, cd), hi = _mm_unpackhi_epi32(ab, cd);
+    __m128i e = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00), qb = _mm_set1_epi16(0x200);
+    lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(lo, e), inf), qb));
+    hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(hi, e), inf), qb));
+    _mm_storeu_si128((__m128i *)(void *)dst, lo);
+    _mm_storeu_si128((__m128i *)(void *)(dst + 8), hi);
+}
 #else
-/* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane. */
-typedef struct vf {
+/* The scalar fallback: the same 4-lane operations on plain arrays, lane by lane (comparisons
+ * give all-ones lanes, as the SIMD ones do, so the bitwise operations mean the same). */
+typedef union vf {
     float f[4];
+    uint32_t u[4];
 } vf;
 typedef union vi {
     int32_t i32[4];
     uint32_t u32[4];
     int16_t i16[8];
 } vi;
+typedef union vd {
+    double d[2];
+    uint64_t u[2];
+} vd;
 K_INLINE vf vf_load(const float *p) {
     vf v;
     memcpy(v.f, p, sizeof v.f);
@@ -286,23 +398,40 @@ K_INLINE vf vf_splat(float a) {
     return v;
 }
 K_INLINE vf vf_zero(void) { return vf_splat(0.0f); }
-#define K_LANEWISE(name, expr)                                      \
-    K_INLINE vf name(vf a, vf b) {                                  \
-        vf r;                                                       \
-        for (int j = 0; j < 4; j++) {                               \
-            float x = a.f[j], y = b.f[j];                           \
-            r.f[j] = (expr);                                        \
+K_INLINE vf vf_make(float a, float b, float c, float d) {
+    vf v = {{a, b, c, d}};
+    return v;
+}
+/* r.LANE[j] = EXPR for each lane j, with a, b the inputs' lanes */
+#define K_LANEWISE(T, name, N, LANE, EXPR)                          \
+    K_INLINE T name(T x, T y) {                                     \
+        T r;                                                        \
+        for (int j = 0; j < N; j++) {                               \
+            r.LANE[j] = (EXPR);                                     \
         }                                                           \
         return r;                                                   \
     }
-K_LANEWISE(vf_add, x + y)
-K_LANEWISE(vf_mul, x * y)
-K_LANEWISE(vf_max, x > y ? x : y)
+K_LANEWISE(vf, vf_add, 4, f, x.f[j] + y.f[j])
+K_LANEWISE(vf, vf_sub, 4, f, x.f[j] - y.f[j])
+K_LANEWISE(vf, vf_mul, 4, f, x.f[j] * y.f[j])
+K_LANEWISE(vf, vf_div, 4, f, x.f[j] / y.f[j])
+K_LANEWISE(vf, vf_max, 4, f, x.f[j] > y.f[j] ? x.f[j] : y.f[j])
+K_LANEWISE(vf, vf_and, 4, u, x.u[j] & y.u[j])
+K_LANEWISE(vf, vf_or, 4, u, x.u[j] | y.u[j])
+K_LANEWISE(vf, vf_ge, 4, u, x.f[j] >= y.f[j] ? ~0u : 0u)
+K_LANEWISE(vi, vi_add32, 4, u32, x.u32[j] + y.u32[j])
+K_LANEWISE(vi, vi_sub32, 4, u32, x.u32[j] - y.u32[j])
+K_LANEWISE(vi, vi_xor, 4, u32, x.u32[j] ^ y.u32[j])
+K_LANEWISE(vi, vi_and, 4, u32, x.u32[j] & y.u32[j])
+K_LANEWISE(vi, vi_dot16, 4, i32, (int32_t)x.i16[2 * j] * y.i16[2 * j] + (int32_t)x.i16[2 * j + 1] * y.i16[2 * j + 1])
+K_LANEWISE(vd, vd_add, 2, d, x.d[j] + y.d[j])
+K_LANEWISE(vd, vd_sub, 2, d, x.d[j] - y.d[j])
+K_LANEWISE(vd, vd_mul, 2, d, x.d[j] * y.d[j])
+K_LANEWISE(vd, vd_div, 2, d, x.d[j] / y.d[j])
+K_LANEWISE(vd, vd_gt, 2, u, x.d[j] > y.d[j] ? ~(uint64_t)0 : 0)
+K_LANEWISE(vd, vd_ne, 2, u, x.d[j] != y.d[j] ? ~(uint64_t)0 : 0)
 #undef K_LANEWISE
-K_INLINE vf vf_abs(vf a) {
-    for (int j = 0; j < 4; j++) a.f[j] = fabsf(a.f[j]);
-    return a;
-}
+K_INLINE vf vf_abs(vf a) { return vf_make(fabsf(a.f[0]), fabsf(a.f[1]), fabsf(a.f[2]), fabsf(a.f[3])); }
 K_INLINE float vf_hsum(vf v) { return (v.f[0] + v.f[1]) + (v.f[2] + v.f[3]); }
 K_INLINE float vf_hmax(vf v) {
     float a = v.f[0] > v.f[2] ? v.f[0] : v.f[2], b = v.f[1] > v.f[3] ? v.f[1] : v.f[3];
@@ -319,31 +448,15 @@ K_INLINE vi vi_load(const void *p) {
     return v;
 }
 K_INLINE void vi_store(void *p, vi v) { memcpy(p, &v, sizeof v); }
-K_INLINE vi vi_dot16(vi a, vi b) {
-    vi r;
-    for (int j = 0; j < 4; j++)
-        r.i32[j] = (int32_t)a.i16[2 * j] * b.i16[2 * j] + (int32_t)a.i16[2 * j + 1] * b.i16[2 * j + 1];
-    return r;
-}
-K_INLINE vi vi_add32(vi a, vi b) {
-    for (int j = 0; j < 4; j++) a.u32[j] += b.u32[j];
-    return a;
-}
-K_INLINE vi vi_xor(vi a, vi b) {
-    for (int j = 0; j < 4; j++) a.u32[j] ^= b.u32[j];
-    return a;
-}
-K_INLINE vf vf_from_i32(vi a) {
-    vf r;
-    for (int j = 0; j < 4; j++) r.f[j] = (float)a.i32[j];
-    return r;
+K_INLINE vf vf_from_i32(vi a) { return vf_make((float)a.i32[0], (float)a.i32[1], (float)a.i32[2], (float)a.i32[3]); }
+K_INLINE vi vi_splat32(int32_t a) {
+    vi v = {{a, a, a, a}};
+    return v;
 }
 K_INLINE vi vi_load32_splat(const void *p) {
-    vi v;
     int32_t w;
     memcpy(&w, p, 4);
-    for (int j = 0; j < 4; j++) v.i32[j] = w;
-    return v;
+    return vi_splat32(w);
 }
 K_INLINE vi vi_round_pack(vf a, vf b) {
     vi v;
@@ -355,10 +468,8 @@ K_INLINE void vf_load_f16x8(const uint16_t *p, vf *lo, vf *hi) {
 }
 K_INLINE vf vf_load_f16x4(const void *p) {
     uint16_t h[4];
-    vf r;
     memcpy(h, p, sizeof h);
-    for (int j = 0; j < 4; j++) r.f[j] = gpt2_f16_to_f32(h[j]);
-    return r;
+    return vf_make(gpt2_f16_to_f32(h[0]), gpt2_f16_to_f32(h[1]), gpt2_f16_to_f32(h[2]), gpt2_f16_to_f32(h[3]));
 }
 K_INLINE void vf_load_f16x8_s(const uint16_t *p, vf *lo, vf *hi) { /* times 2^-112: exact */
     for (int j = 0; j < 4; j++)
@@ -368,6 +479,77 @@ K_INLINE int f16x8_special(const uint16_t *p) {
     int any = 0;
     for (int j = 0; j < 8; j++) any |= (p[j] & 0x7c00) == 0x7c00;
     return any;
+}
+K_INLINE vd vd_make(double a, double b) {
+    vd v = {{a, b}};
+    return v;
+}
+K_INLINE vd vd_splat(double a) { return vd_make(a, a); }
+K_INLINE vd vd_select(vd mask, vd a, vd b) { /* mask ? a : b, bit by bit */
+    for (int j = 0; j < 2; j++) a.u[j] = (a.u[j] & mask.u[j]) | (b.u[j] & ~mask.u[j]);
+    return a;
+}
+K_INLINE vd vd_from_f32_lo(vf a) { return vd_make(a.f[0], a.f[1]); }
+K_INLINE vd vd_from_f32_hi(vf a) { return vd_make(a.f[2], a.f[3]); }
+K_INLINE vf vf_from_vd(vd lo, vd hi) { return vf_make((float)lo.d[0], (float)lo.d[1], (float)hi.d[0], (float)hi.d[1]); }
+K_INLINE vi vd_to_i32(vd a) {
+    vi v = {{(int32_t)a.d[0], (int32_t)a.d[1], 0, 0}};
+    return v;
+}
+K_INLINE int vi_lane(vi a, int j) { return a.i32[j]; }
+K_INLINE vi vi_shr32(vi a, int s) {
+    for (int j = 0; j < 4; j++) a.i32[j] = a.i32[j] < 0 ? ~(~a.i32[j] >> s) : a.i32[j] >> s; /* arithmetic */
+    return a;
+}
+K_INLINE vd vd_pow2(vi e) {
+    vd v;
+    for (int j = 0; j < 2; j++) v.u[j] = (uint64_t)(e.i32[j] + 1023) << 52;
+    return v;
+}
+/* ---- for the conversion while loading (k_pack_band, k_pack_rows) ---- */
+K_INLINE vf src4(const unsigned char *p, int type) {
+    vf v;
+    for (int j = 0; j < 4; j++) v.f[j] = src_elem(p, type, (size_t)j);
+    return v;
+}
+K_INLINE vf vf_max_num(vf m, vf a) { return vf_max(a, m); } /* a > m ? a : m */
+K_INLINE vf vf_clamp127(vf a) {
+    for (int j = 0; j < 4; j++) a.f[j] = a.f[j] < -127.0f ? -127.0f : a.f[j] > 127.0f ? 127.0f : a.f[j];
+    return a;
+}
+K_INLINE vf vf_trunc(vf a) { return vf_make(truncf(a.f[0]), truncf(a.f[1]), truncf(a.f[2]), truncf(a.f[3])); }
+K_INLINE vf vf_isnum(vf a) {
+    for (int j = 0; j < 4; j++) a.u[j] = a.f[j] == a.f[j] ? ~0u : 0u;
+    return a;
+}
+K_INLINE vf vf_nonzero(vf a) {
+    for (int j = 0; j < 4; j++) a.u[j] = a.f[j] != 0.0f ? ~0u : 0u;
+    return a;
+}
+K_INLINE vi vi_from_f32(vf a) {
+    vi v = {{(int32_t)a.f[0], (int32_t)a.f[1], (int32_t)a.f[2], (int32_t)a.f[3]}};
+    return v;
+}
+K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
+    vi v;
+    int8_t *o = (int8_t *)&v;
+    for (int j = 0; j < 4; j++)
+        o[2 * j] = (int8_t)a.i32[j], o[2 * j + 1] = (int8_t)b.i32[j], o[8 + 2 * j] = (int8_t)c.i32[j],
+        o[9 + 2 * j] = (int8_t)d.i32[j];
+    return v;
+}
+K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) {
+    vf *r[4] = {a, b, c, d}, t[4] = {*a, *b, *c, *d};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) r[i]->f[j] = t[j].f[i];
+}
+K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            uint16_t h;
+            memcpy(&h, p + r * ld + 2 * (size_t)c, 2);
+            dst[4 * c + r] = half_canonical(h);
+        }
 }
 #endif
 
@@ -608,11 +790,15 @@ int k_f16_all_finite(const void *h, size_t n) {
  * order: for rows longer than the stack buffer (no published GPT-2 shape). */
 static float dot_any(const float *xt, const gpt2_matrix *w, int o) {
     const int k = w->cols, c8 = k & ~7;
-    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    vf a0 = vf_zero(), a1 = vf_zero();
     int i = 0;
-    for (; i < c8; i += 8)
-        for (int j = 0; j < 8; j++) l[j] += xt[i + j] * gpt2_matrix_get(w, o, i + j);
-    float s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    for (; i < c8; i += 8) {
+        float wi[8];
+        for (int j = 0; j < 8; j++) wi[j] = gpt2_matrix_get(w, o, i + j);
+        a0 = vf_add(a0, vf_mul(vf_load(xt + i), vf_load(wi)));
+        a1 = vf_add(a1, vf_mul(vf_load(xt + i + 4), vf_load(wi + 4)));
+    }
+    float s = lanes8(a0, a1);
     for (; i < k; i++) s += xt[i] * gpt2_matrix_get(w, o, i);
     return s;
 }
@@ -717,7 +903,8 @@ K_INLINE void q8_kern(float *out, long ldo, const int16_t *xq, const float *xd, 
 }
 
 /* Decode: one full tile against one input row, as one sequential stream; the same sums as
- * q8_kern with NT = T = 1. */
+ * q8_kern with NT = T = 1, its two alternating integer accumulators spelled out (q8_kern
+ * with NT = T = 1 measured slower in WASM decode). */
 static void q8_kern_decode(float *out, const int16_t *xq, const float *xd, const unsigned char *tile, const float *b,
                            int k) {
     const int nb = k / GPT2_Q8_BLOCK;
@@ -862,61 +1049,15 @@ void k_matrix_row(float *out, const gpt2_matrix *w, int r) {
     }
 }
 
-enum { Q8_STACK_BYTES = 32768 }; /* activations quantized on the stack up to this size */
-
-void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n,
-                       int o0, int o1) {
+void k_matmul_rows(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n,
+                   int o0, int o1) {
     if (o0 >= o1 || n < 1) return;
-    const int k = w->cols, m = w->rows;
+    const int m = w->rows;
     switch (w->type) {
     case GPT2_DTYPE_F32: f32_rows(out, m, x, w, b, n, o0, o1); return;
     case GPT2_DTYPE_F16: f16_rows(out, m, x, w, b, n, o0, o1); return;
-    case GPT2_DTYPE_Q8_0: break;
+    case GPT2_DTYPE_Q8_0: q8_matmul_act(out, act, w, b, n, o0, o1); return;
     }
-    if (act) {
-        q8_matmul_act(out, act, w, b, n, o0, o1);
-        return;
-    }
-    /* Quantize the activations here: a chunk of tokens at a time into a stack buffer.
-     * Callers with long inputs, or several threads, quantize once with k_q8_quantize_act. */
-    _Alignas(16) unsigned char buf[Q8_STACK_BYTES];
-    size_t per_token = k_q8_act_bytes(1, k);
-    int chunk = (int)(sizeof buf / (per_token ? per_token : 1));
-    if (chunk < 1) {
-        /* a single row does not fit (k > 13107): the same arithmetic, one block quantized at
-         * a time (quantization is per block, so the values are the same) */
-        const int nb = k / GPT2_Q8_BLOCK;
-        const unsigned char *d = w->data;
-        for (int t = 0; t < n; t++)
-            for (int o = o0; o < o1; o++) {
-                float s = 0.0f;
-                for (int blk = 0; blk < nb; blk++) {
-                    int16_t q[GPT2_Q8_BLOCK];
-                    float xd[XD];
-                    uint16_t ws;
-                    q8_quantize(q, xd, x + (long)t * k + blk * GPT2_Q8_BLOCK, 1, GPT2_Q8_BLOCK);
-                    int32_t S = 0;
-                    for (int i = 0; i < GPT2_Q8_BLOCK; i++)
-                        S += (int32_t)(int8_t)d[gpt2_q8_value_offset((uint64_t)m, (uint64_t)k, (uint64_t)o,
-                                                                     (uint64_t)(blk * GPT2_Q8_BLOCK + i))] *
-                             q[i];
-                    memcpy(&ws, d + gpt2_q8_scale_offset((uint64_t)m, (uint64_t)k, (uint64_t)o, (uint64_t)blk),
-                           sizeof ws);
-                    s += (float)S * (gpt2_f16_to_f32(ws) * xd[0]);
-                }
-                out[(long)t * m + o] = s + (b ? b[o] : 0.0f);
-            }
-        return;
-    }
-    for (int t = 0; t < n; t += chunk) {
-        int nt = n - t < chunk ? n - t : chunk;
-        k_q8_quantize_act(buf, x + (long)t * k, nt, k);
-        q8_matmul_act(out + (long)t * m, buf, w, b, nt, o0, o1);
-    }
-}
-
-void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1) {
-    k_matmul_rows_act(out, x, NULL, w, b, n, o0, o1);
 }
 
 /* Reads bytes [p, p + n) once and returns the XOR of its 32-bit words (zero-padded tail):
@@ -927,7 +1068,6 @@ uint32_t k_read_bytes(const void *p, size_t n) {
     const unsigned char *c = p;
     size_t done = 0;
     uint32_t r = 0;
-#if K_SIMD
     const size_t q = n & ~(size_t)127;
     if (q) {
         vi a[8];
@@ -940,7 +1080,6 @@ uint32_t k_read_bytes(const void *p, size_t n) {
         r = t[0] ^ t[1] ^ t[2] ^ t[3];
         done = q;
     }
-#endif
     for (; done + 4 <= n; done += 4) {
         uint32_t w;
         memcpy(&w, c + done, 4);
@@ -973,7 +1112,6 @@ void k_layernorm(float *out, const float *x, const float *g, const float *b, int
     for (int i = 0; i < c; i++) out[i] = (x[i] - mean) * inv * g[i] + b[i];
 }
 
-#if K_SIMD
 /* gpt2_tanh on two lanes, step for step (sampler.h): the same bits. Lanes beyond +-20 are
  * computed on a clamped copy and replaced by +-1; NaN lanes by themselves. Inside +-20,
  * e^(2x) needs none of gpt2_exp's special cases (|2x| <= 40). */
@@ -998,19 +1136,17 @@ K_INLINE vd vd_tanh(vd x) {
     vd t = vd_sub(one, vd_div(vd_splat(2.0), vd_add(e, one)));
     return vd_select(hi, one, vd_select(lo, vd_splat(-1.0), vd_select(nan, x, t)));
 }
-#endif
 
 void k_gelu(float *x, int n) {
     const float s2pi = 0.7978845608028654f; /* sqrt(2/pi) */
     int i = 0;
-#if K_SIMD /* four at a time: the scalar loop's float steps, gpt2_tanh in two lanes */
+    /* four at a time: the tail loop's float steps, gpt2_tanh in two double lanes */
     for (; i + 4 <= n; i += 4) {
         vf v = vf_load(x + i);
         vf u = vf_mul(vf_splat(s2pi), vf_add(v, vf_mul(vf_mul(vf_mul(vf_splat(0.044715f), v), v), v)));
         vf th = vf_from_vd(vd_tanh(vd_from_f32_lo(u)), vd_tanh(vd_from_f32_hi(u)));
         vf_store(x + i, vf_mul(vf_mul(vf_splat(0.5f), v), vf_add(vf_splat(1.0f), th)));
     }
-#endif
     for (; i < n; i++) {
         float v = x[i];
         /* gpt2_tanh, not libm's tanhf: the same bits natively and in WASM (sampler.h) */
@@ -1043,27 +1179,9 @@ void k_softmax(float *x, int n) {
  * half away from zero as trunc(r) +- 1 when |r - trunc(r)| >= 0.5: exact for |r| <= 127), so
  * the bytes are those of the scalar rule. The int8 values then land as the tile's pairs of
  * columns (matrix.h) with two narrowing packs and one byte shuffle per two pairs.
- * Partial tiles, tail columns and builds without SIMD take the scalar rule value by value.
+ * Partial tiles, tail columns and f16 from f32/bf16 sources take the scalar rule value by
+ * value (in every build; the scalar layer runs the lane vectors lane by lane).
  */
-#include "quantize.h" /* gpt2_f32_to_f16, gpt2_q8_quantize_block */
-
-/* Source element j of a run at p as a float (exact). */
-static inline float src_elem(const unsigned char *p, int type, size_t j) {
-    if (type == K_SRC_F32) {
-        uint32_t u;
-        memcpy(&u, p + 4 * j, 4);
-        return gpt2_f32_from_bits(u);
-    }
-    uint16_t h;
-    memcpy(&h, p + 2 * j, 2);
-    return type == K_SRC_F16 ? gpt2_f16_to_f32(h) : gpt2_bf16_to_f32(h);
-}
-
-static inline size_t src_size(int type) { return type == K_SRC_F32 ? 4 : 2; }
-
-/* A half as gpt2_f32_to_f16 returns it for its exact float value: NaNs made quiet. */
-static inline uint16_t half_canonical(uint16_t h) { return (h & 0x7fffu) > 0x7c00u ? (uint16_t)(h | 0x200u) : h; }
-
 /* The scalar rule for one block (v[32]) of row o, block b of a q8_0 matrix. */
 static void q8_put_block(const gpt2_matrix *m, int o, int b, const float *v) {
     const uint64_t R = (uint64_t)m->rows, K = (uint64_t)m->cols;
@@ -1081,93 +1199,6 @@ static void q8_put_block(const gpt2_matrix *m, int o, int b, const float *v) {
 static inline void f16_put(const gpt2_matrix *m, int o, int i, uint16_t h) {
     ((uint16_t *)(uintptr_t)m->data)[gpt2_packed_index((uint64_t)m->rows, (uint64_t)m->cols, (uint64_t)o, (uint64_t)i)] = h;
 }
-
-#if K_WASM || (K_SSE && defined(__F16C__))
-#define K_PACK_SIMD 1
-#if K_WASM
-K_INLINE vf src4(const unsigned char *p, int type) {
-    if (type == K_SRC_F32) return wasm_v128_load(p);
-    v128_t h = wasm_v128_load64_zero(p);
-    if (type == K_SRC_BF16) return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(h), 16);
-    return vf_from_f16_hi(wasm_i16x8_shuffle(wasm_i32x4_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11));
-}
-K_INLINE vf vf_max_num(vf m, vf a) { return wasm_f32x4_pmax(m, a); } /* a > m ? a : m */
-K_INLINE vf vf_div(vf a, vf b) { return wasm_f32x4_div(a, b); }
-K_INLINE vf vf_sub(vf a, vf b) { return wasm_f32x4_sub(a, b); }
-/* no NaN here: pmin/pmax are single instructions (min/max's NaN rules take several) */
-K_INLINE vf vf_clamp127(vf a) { return wasm_f32x4_pmin(wasm_f32x4_pmax(a, vf_splat(-127.0f)), vf_splat(127.0f)); }
-K_INLINE vf vf_trunc(vf a) { return wasm_f32x4_trunc(a); }
-K_INLINE vf vf_and(vf a, vf b) { return wasm_v128_and(a, b); }
-K_INLINE vf vf_or(vf a, vf b) { return wasm_v128_or(a, b); }
-K_INLINE vf vf_isnum(vf a) { return wasm_f32x4_eq(a, a); }
-K_INLINE vf vf_nonzero(vf a) { return wasm_f32x4_ne(a, vf_zero()); }
-K_INLINE vf vf_ge(vf a, vf b) { return wasm_f32x4_ge(a, b); }
-/* a whole float in [-127, 127] -> int32: adding 1.5 * 2^23 puts it in the low mantissa bits
- * (exact), one integer subtraction takes it out (a saturating conversion is several
- * instructions on x86) */
-K_INLINE vi vi_from_f32(vf a) {
-    return wasm_i32x4_sub(wasm_f32x4_add(a, vf_splat(12582912.0f)), wasm_i32x4_splat(0x4b400000));
-}
-/* 4 x 4 int32 in [-127, 127] -> bytes a0 b0 a1 b1 a2 b2 a3 b3 c0 d0 c1 d1 c2 d2 c3 d3 */
-K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
-    vi x = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a, b), wasm_i16x8_narrow_i32x4(c, d));
-    return wasm_i8x16_shuffle(x, x, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
-}
-K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) {
-    vf t0 = wasm_i32x4_shuffle(*a, *b, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(*a, *b, 2, 6, 3, 7);
-    vf t2 = wasm_i32x4_shuffle(*c, *d, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(*c, *d, 2, 6, 3, 7);
-    *a = wasm_i64x2_shuffle(t0, t2, 0, 2), *b = wasm_i64x2_shuffle(t0, t2, 1, 3);
-    *c = wasm_i64x2_shuffle(t1, t3, 0, 2), *d = wasm_i64x2_shuffle(t1, t3, 1, 3);
-}
-/* 4 rows of 4 halves (8 bytes at p + j*ld bytes) -> 16 halves column-major (r0..r3 of
- * column 0, then column 1, ...), NaNs made quiet, stored at dst */
-K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
-    v128_t a = wasm_v128_load64_zero(p), b = wasm_v128_load64_zero(p + ld);
-    v128_t c = wasm_v128_load64_zero(p + 2 * ld), d = wasm_v128_load64_zero(p + 3 * ld);
-    v128_t ab = wasm_i16x8_shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11), cd = wasm_i16x8_shuffle(c, d, 0, 8, 1, 9, 2, 10, 3, 11);
-    v128_t lo = wasm_i32x4_shuffle(ab, cd, 0, 4, 1, 5), hi = wasm_i32x4_shuffle(ab, cd, 2, 6, 3, 7);
-    v128_t e = wasm_i16x8_splat(0x7fff), inf = wasm_i16x8_splat(0x7c00), qb = wasm_i16x8_splat(0x200);
-    lo = wasm_v128_or(lo, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(lo, e), inf), qb));
-    hi = wasm_v128_or(hi, wasm_v128_and(wasm_i16x8_gt(wasm_v128_and(hi, e), inf), qb));
-    wasm_v128_store(dst, lo);
-    wasm_v128_store(dst + 8, hi);
-}
-#else
-K_INLINE vf src4(const unsigned char *p, int type) {
-    if (type == K_SRC_F32) return _mm_loadu_ps((const float *)(const void *)p);
-    __m128i h = _mm_loadl_epi64((const __m128i *)(const void *)p);
-    if (type == K_SRC_BF16) return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
-    return _mm_cvtph_ps(h);
-}
-K_INLINE vf vf_max_num(vf m, vf a) { return _mm_max_ps(a, m); } /* a > m ? a : m */
-K_INLINE vf vf_div(vf a, vf b) { return _mm_div_ps(a, b); }
-K_INLINE vf vf_sub(vf a, vf b) { return _mm_sub_ps(a, b); }
-K_INLINE vf vf_clamp127(vf a) { return _mm_min_ps(_mm_max_ps(a, _mm_set1_ps(-127.0f)), _mm_set1_ps(127.0f)); }
-K_INLINE vf vf_trunc(vf a) { return _mm_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
-K_INLINE vf vf_and(vf a, vf b) { return _mm_and_ps(a, b); }
-K_INLINE vf vf_or(vf a, vf b) { return _mm_or_ps(a, b); }
-K_INLINE vf vf_isnum(vf a) { return _mm_cmpord_ps(a, a); }
-K_INLINE vf vf_nonzero(vf a) { return _mm_cmpneq_ps(a, _mm_setzero_ps()); }
-K_INLINE vf vf_ge(vf a, vf b) { return _mm_cmpge_ps(a, b); }
-K_INLINE vi vi_from_f32(vf a) { return _mm_cvttps_epi32(a); }
-K_INLINE vi vi_pairs(vi a, vi b, vi c, vi d) {
-    vi x = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
-    return _mm_shuffle_epi8(x, _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
-}
-K_INLINE void vf_transpose4(vf *a, vf *b, vf *c, vf *d) { _MM_TRANSPOSE4_PS(*a, *b, *c, *d); }
-K_INLINE void h16_transpose4(uint16_t *dst, const unsigned char *p, size_t ld) {
-    __m128i a = _mm_loadl_epi64((const __m128i *)(const void *)p), b = _mm_loadl_epi64((const __m128i *)(const void *)(p + ld));
-    __m128i c = _mm_loadl_epi64((const __m128i *)(const void *)(p + 2 * ld));
-    __m128i d = _mm_loadl_epi64((const __m128i *)(const void *)(p + 3 * ld));
-    __m128i ab = _mm_unpacklo_epi16(a, b), cd = _mm_unpacklo_epi16(c, d);
-    __m128i lo = _mm_unpacklo_epi32(ab, cd), hi = _mm_unpackhi_epi32(ab, cd);
-    __m128i e = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00), qb = _mm_set1_epi16(0x200);
-    lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(lo, e), inf), qb));
-    hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpgt_epi16(_mm_and_si128(hi, e), inf), qb));
-    _mm_storeu_si128((__m128i *)(void *)dst, lo);
-    _mm_storeu_si128((__m128i *)(void *)(dst + 8), hi);
-}
-#endif
 
 /* One block of a full tile from 32 lane vectors v (lane r = row r's value): the 4 scales and
  * the 128 value bytes at blk (matrix.h), by gpt2_q8_quantize_block's rule lane by lane. */
@@ -1196,9 +1227,6 @@ static void q8_put_lanes(unsigned char *blk, const vf *v) {
     memcpy(blk, hs, sizeof hs); /* the 4 half scales, then the values (matrix.h) */
     for (int j = 0; j < GPT2_Q8_BLOCK / 4; j++) vi_store(blk + sizeof hs + 16 * j, vi_pairs(q[4 * j], q[4 * j + 1], q[4 * j + 2], q[4 * j + 3]));
 }
-#else
-#define K_PACK_SIMD 0
-#endif
 
 /* The scalar rule for outputs [o0, o1) of a band (k_pack_band's arguments). */
 static void pack_band_scalar(const gpt2_matrix *m, const unsigned char *s, int src_type, size_t ld, int i0, int nk,
@@ -1215,15 +1243,20 @@ static void pack_band_scalar(const gpt2_matrix *m, const unsigned char *s, int s
     }
 }
 
+/* [*a, *b): the full tiles among outputs [o0, o1) of an m->rows-row matrix (empty: *a = *b = o0) */
+static void full_tiles(int rows, int o0, int o1, int *a, int *b) {
+    *a = (o0 + 3) & ~3;
+    *b = (o1 < (rows & ~3) ? o1 : (rows & ~3)) & ~3;
+    if (*b < *a) *a = *b = o0;
+}
+
 void k_pack_band(const gpt2_matrix *m, const void *src, int src_type, size_t ld, int i0, int nk, int o0, int o1) {
     const unsigned char *s = src;
-    int a = o0, b = o0; /* [a, b): the full tiles done with SIMD */
-#if K_PACK_SIMD
     const size_t es = src_size(src_type), rowb = ld * es;
     const int K = m->cols, c8 = K & ~7;
-    a = (o0 + 3) & ~3;
-    b = (o1 < (m->rows & ~3) ? o1 : (m->rows & ~3)) & ~3;
-    if (b < a || (m->type != GPT2_DTYPE_Q8_0 && src_type != K_SRC_F16)) a = b = o0;
+    int a, b; /* [a, b): the full tiles, in lane vectors (f16 from f16 only); the rest by the scalar rule */
+    full_tiles(m->rows, o0, o1, &a, &b);
+    if (m->type != GPT2_DTYPE_Q8_0 && src_type != K_SRC_F16) a = b = o0;
     if (m->type == GPT2_DTYPE_Q8_0) {
         const size_t nb = (size_t)K / GPT2_Q8_BLOCK;
         for (int o = a; o < b; o += 4) {
@@ -1245,44 +1278,15 @@ void k_pack_band(const gpt2_matrix *m, const void *src, int src_type, size_t ld,
                 }
         }
     }
-#endif
     pack_band_scalar(m, s, src_type, ld, i0, nk, o0, a);
     pack_band_scalar(m, s, src_type, ld, i0, nk, b, o1);
 }
 
-void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, int o1) {
-    const unsigned char *s = src;
+/* The scalar rule for rows [ra, rb) of k_pack_rows (source row o at src + (o - o0) * row bytes). */
+static void pack_rows_scalar(const gpt2_matrix *m, const unsigned char *s, int src_type, int o0, int ra, int rb) {
     const int K = m->cols;
-    const size_t es = src_size(src_type), rowb = (size_t)K * es;
-    int o = o0;
-#if K_PACK_SIMD
-    if (m->type == GPT2_DTYPE_Q8_0) { /* 4 rows at a time, transposed into lane vectors */
-        const int a = (o0 + 3) & ~3, nb = K / GPT2_Q8_BLOCK;
-        const int b = (o1 < (m->rows & ~3) ? o1 : (m->rows & ~3)) & ~3;
-        for (; o < a && o < o1; o++) { /* rows before the first full tile */
-            const unsigned char *row = s + (size_t)(o - o0) * rowb;
-            for (int blk = 0; blk < nb; blk++) {
-                float v[GPT2_Q8_BLOCK];
-                for (int k = 0; k < GPT2_Q8_BLOCK; k++) v[k] = src_elem(row, src_type, (size_t)blk * GPT2_Q8_BLOCK + k);
-                q8_put_block(m, o, blk, v);
-            }
-        }
-        for (; o >= a && o + 4 <= b; o += 4) {
-            const unsigned char *t = s + (size_t)(o - o0) * rowb;
-            for (int blk = 0; blk < nb; blk++) {
-                vf v[GPT2_Q8_BLOCK];
-                for (int k = 0; k < GPT2_Q8_BLOCK; k += 4) {
-                    size_t at = ((size_t)blk * GPT2_Q8_BLOCK + k) * es;
-                    v[k] = src4(t + at, src_type), v[k + 1] = src4(t + rowb + at, src_type);
-                    v[k + 2] = src4(t + 2 * rowb + at, src_type), v[k + 3] = src4(t + 3 * rowb + at, src_type);
-                    vf_transpose4(&v[k], &v[k + 1], &v[k + 2], &v[k + 3]);
-                }
-                q8_put_lanes((unsigned char *)(uintptr_t)m->data + ((size_t)o / 4 * nb + (size_t)blk) * (GPT2_Q8_GROUP * 4), v);
-            }
-        }
-    }
-#endif
-    for (; o < o1; o++) {
+    const size_t rowb = (size_t)K * src_size(src_type);
+    for (int o = ra; o < rb; o++) {
         const unsigned char *row = s + (size_t)(o - o0) * rowb;
         if (m->type == GPT2_DTYPE_Q8_0) {
             for (int blk = 0; blk < K / GPT2_Q8_BLOCK; blk++) {
@@ -1300,4 +1304,28 @@ void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, in
             for (int i = 0; i < K; i++) f16_put(m, o, i, gpt2_f32_to_f16(src_elem(row, src_type, (size_t)i)));
         }
     }
+}
+
+void k_pack_rows(const gpt2_matrix *m, const void *src, int src_type, int o0, int o1) {
+    const unsigned char *s = src;
+    const int K = m->cols, nb = K / GPT2_Q8_BLOCK;
+    const size_t es = src_size(src_type), rowb = (size_t)K * es;
+    int a, b; /* [a, b): q8_0's full tiles, 4 rows transposed into lane vectors; the rest by the scalar rule */
+    full_tiles(m->rows, o0, o1, &a, &b);
+    if (m->type != GPT2_DTYPE_Q8_0) a = b = o0;
+    for (int o = a; o < b; o += 4) {
+        const unsigned char *t = s + (size_t)(o - o0) * rowb;
+        for (int blk = 0; blk < nb; blk++) {
+            vf v[GPT2_Q8_BLOCK];
+            for (int k = 0; k < GPT2_Q8_BLOCK; k += 4) {
+                size_t at = ((size_t)blk * GPT2_Q8_BLOCK + k) * es;
+                v[k] = src4(t + at, src_type), v[k + 1] = src4(t + rowb + at, src_type);
+                v[k + 2] = src4(t + 2 * rowb + at, src_type), v[k + 3] = src4(t + 3 * rowb + at, src_type);
+                vf_transpose4(&v[k], &v[k + 1], &v[k + 2], &v[k + 3]);
+            }
+            q8_put_lanes((unsigned char *)(uintptr_t)m->data + ((size_t)o / 4 * nb + (size_t)blk) * (GPT2_Q8_GROUP * 4), v);
+        }
+    }
+    pack_rows_scalar(m, s, src_type, o0, o0, a);
+    pack_rows_scalar(m, s, src_type, o0, b, o1);
 }

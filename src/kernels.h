@@ -1,35 +1,34 @@
 /* kernels.h - the numeric kernels of the forward pass.
  *
- * One portable source (kernels.c): WASM SIMD128 intrinsics, x86 SSE4.1/F16C natively,
- * and a scalar fallback (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three
- * compute the same sums in the same order (8 lanes per dot product; q8_0: exact integer
- * block sums, then the blocks in order; see kernels.c), so results are bit-identical across
- * builds and do not depend on tiling or on how rows are split between threads. Weights are
- * read in the packed order of matrix.h.
+ * One portable source (kernels.c): each kernel written once against a small vector layer
+ * defined for WASM SIMD128, for x86 SSE4.1/F16C natively, and as a scalar fallback
+ * (GPT2_SCALAR_KERNELS forces it), chosen at compile time. All three compute the same sums
+ * in the same order (8 lanes per dot product; q8_0: exact integer block sums, then the
+ * blocks in order; see kernels.c), so results are bit-identical across builds and do not
+ * depend on tiling or on how rows are split between threads. Weights are read in the packed
+ * order of matrix.h.
  */
 #ifndef GPT2_KERNELS_H
 #define GPT2_KERNELS_H
 
 #include "matrix.h"
 
-/* The product for rows o in [o0, o1), with packed weights w of any dtype (matrix.h):
- * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i) for t < n, k = w->cols, m = w->rows;
- * x is [n, k], b is [m] or NULL, out is [n, m] and must not alias x. n == 1 is the decode
- * (matrix-vector) case. Rows outside [o0, o1) of out are not touched, so threads can split
- * the rows between them. */
-void k_matmul_rows(float *out, const float *x, const gpt2_matrix *w, const float *b, int n, int o0, int o1);
-
 /* q8_0 activations: for an input x [n, k] (k a multiple of 32), k_q8_quantize_act writes the
  * per-32-block int8 quantization used by q8_0 products (see kernels.c) into act, which must
- * hold k_q8_act_bytes(n, k) bytes, 4-byte aligned (0 for invalid sizes). */
+ * hold k_q8_act_bytes(n, k) bytes, 4-byte aligned (0 for invalid sizes). The caller owns the
+ * buffer (the model keeps one in its state, sized for its widest product) and quantizes once
+ * per input, so threads splitting the rows of a product share it. */
 size_t k_q8_act_bytes(int n, int k);
 void k_q8_quantize_act(void *act, const float *x, int n, int k);
 
-/* k_matmul_rows with, for q8_0 weights, the activations already quantized (act from
- * k_q8_quantize_act of the same x, n, k; or NULL: quantized here, per call, on the stack).
- * act is ignored for other dtypes. Quantizing once lets threads share the work. */
-void k_matmul_rows_act(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n,
-                       int o0, int o1);
+/* The product for rows o in [o0, o1), with packed weights w of any dtype (matrix.h):
+ * out[t*m + o] = b[o] + sum_i x[t*k + i] * W(o, i) for t < n, k = w->cols, m = w->rows;
+ * x is [n, k], b is [m] or NULL, out is [n, m] and must not alias x. n == 1 is the decode
+ * (matrix-vector) case. For q8_0 weights the product reads act (k_q8_quantize_act of this
+ * x, n, k) instead of x; for the other dtypes act is ignored (may be NULL). Rows outside
+ * [o0, o1) of out are not touched, so threads can split the rows between them. */
+void k_matmul_rows(float *out, const float *x, const void *act, const gpt2_matrix *w, const float *b, int n, int o0,
+                   int o1);
 
 /* out[0..cols) = row r of w as float32 (embedding lookup for any dtype, from the packed
  * layout: the tied LM head's matrix serves the lookup too). */

@@ -30,8 +30,8 @@ struct gpt2_state {
     float *qkv;     /* [B][3C] */
     float *h;       /* [B][n_inner] MLP hidden; also [B][C] projection output */
     float *att;     /* [n_ctx] attention scores of one head */
-    float *block;   /* the single allocation */
-    void *act;      /* q8_0 activations of one product (k_q8_quantize_act), NULL without q8_0 weights */
+    void *act;      /* q8_0 activations of one product (k_q8_quantize_act) of the widest input */
+    float *block;   /* the single allocation (all of the above) */
     gpt2_pool *pool; /* not owned; NULL = compute on the calling thread */
 };
 
@@ -57,7 +57,7 @@ size_t gpt2_state_bytes(const gpt2_config *config, int max_batch) {
     if (!config || max_batch < 1) return 0;
     size_t f = state_floats(config, max_batch, NULL);
     if (f == 0) return 0;
-    return f * sizeof(float) + act_bytes(config, max_batch); /* the q8_0 buffer counted always */
+    return f * sizeof(float) + act_bytes(config, max_batch); /* the state's single allocation */
 }
 
 gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **out, gpt2_error *err) {
@@ -67,21 +67,13 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
     const gpt2_config *c = &w->config;
     size_t cache = 0, total = state_floats(c, max_batch, &cache);
     if (total == 0) return gpt2_fail(err, GPT2_ERR_NOMEM, "state size overflows");
-    const gpt2_layer_weights *L0 = &w->layers[0]; /* every layer's matrix of a kind has one dtype */
-    int q8 = w->lm_head.type == GPT2_DTYPE_Q8_0 || L0->qkv_w.type == GPT2_DTYPE_Q8_0 ||
-             L0->attn_proj_w.type == GPT2_DTYPE_Q8_0 || L0->fc_w.type == GPT2_DTYPE_Q8_0 ||
-             L0->mlp_proj_w.type == GPT2_DTYPE_Q8_0;
-    size_t abytes = q8 ? act_bytes(c, max_batch) : 0;
+    size_t bytes = total * sizeof(float) + act_bytes(c, max_batch);
     gpt2_state *s = calloc(1, sizeof *s);
-    float *block = s ? malloc(total * sizeof(float)) : NULL;
-    void *act = abytes && block ? malloc(abytes) : NULL;
-    if (!block || (abytes && !act)) {
-        free(block);
+    float *block = s ? malloc(bytes) : NULL;
+    if (!block) {
         free(s);
-        return gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %zu bytes for the KV cache and scratch",
-                         total * sizeof(float) + abytes);
+        return gpt2_fail(err, GPT2_ERR_NOMEM, "cannot allocate %zu bytes for the KV cache and scratch", bytes);
     }
-    s->act = act;
     size_t C = (size_t)c->n_embd, B = (size_t)max_batch;
     size_t wide = (size_t)c->n_inner > C ? (size_t)c->n_inner : C;
     s->w = w;
@@ -94,6 +86,7 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
     s->qkv = s->a + B * C;
     s->h = s->qkv + B * 3 * C;
     s->att = s->h + B * wide;
+    s->act = s->att + c->n_ctx; /* float-aligned, as k_q8_quantize_act needs */
     *out = s;
     return GPT2_OK;
 }
@@ -101,7 +94,6 @@ gpt2_err gpt2_state_create(const gpt2_weights *w, int max_batch, gpt2_state **ou
 void gpt2_state_free(gpt2_state *s) {
     if (!s) return;
     free(s->block);
-    free(s->act);
     free(s);
 }
 
@@ -137,7 +129,7 @@ static void matmul_task(void *ctx, int task) {
     const matmul_job *j = ctx;
     int o0 = task * j->rows_per_task;
     int o1 = o0 + j->rows_per_task < j->w->rows ? o0 + j->rows_per_task : j->w->rows;
-    k_matmul_rows_act(j->out, j->x, j->act, j->w, j->b, j->n, o0, o1);
+    k_matmul_rows(j->out, j->x, j->act, j->w, j->b, j->n, o0, o1);
     if (j->gelu)
         for (int t = 0; t < j->n; t++) k_gelu(j->out + (size_t)t * j->w->rows + o0, o1 - o0);
 }
@@ -148,13 +140,10 @@ static void matmul(gpt2_state *s, float *out, const float *x, const gpt2_matrix 
                    int gelu) {
     gpt2_pool *pool = s->pool ? s->pool : s->w->pool;
     int threads = gpt2_pool_threads(pool);
-    void *act = NULL;
-    if (w->type == GPT2_DTYPE_Q8_0 && s->act) { /* n <= max_batch, cols <= the widest input */
-        act = s->act;
-        k_q8_quantize_act(act, x, n, w->cols);
-    }
+    void *act = w->type == GPT2_DTYPE_Q8_0 ? s->act : NULL; /* room for n <= max_batch rows of any input */
+    if (act) k_q8_quantize_act(act, x, n, w->cols);
     if (threads <= 1) {
-        k_matmul_rows_act(out, x, act, w, b, n, 0, w->rows);
+        k_matmul_rows(out, x, act, w, b, n, 0, w->rows);
         if (gelu) k_gelu(out, n * w->rows);
     } else {
         /* a few tasks per thread, each a multiple of 16 rows (whole packed tiles), so uneven
@@ -212,48 +201,63 @@ static void attention(gpt2_state *s, int l, int n, float *out) {
     for (int h = 0; h < c->n_head; h++) attention_head(&job, h, s->att);
 }
 
+/* ---- the per-row steps of the forward pass ---- */
+
+/* x[t] = wte[tokens[t]] + wpe[pos + t] for t < n */
+static void embed(gpt2_state *s, const int32_t *tokens, int n) {
+    const gpt2_weights *w = s->w;
+    const int C = w->config.n_embd;
+    for (int t = 0; t < n; t++) {
+        float *x = s->x + (size_t)t * C;
+        k_matrix_row(x, &w->wte, tokens[t]);
+        k_add(x, w->wpe + (size_t)(s->pos + t) * C, C);
+    }
+}
+
+/* out[t] = LayerNorm(x[t]; g, b) for the n rows of C floats at x */
+static void layernorm_rows(const gpt2_state *s, float *out, const float *x, const float *g, const float *b, int n) {
+    const gpt2_config *c = &s->w->config;
+    for (int t = 0; t < n; t++)
+        k_layernorm(out + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, g, b, c->n_embd, c->ln_eps);
+}
+
+/* The keys and values of rows t < n of s->qkv into layer l's cache at positions pos + t. */
+static void cache_store(gpt2_state *s, int l, int n) {
+    const gpt2_config *c = &s->w->config;
+    const size_t C = (size_t)c->n_embd;
+    for (int t = 0; t < n; t++) {
+        const float *row = s->qkv + (size_t)t * 3 * C;
+        size_t at = ((size_t)l * c->n_ctx + (size_t)(s->pos + t)) * C;
+        memcpy(s->k_cache + at, row + C, C * sizeof(float));
+        memcpy(s->v_cache + at, row + 2 * C, C * sizeof(float));
+    }
+}
+
 /* One step of at most max_batch tokens; logits as in gpt2_forward for these rows. */
 static void forward_step(gpt2_state *s, const int32_t *tokens, int n, float *logits, int all_logits) {
     const gpt2_weights *w = s->w;
-    const gpt2_config *c = &w->config;
-    const int C = c->n_embd;
-    const size_t ctx_stride = (size_t)c->n_ctx * C;
+    const int C = w->config.n_embd;
 
-    for (int t = 0; t < n; t++) {
-        float *x = s->x + (size_t)t * C;
-        const float *pe = w->wpe + (size_t)(s->pos + t) * C;
-        k_matrix_row(x, &w->wte, tokens[t]);
-        for (int i = 0; i < C; i++) x[i] += pe[i];
-    }
-
-    for (int l = 0; l < c->n_layer; l++) {
+    embed(s, tokens, n);
+    for (int l = 0; l < w->config.n_layer; l++) {
         const gpt2_layer_weights *L = &w->layers[l];
-        for (int t = 0; t < n; t++)
-            k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln1_w, L->ln1_b, C, c->ln_eps);
+        layernorm_rows(s, s->a, s->x, L->ln1_w, L->ln1_b, n);
         matmul(s, s->qkv, s->a, &L->qkv_w, L->qkv_b, n, 0);
-        for (int t = 0; t < n; t++) {
-            const float *row = s->qkv + (size_t)t * 3 * C;
-            size_t at = (size_t)l * ctx_stride + (size_t)(s->pos + t) * C;
-            memcpy(s->k_cache + at, row + C, (size_t)C * sizeof(float));
-            memcpy(s->v_cache + at, row + 2 * C, (size_t)C * sizeof(float));
-        }
+        cache_store(s, l, n);
         attention(s, l, n, s->a);
         matmul(s, s->h, s->a, &L->attn_proj_w, L->attn_proj_b, n, 0);
         k_add(s->x, s->h, n * C);
 
-        for (int t = 0; t < n; t++)
-            k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, L->ln2_w, L->ln2_b, C, c->ln_eps);
+        layernorm_rows(s, s->a, s->x, L->ln2_w, L->ln2_b, n);
         matmul(s, s->h, s->a, &L->fc_w, L->fc_b, n, 1); /* with gelu_new */
-        /* s->a is free again: use it for the projection output */
-        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n, 0);
+        matmul(s, s->a, s->h, &L->mlp_proj_w, L->mlp_proj_b, n, 0); /* s->a is free again */
         k_add(s->x, s->a, n * C);
     }
 
-    if (logits) {
-        int first = all_logits ? 0 : n - 1;
-        for (int t = first; t < n; t++)
-            k_layernorm(s->a + (size_t)t * C, s->x + (size_t)t * C, w->lnf_w, w->lnf_b, C, c->ln_eps);
-        matmul(s, logits, s->a + (size_t)first * C, &w->lm_head, NULL, n - first, 0);
+    if (logits) { /* all rows, or the last */
+        const size_t first = all_logits ? 0 : (size_t)(n - 1) * C;
+        layernorm_rows(s, s->a + first, s->x + first, w->lnf_w, w->lnf_b, all_logits ? n : 1);
+        matmul(s, logits, s->a + first, &w->lm_head, NULL, all_logits ? n : 1, 0);
     }
     s->pos += n;
 }

@@ -8,6 +8,11 @@
  * Token order: token a ranks before token b when its (penalised) logit is larger, or the
  * logits are equal and a < b. This is a total order, so "the k best" and "the most probable
  * prefix" are unique, ties included. Dividing by a temperature T > 0 in double keeps it.
+ *
+ * Why one file over 600 lines: it holds everything the choice of a token depends on, in the
+ * order it is used (the random stream, exp, the selection algorithms, the sampling steps), so
+ * that determinism can be checked in one place; the exp table alone is 22 lines. gpt2_exp and
+ * gpt2_tanh are shared with the kernels (gelu_new) and training for the same reason.
  */
 #include "sampler.h"
 
@@ -90,8 +95,6 @@ const double gpt2_exp2_j64[64] = {
     0x1.ea4afa2a490dap+0, 0x1.efa1bee615a27p+0, 0x1.f50765b6e4540p+0,
     0x1.fa7c1819e90d8p+0,
 };
-
-static inline double exp_impl(double x);
 
 /* The body of gpt2_exp, static inline so that the softmax loop can inline it. */
 static inline double exp_impl(double x) {

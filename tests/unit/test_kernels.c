@@ -17,12 +17,11 @@
  *   q8_0 (int8 activations): activations are rounded to amax/127 steps, an error of at most
  *     amax_b/254 per element of block b, so |out - exact| <= sum_b (amax_b/254) sum_{i in b}
  *     |W(o,i)| + 1e-5 * sum_i |x_i W(o,i)| + 1e-6.
- * Also: the f16 -> f32 conversion on all 65536 halves, quantized activations against the
- * scalar ones, and pre-quantized q8_0 products against per-call quantization.
+ * Also: the f16 -> f32 conversion on all 65536 halves, and quantized activations against the
+ * scalar ones.
  */
 #define GPT2_SCALAR_KERNELS 1
 #define k_matmul_rows ref_k_matmul_rows
-#define k_matmul_rows_act ref_k_matmul_rows_act
 #define k_q8_act_bytes ref_k_q8_act_bytes
 #define k_q8_quantize_act ref_k_q8_quantize_act
 #define k_matrix_row ref_k_matrix_row
@@ -40,7 +39,6 @@
 #define k_f16_all_finite ref_k_f16_all_finite
 #include "kernels.c"
 #undef k_matmul_rows
-#undef k_matmul_rows_act
 #undef k_q8_act_bytes
 #undef k_q8_quantize_act
 #undef k_matrix_row
@@ -186,31 +184,30 @@ static float order_q8(const float *x, const int8_t *q, const float *sc, int k) {
 }
 
 /* One product: the build's kernel, the scalar one, float64; returns failures seen. */
-static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int with_bias, int pre_quantized) {
+static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int with_bias, int finite) {
     test_matrix tm = make_matrix(t, m, k);
     float *x = malloc((size_t)n * k * sizeof(float));
     float *b = with_bias ? malloc((size_t)m * sizeof(float)) : NULL;
     float *out = malloc((size_t)n * m * sizeof(float)), *ref = malloc((size_t)n * m * sizeof(float));
     for (int i = 0; i < n * k; i++) x[i] = frand() * (rnd() % 8 == 0 ? 8.0f : 1.0f);
     if (t == GPT2_DTYPE_F16) {
-        /* f16: pre_quantized picks the kernels' path for matrices known to be finite (matrix.h);
+        /* f16: finite picks the kernels' path for matrices known to be finite (matrix.h);
          * sometimes an input too large for its exact scaling (it must fall back) */
-        tm.m.finite = pre_quantized;
-        if (pre_quantized && rnd() % 3 == 0) x[irand(0, n * k - 1)] = 1e5f;
+        tm.m.finite = finite;
+        if (finite && rnd() % 3 == 0) x[irand(0, n * k - 1)] = 1e5f;
     }
     for (int i = 0; b && i < m; i++) b[i] = frand();
     for (int i = 0; i < n * m; i++) out[i] = ref[i] = NAN;
-    void *act = NULL;
-    if (pre_quantized && t == GPT2_DTYPE_Q8_0) {
+    void *act = NULL, *ref_act = NULL; /* q8_0: each build's kernels read their own quantization */
+    if (t == GPT2_DTYPE_Q8_0) {
         act = malloc(k_q8_act_bytes(n, k));
         k_q8_quantize_act(act, x, n, k);
-        void *ref_act = malloc(ref_k_q8_act_bytes(n, k));
+        ref_act = malloc(ref_k_q8_act_bytes(n, k));
         ref_k_q8_quantize_act(ref_act, x, n, k);
         CHECK(memcmp(act, ref_act, k_q8_act_bytes(n, k)) == 0, "quantized activations differ (n=%d k=%d)", n, k);
-        free(ref_act);
     }
-    k_matmul_rows_act(out, x, act, &tm.m, b, n, o0, o1);
-    ref_k_matmul_rows(ref, x, &tm.m, b, n, o0, o1);
+    k_matmul_rows(out, x, act, &tm.m, b, n, o0, o1);
+    ref_k_matmul_rows(ref, x, ref_act, &tm.m, b, n, o0, o1);
     int bad_exact = 0, bad_order = 0, bad_math = 0, touched = 0;
     double worst = 0;
     for (int tok = 0; tok < n; tok++)
@@ -244,8 +241,8 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
             if (!(err <= tol)) bad_math++;
             if (err / (tol) > worst) worst = err / tol;
         }
-    CHECK(bad_exact == 0, "%s n=%d k=%d m=%d rows [%d,%d) bias=%d pre=%d: %d outputs differ from the scalar kernel",
-          gpt2_dtype_name(t), n, k, m, o0, o1, with_bias, pre_quantized, bad_exact);
+    CHECK(bad_exact == 0, "%s n=%d k=%d m=%d rows [%d,%d) bias=%d finite=%d: %d outputs differ from the scalar kernel",
+          gpt2_dtype_name(t), n, k, m, o0, o1, with_bias, finite, bad_exact);
     CHECK(bad_order == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs differ from the order written out",
           gpt2_dtype_name(t), n, k, m, o0, o1, bad_order);
     CHECK(bad_math == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs outside the float64 bound (worst %.2f x)",
@@ -253,6 +250,7 @@ static void check_product(gpt2_dtype t, int n, int k, int m, int o0, int o1, int
     CHECK(touched == 0, "%s n=%d k=%d m=%d rows [%d,%d): %d outputs outside the rows written", gpt2_dtype_name(t),
           n, k, m, o0, o1, touched);
     free(act);
+    free(ref_act);
     free(x);
     free(b);
     free(out);
@@ -271,14 +269,14 @@ static void test_products(void) {
         if (it % 5 == 0) o0 = 0, o1 = m;
         check_product(t, n, k, m, o0, o1, it % 4 != 0, it % 2);
     }
-    /* GPT-2 shapes and longer inputs (q8_0: more tokens than one stack chunk) */
+    /* GPT-2 shapes and longer inputs (q8_0: several 4-token register tiles and a remainder) */
     check_product(GPT2_DTYPE_F32, 1, 768, 40, 0, 40, 1, 0);
     check_product(GPT2_DTYPE_F16, 5, 768, 21, 3, 20, 1, 0);
     check_product(GPT2_DTYPE_F16, 1, 768, 40, 0, 40, 1, 1); /* decode of finite halves */
     check_product(GPT2_DTYPE_Q8_0, 1, 768, 41, 0, 41, 1, 0);
     check_product(GPT2_DTYPE_Q8_0, 30, 768, 9, 0, 9, 1, 0);
     check_product(GPT2_DTYPE_Q8_0, 30, 768, 9, 2, 7, 0, 1);
-    /* rows longer than the kernels' stack buffers (their fallback paths) */
+    /* rows longer than the f16 stack tile (its element-by-element path); q8_0 of the same length */
     check_product(GPT2_DTYPE_F16, 2, 16400, 3, 0, 3, 1, 0);
     check_product(GPT2_DTYPE_Q8_0, 2, 15424, 3, 0, 3, 1, 0);
 }
@@ -305,8 +303,12 @@ static void test_q8_edge_scales(void) {
     float x[4 * K], out[4 * R], ref[4 * R];
     for (int i = 0; i < 4 * K; i++) x[i] = frand();
     for (int n = 1; n <= 4; n += 3) {
-        k_matmul_rows(out, x, &m, NULL, n, 0, R);
-        ref_k_matmul_rows(ref, x, &m, NULL, n, 0, R);
+        _Alignas(16) unsigned char act[4 * K * 2 + 4 * (K / 32) * 16], ref_act[sizeof act];
+        CHECK(k_q8_act_bytes(n, K) <= sizeof act, "activation buffer");
+        k_q8_quantize_act(act, x, n, K);
+        ref_k_q8_quantize_act(ref_act, x, n, K);
+        k_matmul_rows(out, x, act, &m, NULL, n, 0, R);
+        ref_k_matmul_rows(ref, x, ref_act, &m, NULL, n, 0, R);
         int bad = 0;
         for (int t = 0; t < n; t++)
             for (int o = 0; o < R; o++)
@@ -317,9 +319,10 @@ static void test_q8_edge_scales(void) {
     free(d);
 }
 
-/* gelu_new: the build's k_gelu (four at a time, tanh in two double lanes) gives the scalar
- * kernel's bits for floats spread over every exponent (each 4099th bit pattern), densely where
- * tanh's argument crosses +-20 (v near +-7.34) and for specials; and it is within 1e-6 |v| (plus
+/* gelu_new: the build's k_gelu (four at a time, tanh in two double lanes) and the scalar
+ * layer's give the bits of the rule written out here (float steps, gpt2_tanh one value at a
+ * time) for floats spread over every exponent (each 4099th bit pattern), densely where tanh's
+ * argument crosses +-20 (v near +-7.34) and for specials; and they are within 1e-6 |v| (plus
  * 1e-45) of libm's double-precision gelu_new for the finite ones. */
 static void test_gelu(void) {
     enum { N = 4096 };
@@ -343,8 +346,9 @@ static void test_gelu(void) {
         k_gelu(a, m);
         ref_k_gelu(b, m);
         for (int i = 0; i < m; i++, n++) {
-            bad_bits += !(same_bits(a[i], b[i]) || (isnan(a[i]) && isnan(b[i])));
-            double v = x[i];
+            float v = x[i], rule = 0.5f * v * (1.0f + (float)gpt2_tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+            bad_bits += !(same_bits(a[i], rule) || (isnan(a[i]) && isnan(rule)));
+            bad_bits += !(same_bits(b[i], rule) || (isnan(b[i]) && isnan(rule)));
             if (!isfinite(v) || fabs(v) > 1e30) continue; /* v^3 overflows the float steps */
             double want = 0.5 * v * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
             /* float steps: errors of a few 1e-8 |v| (1 + tanh cancels for negative v), and
@@ -352,7 +356,7 @@ static void test_gelu(void) {
             bad_math += !(fabs(a[i] - want) <= 1e-6 * fabs(v) + 1e-45);
         }
     }
-    CHECK(bad_bits == 0, "gelu: %d of %d outputs differ from the scalar kernel", bad_bits, n);
+    CHECK(bad_bits == 0, "gelu: %d of %d outputs (this build's and the scalar layer's) differ from the rule", bad_bits, 2 * n);
     CHECK(bad_math == 0, "gelu: %d of %d outputs off libm's double gelu_new", bad_math, n);
     free(x);
     free(a);
@@ -428,14 +432,19 @@ static void test_attention(void) {
     }
 }
 
+/* k_read_bytes: the XOR of the little-endian 32-bit words (tail zero-padded), worked out here
+ * byte by byte, from this build and the scalar layer. */
 static void test_read_bytes(void) {
     unsigned char buf[300];
     for (int i = 0; i < 300; i++) buf[i] = (unsigned char)rnd();
     for (int n = 0; n <= 300; n += 7)
-        for (int off = 0; off < 3; off++)
-            CHECK(k_read_bytes(buf + off, (size_t)(n - off > 0 ? n - off : 0)) ==
-                      ref_k_read_bytes(buf + off, (size_t)(n - off > 0 ? n - off : 0)),
+        for (int off = 0; off < 3; off++) {
+            size_t len = (size_t)(n - off > 0 ? n - off : 0);
+            uint32_t want = 0;
+            for (size_t i = 0; i < len; i++) want ^= (uint32_t)buf[off + i] << (8 * (i % 4));
+            CHECK(k_read_bytes(buf + off, len) == want && ref_k_read_bytes(buf + off, len) == want,
                   "k_read_bytes n=%d off=%d", n, off);
+        }
 }
 
 /* Every element (and q8_0 scale) of a packed matrix has its own place, and together they fill
@@ -536,7 +545,6 @@ static void test_pack(void) {
                     for (size_t e = 0; e < (size_t)R * K; e++) put_src(src + e * es, t, awkward());
                     unsigned char *want = malloc(bytes), *got = malloc(bytes);
                     memset(want, 0xa5, bytes);
-                    memset(got, 0x5a, bytes);
                     gpt2_matrix mg = {type, R, K, got, 0};
                     for (int o = 0; o < R; o++)
                         for (int b = 0; b < (type == GPT2_DTYPE_Q8_0 ? K / 32 : 1); b++) {
@@ -560,21 +568,27 @@ static void test_pack(void) {
                             for (int k = 0; k < 32; k++)
                                 want[gpt2_q8_value_offset((uint64_t)R, (uint64_t)K, (uint64_t)o, (uint64_t)(i0 + k))] = (unsigned char)q[k];
                         }
-                    /* the kernels, outputs split in two uneven parts (as between threads) */
-                    int cut = irand(0, R);
-                    for (int part = 0; part < 2; part++) {
-                        int o0 = part ? cut : 0, o1 = part ? R : cut;
-                        if (!transposed) {
-                            k_pack_rows(&mg, src + (size_t)o0 * K * es, t, o0, o1);
-                            continue;
+                    /* this build's kernels, then the scalar layer's, outputs split in two uneven
+                     * parts (as between threads) */
+                    for (int scalar = 0; scalar < 2; scalar++) {
+                        int cut = irand(0, R);
+                        memset(got, 0x5a, bytes);
+                        for (int part = 0; part < 2; part++) {
+                            int o0 = part ? cut : 0, o1 = part ? R : cut;
+                            if (!transposed) {
+                                (scalar ? ref_k_pack_rows : k_pack_rows)(&mg, src + (size_t)o0 * K * es, t, o0, o1);
+                                continue;
+                            }
+                            for (int i0 = 0; i0 < K; i0 += 32)
+                                (scalar ? ref_k_pack_band : k_pack_band)(&mg, src + (size_t)i0 * R * es, t, (size_t)R, i0,
+                                                                         K - i0 < 32 ? K - i0 : 32, o0, o1);
                         }
-                        for (int i0 = 0; i0 < K; i0 += 32)
-                            k_pack_band(&mg, src + (size_t)i0 * R * es, t, (size_t)R, i0, K - i0 < 32 ? K - i0 : 32, o0, o1);
+                        size_t bad = 0;
+                        for (size_t j = 0; j < bytes; j++) bad += want[j] != got[j];
+                        CHECK(bad == 0, "pack %s %dx%d from %s (%s, %s): %zu of %zu bytes differ", gpt2_dtype_name(type), R, K,
+                              t == 0 ? "F32" : t == 1 ? "F16" : "BF16", transposed ? "Conv1D" : "rows",
+                              scalar ? "scalar layer" : "this build", bad, bytes);
                     }
-                    size_t bad = 0;
-                    for (size_t j = 0; j < bytes; j++) bad += want[j] != got[j];
-                    CHECK(bad == 0, "pack %s %dx%d from %s (%s): %zu of %zu bytes differ", gpt2_dtype_name(type), R, K,
-                          t == 0 ? "F32" : t == 1 ? "F16" : "BF16", transposed ? "Conv1D" : "rows", bad, bytes);
                     free(src);
                     free(want);
                     free(got);

@@ -1,6 +1,7 @@
 // core.js - thin helpers over one instance of the WebAssembly module: memory views,
-// allocation, and turning the core's status codes into exceptions.
-import { CODE_NAMES, Gpt2Error } from './errors.js';
+// allocation, copying token ids in, and turning the core's status codes into exceptions.
+import { ERROR_CODES, LAYOUT } from './constants.js';
+import { Gpt2Error } from './errors.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
@@ -9,8 +10,8 @@ export class Core {
   /** @param {any} mod the Emscripten module */
   constructor(mod) {
     this.m = mod;
-    // One error record per instance: { int32 code; char message[256] } (src/status.h).
-    this.err = this.malloc(260);
+    // One error record per instance: gpt2_error (src/status.h).
+    this.err = this.malloc(LAYOUT.error.size);
   }
 
   /** Current view of the whole memory (it changes when memory grows). */
@@ -27,11 +28,11 @@ export class Core {
 
   /** The message of the last error as a Gpt2Error. */
   error() {
-    const code = this.m.HEAP32[this.err >>> 2];
-    const bytes = this.heap.subarray(this.err + 4, this.err + 260);
+    const { code, message: at, size } = LAYOUT.error;
+    const bytes = this.heap.subarray(this.err + at, this.err + size);
     const end = bytes.indexOf(0);
-    const message = decoder.decode(bytes.slice(0, end < 0 ? 256 : end));
-    return new Gpt2Error(message || 'unknown error', CODE_NAMES[code] || 'unknown');
+    const message = decoder.decode(bytes.slice(0, end < 0 ? bytes.length : end));
+    return new Gpt2Error(message || 'unknown error', ERROR_CODES[this.i32(this.err + code)] || 'unknown');
   }
 
   /** Throws the recorded error if rc (a gpt2_err) is not 0. */
@@ -49,6 +50,37 @@ export class Core {
     const p = this.malloc(bytes.length);
     this.heap.set(bytes, p);
     return [p, bytes.length];
+  }
+
+  /**
+   * Copies token ids into new memory after checking each is in [0, nVocab); returns [ptr, count].
+   * @param {ArrayLike<number>} ids @param {number} nVocab
+   */
+  copyIds(ids, nVocab) {
+    if (!Array.isArray(ids) && !ArrayBuffer.isView(ids)) throw new Gpt2Error('token ids must be an array of numbers', 'arg');
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= nVocab) {
+        throw new Gpt2Error(`token id ${id} at index ${i} is outside the vocabulary [0, ${nVocab})`, 'range');
+      }
+    }
+    const p = this.malloc(4 * Math.max(1, ids.length));
+    this.m.HEAP32.set(ids, p >>> 2);
+    return [p, ids.length];
+  }
+
+  /**
+   * Writes fields of the C struct at p by name, at the offsets of layout (a LAYOUT entry of
+   * js/constants.js): int (int32, enum or pointer), float (float32) and u64 (uint64_t, from a
+   * whole number exact up to 2^53: low word, then high word).
+   * @param {number} p @param {Record<string, number>} layout
+   * @param {{ int?: Record<string, number>, float?: Record<string, number>, u64?: Record<string, number> }} fields
+   */
+  setFields(p, layout, { int = {}, float = {}, u64 = {} }) {
+    const at = (name) => (p + layout[name]) >>> 2;
+    for (const [name, v] of Object.entries(int)) this.m.HEAP32[at(name)] = v;
+    for (const [name, v] of Object.entries(float)) this.m.HEAPF32[at(name)] = v;
+    for (const [name, v] of Object.entries(u64)) this.m.HEAPU32.set([v % 2 ** 32, Math.floor(v / 2 ** 32)], at(name));
   }
 
   /** Encodes a string as UTF-8 into new memory, NUL-terminated; returns [ptr, byteLength]. */

@@ -1,8 +1,5 @@
 // errors.js - how failures reach JavaScript.
 
-/** Names of the core's status codes (src/status.h), by value. */
-export const CODE_NAMES = ['ok', 'io', 'format', 'shape', 'unsupported', 'nomem', 'arg', 'range', 'aborted'];
-
 /**
  * An error reported by the C core, with its message and code name
  * ('io' | 'format' | 'shape' | 'unsupported' | 'nomem' | 'arg' | 'range' | 'aborted').
@@ -16,12 +13,12 @@ export class Gpt2Error extends Error {
   }
 }
 
-/** The error an aborted operation rejects with (a DOMException named 'AbortError'). */
 /** A failed response's status in words, as every error here states it: "HTTP 404 Not Found". */
 export function httpStatus(response) {
   return `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
 }
 
+/** The error an aborted operation rejects with (a DOMException named 'AbortError'). */
 export function abortError(signal) {
   if (signal && signal.reason instanceof Error) return signal.reason;
   return new DOMException('The operation was aborted.', 'AbortError');

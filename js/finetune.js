@@ -1,16 +1,16 @@
 // finetune.js - training a loaded model in place (src/train.h) and saving it as a Hugging Face
 // folder. Used by Gpt2Model.finetune / Gpt2Model.save (model.js).
+import { DTYPES, LAYOUT, OPTIMIZERS, SCHEDULES, TRAIN_DEFAULTS } from './constants.js';
 import { abortError, Gpt2Error } from './errors.js';
-import { copyIds } from './model.js';
 import { checkOptions as checkNames, OPTION_NAMES } from './options.js';
 
+/** The core's defaults (gpt2_train_options_default) and those of the JS API's own options. */
 const DEFAULTS = {
-  steps: 100, batch: 4, seq: 64, gradAccum: 1, lr: 1e-4, optimizer: 'adamw', weightDecay: 0,
-  beta1: 0.9, beta2: 0.999, eps: 1e-8, gradClip: 1, warmup: 0, schedule: 'constant', shuffle: false,
-  valFraction: 0, evalEvery: 0, resume: undefined, checkpointEvery: 0, signal: undefined,
+  steps: 100, ...TRAIN_DEFAULTS, shuffle: false, valFraction: 0, evalEvery: 0, resume: undefined, checkpointEvery: 0,
+  signal: undefined,
 };
-const OPTIMIZERS = ['adamw', 'sgd'];
-const SCHEDULES = ['constant', 'cosine'];
+
+const INT32_MAX = 2 ** 31 - 1;
 
 const yieldToEventLoop = typeof setImmediate === 'function'
   ? () => new Promise((resolve) => setImmediate(resolve))
@@ -25,6 +25,7 @@ function checkOptions(options) {
     if (!Number.isInteger(o[k]) || o[k] < (zeroOk.includes(k) ? 0 : 1)) {
       throw new Gpt2Error(`finetune: ${k} must be a whole number >= ${zeroOk.includes(k) ? 0 : 1}, got ${o[k]}`, 'arg');
     }
+    if (o[k] > INT32_MAX) throw new Gpt2Error(`finetune: ${k} must be at most ${INT32_MAX}, got ${o[k]}`, 'range'); // a C int
   }
   if (o.resume !== undefined && !(o.resume instanceof Uint8Array)) {
     throw new Gpt2Error('finetune: resume must be the bytes of a checkpoint (a Uint8Array)', 'arg');
@@ -69,14 +70,10 @@ export async function* finetune(model, core, textOrIds, options = {}) {
     throw new Gpt2Error(`the held-out part (${nVal} tokens) is shorter than one window of ${o.seq} + 1 tokens`, 'arg');
   }
   const m = core.m;
-  const [p, n] = copyIds(core, ids, model.config.nVocab);
-  const opt = core.malloc(15 * 8), stats = core.malloc(16), loss = core.malloc(4);
+  const [p, n] = core.copyIds(ids, model.config.nVocab);
+  const opt = trainOptions(core, o), stats = core.malloc(16), loss = core.malloc(4);
   let t = 0, done = 0;
   try {
-    const values = [o.batch, o.seq, o.gradAccum, OPTIMIZERS.indexOf(o.optimizer), o.lr, o.beta1, o.beta2, o.eps,
-      o.weightDecay, o.gradClip, o.warmup, SCHEDULES.indexOf(o.schedule), o.steps, o.shuffle === false ? 0 : 1,
-      o.shuffle === false ? 0 : o.shuffle];
-    m.HEAPF64.set(values, opt >>> 3);
     t = core.checkPtr(m._wasm_train_create(model.weights, opt, core.err));
     core.check(m._gpt2_train_set_data(t, p, nTrain, core.err));
     let first = 1;
@@ -114,6 +111,21 @@ export async function* finetune(model, core, textOrIds, options = {}) {
   }
 }
 
+/** The options as a gpt2_train_options in new memory (src/train.h: the core's defaults, then every option). */
+function trainOptions(core, o) {
+  const p = core.malloc(LAYOUT.trainOptions.size);
+  core.m._gpt2_train_options_default(p);
+  core.setFields(p, LAYOUT.trainOptions, {
+    int: {
+      batch: o.batch, seq: o.seq, gradAccum: o.gradAccum, optimizer: OPTIMIZERS.indexOf(o.optimizer), warmup: o.warmup,
+      schedule: SCHEDULES.indexOf(o.schedule), totalSteps: o.steps, shuffle: o.shuffle === false ? 0 : 1,
+    },
+    float: { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, gradClip: o.gradClip },
+    u64: { seed: o.shuffle === false ? 0 : o.shuffle },
+  });
+  return p;
+}
+
 /** The training state's checkpoint as bytes (a copy). */
 function writeCheckpoint(core, t) {
   const m = core.m, size = m._wasm_train_checkpoint_size(t);
@@ -145,7 +157,7 @@ function readCheckpoint(core, t, bytes) {
 export function saveFiles(model, core, dtype = 'f32') {
   if (dtype !== 'f32' && dtype !== 'f16') throw new Gpt2Error(`save: dtype is 'f32' or 'f16', got '${dtype}'`, 'arg');
   if (!model.tokenizerFiles) throw new Gpt2Error('save: this model was loaded without its tokenizer files', 'arg');
-  const m = core.m, d = dtype === 'f16' ? 1 : 0;
+  const m = core.m, d = DTYPES.indexOf(dtype);
   const size = m._wasm_weights_safetensors_size(model.weights, d);
   const buf = core.malloc(size);
   let st;

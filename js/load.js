@@ -1,16 +1,16 @@
 // load.js - load(source, options): opens a checkpoint's files, reads the small ones, and
 // streams model.safetensors chunk by chunk into the core's streaming loader, which converts
 // each tensor straight into its place in WebAssembly memory (no second copy of the weights).
+import { DTYPES, MATRIX_KINDS, PRECISIONS } from './constants.js';
 import { Core } from './core.js';
 import { abortError, Gpt2Error, throwIfAborted } from './errors.js';
-import { checkDraftModel, checkDraftTokens, Gpt2Model } from './model.js';
+import { checkDraftModel, checkDraftTokens } from './generation.js';
+import { Gpt2Model } from './model.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 import { openSource, readAll } from './sources.js';
 import { createModule } from './wasm_module.js';
 
 const STAGING_BYTES = 4 << 20; // chunks are copied through this buffer in WASM memory
-const PRECISIONS = ['auto', 'f32', 'f16', 'q8_0']; // gpt2_precision's order (loader.h)
-const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order (matrix.h)
 
 /**
  * Loads a GPT-2 checkpoint (Hugging Face layout) into a new WebAssembly instance (or, with
@@ -203,18 +203,17 @@ export function createTokenizer(core, vocab, merges) {
 /** What the weights are stored in: `precision` (the dtype of most linear parameters),
  * `matrixPrecision` (per kind of matrix) and `precisionReason` (why, from the loader). */
 function weightsPrecision(core, weights) {
-  const p = core.malloc(7 * 4);
+  const n = 1 + MATRIX_KINDS.length; // wasm_weights_precision: the main dtype, then each kind's
+  const p = core.malloc(4 * n);
   try {
     core.m._wasm_weights_precision(weights, p);
-    const v = Array.from(new Int32Array(core.heap.buffer, p, 7));
-    const name = (d) => DTYPES[d];
+    const v = Array.from(new Int32Array(core.heap.buffer, p, n), (d) => DTYPES[d]);
     const reason = core.m._wasm_weights_precision_reason(weights) >>> 0;
+    const camel = (kind) => kind.replace(/_(.)/g, (_, c) => c.toUpperCase()); // lm_head -> lmHead
     return {
-      precision: name(v[0]),
+      precision: v[0],
       precisionReason: core.text(reason, core.heap.indexOf(0, reason) - reason),
-      matrixPrecision: Object.freeze({
-        wte: name(v[1]), lmHead: name(v[2]), qkv: name(v[3]), attnProj: name(v[4]), fc: name(v[5]), mlpProj: name(v[6]),
-      }),
+      matrixPrecision: Object.freeze(Object.fromEntries(MATRIX_KINDS.map((kind, k) => [camel(kind), v[1 + k]]))),
     };
   } finally {
     core.free(p);

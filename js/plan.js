@@ -7,13 +7,10 @@
 //
 //   const plan = await planLoad('https://huggingface.co/openai-community/gpt2-xl/resolve/main/');
 //   // { precision: 'f16', reason: 'auto: f16, because f32 as stored needs 6.9 GB but ...', ... }
+import { DTYPES, LIMITS, PRECISIONS } from './constants.js';
 import { Core } from './core.js';
 import { Gpt2Error, throwIfAborted } from './errors.js';
 import { createModule } from './wasm_module.js';
-
-const DTYPES = ['f32', 'f16', 'q8_0']; // gpt2_dtype's order; wasm codes are these + 1
-const PRECISIONS = ['auto', 'f32', 'f16', 'q8_0']; // gpt2_precision's order
-const MAX_HEADER = 100 << 20; // the loader's own limit on a safetensors header
 
 /**
  * @typedef {object} LoadPlan
@@ -63,22 +60,22 @@ export async function planLoad(folder, options = {}) {
   const mod = await createModule({ threads: 1, assetsUrl });
   const core = new Core(mod);
   const [c, cn] = core.copyIn(config);
-  const reasonPtr = core.malloc(192);
+  const reasonPtr = core.malloc(LIMITS.precisionReasonBytes);
   const out = core.malloc(16);
   try {
     const bytes = {};
-    for (const [i, name] of DTYPES.entries()) {
-      const b = mod._wasm_model_bytes(c, cn, i + 1, untied ? 1 : 0, core.err);
+    for (const name of DTYPES) { // the wasm functions take and return gpt2_precision codes
+      const b = mod._wasm_model_bytes(c, cn, PRECISIONS.indexOf(name), untied ? 1 : 0, core.err);
       if (b < 0) throw core.error();
       bytes[name] = b;
     }
-    const chosen = mod._wasm_precision_plan(c, cn, DTYPES.indexOf(stored) + 1, untied ? 1 : 0, code, memoryBudget, reasonPtr, out, core.err);
+    const chosen = mod._wasm_precision_plan(c, cn, PRECISIONS.indexOf(stored), untied ? 1 : 0, code, memoryBudget, reasonPtr, out, core.err);
     if (chosen < 0) throw core.error();
     const [need, budget] = new Float64Array(core.heap.buffer, out, 2);
     const reason = chosen === 0 ? core.error().message : core.text(reasonPtr, core.heap.indexOf(0, reasonPtr) - reasonPtr);
     const cfg = JSON.parse(new TextDecoder().decode(config));
     return {
-      downloadBytes, fileBytes, stored, untied, precision: chosen === 0 ? null : DTYPES[chosen - 1], reason, need, budget, bytes,
+      downloadBytes, fileBytes, stored, untied, precision: chosen === 0 ? null : PRECISIONS[chosen], reason, need, budget, bytes,
       config: { nLayer: cfg.n_layer, nHead: cfg.n_head, nEmbd: cfg.n_embd, nCtx: cfg.n_positions ?? cfg.n_ctx, nVocab: cfg.vocab_size },
     };
   } finally {
@@ -173,7 +170,7 @@ async function prefix(fetchFn, url, n, signal) {
 async function safetensorsHeader(fetchFn, url, signal) {
   const first = await prefix(fetchFn, url, 8, signal);
   const n = Number(new DataView(first.bytes.buffer).getBigUint64(0, true));
-  if (!(n > 1 && n <= MAX_HEADER)) throw new Gpt2Error(`${url}: not a safetensors file (header length ${n})`, 'format');
+  if (!(n > 1 && n <= LIMITS.maxHeaderBytes)) throw new Gpt2Error(`${url}: not a safetensors file (header length ${n})`, 'format');
   const all = await prefix(fetchFn, url, 8 + n, signal);
   let header;
   try {

@@ -1,7 +1,7 @@
 // session.js - a token sequence with its own KV cache inside a model's WebAssembly instance
 // (src/session.h): append text, generate from where it is, fork, rewind.
 import { Gpt2Error } from './errors.js';
-import { copyIds, Generation } from './model.js';
+import { Generation } from './generation.js';
 import { checkOptions, OPTION_NAMES } from './options.js';
 
 /**
@@ -74,7 +74,7 @@ export class Session {
     const core = this.checkUsable();
     options = checkOptions(options, OPTION_NAMES.append);
     const ids = typeof input === 'string' ? this.model.tokenize(input, { special: options.special }) : Array.from(input);
-    const [p, n] = copyIds(core, ids, this.model.config.nVocab);
+    const [p, n] = core.copyIds(ids, this.model.config.nVocab);
     try {
       core.check(core.m._gpt2_session_append(this.ptr, p, n, 0, core.err));
     } finally {
@@ -135,7 +135,7 @@ export class Session {
     while (c < have.length && c < context.length && have[c] === context[c]) c++;
     if (c < have.length) core.check(core.m._gpt2_session_rewind(this.ptr, c, core.err));
     if (c < context.length) this.append(context.slice(c));
-    const [p, n] = copyIds(core, scored, this.model.config.nVocab);
+    const [p, n] = core.copyIds(scored, this.model.config.nVocab);
     const lp = core.malloc(4 * Math.max(1, n));
     try {
       core.check(core.m._gpt2_session_append(this.ptr, p, n, lp, core.err));

@@ -322,9 +322,9 @@ gpt2_err gpt2_generator_create(const gpt2_weights *w, const gpt2_tokenizer *tok,
     if (!g) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
     g->w = w;
     g->tok = tok;
-    /* One prefill step covers prompts of up to 64 tokens; longer ones run in steps of 64
-     * (bounded scratch memory, same results). */
-    int batch = n_run < 64 ? (int)n_run : 64;
+    /* One prefill step covers prompts of up to GPT2_PREFILL_BATCH tokens; longer ones run in
+     * steps of that many (bounded scratch memory, same results). */
+    int batch = n_run < GPT2_PREFILL_BATCH ? (int)n_run : GPT2_PREFILL_BATCH;
     if ((rc = gpt2_session_create(w, batch, &g->session, err)) != GPT2_OK) goto fail;
     g->owns_session = 1;
     int32_t start = eot;

@@ -48,6 +48,10 @@
 
 #define GPT2_MAX_STOP_SEQUENCES 8
 
+/* Tokens one forward step runs: a longer prompt is prefilled in steps of this many (the
+ * max_batch of the generator's own session; the JS API's sessions use it too). */
+#define GPT2_PREFILL_BATCH 64
+
 typedef enum gpt2_stop_reason {
     GPT2_STOP_NONE = 0,     /* not finished */
     GPT2_STOP_MAX_TOKENS,   /* max_new_tokens were generated */

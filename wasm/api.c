@@ -2,13 +2,13 @@
  *
  * JS calls core functions directly where their arguments are plain pointers and 32-bit
  * integers (tokenizer, decoder, forward pass, scoring). The wrappers here cover what does
- * not cross the boundary as is: structs of options, 64-bit integers (passed as doubles,
- * exact up to 2^53) and out-parameters returned as results.
+ * not cross the boundary as is: 64-bit integers (passed as doubles, exact up to 2^53),
+ * out-parameters returned as results, and the WebAssembly memory budget.
  *
- * Layouts JS reads directly (wasm32, checked below):
- *   gpt2_error  { int32 code @0; char message[256] @4 }
- *   gpt2_piece  { int32 id @0; const char *text @4; uint32 len @8; int32 stop @12 }
- *   gpt2_decoder: 4 bytes, opaque to JS
+ * Structs of options (gpt2_generate_params, gpt2_train_options) JS writes into memory itself,
+ * after the core's *_default function: their layouts, those of the structs JS reads
+ * (gpt2_error, gpt2_piece, gpt2_decoder) and every constant JS shares with the core reach JS
+ * through js/constants.js, which wasm/constants.c writes from the headers at build time.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -32,14 +32,6 @@
 #else
 #define API
 #endif
-
-_Static_assert(offsetof(gpt2_error, message) == 4, "gpt2_error layout");
-#if UINTPTR_MAX == 0xFFFFFFFFu
-_Static_assert(offsetof(gpt2_piece, text) == 4 && offsetof(gpt2_piece, len) == 8 &&
-                   offsetof(gpt2_piece, stop) == 12 && sizeof(gpt2_piece) == 16,
-               "gpt2_piece layout");
-#endif
-_Static_assert(sizeof(gpt2_decoder) <= 8, "gpt2_decoder fits the 8 bytes JS allocates");
 
 #ifdef __EMSCRIPTEN__
 /* Bytes the heap can still grow by: the most the memory can grow to (4 GB - 64 KiB with
@@ -97,9 +89,6 @@ API int wasm_loader_set_file_size(gpt2_loader *ld, double size, gpt2_error *err)
     if (!(size >= 0)) return gpt2_fail(err, GPT2_ERR_ARG, "file size must be >= 0");
     return gpt2_loader_set_file_size(ld, (uint64_t)size, err);
 }
-
-/* Total bytes of model.safetensors once its header is known (else 0), as a double. */
-API double wasm_loader_bytes_expected(const gpt2_loader *ld) { return (double)gpt2_loader_bytes_expected(ld); }
 
 /* Ends the stream; returns the weights (the caller owns them) or NULL (err filled). */
 API gpt2_weights *wasm_loader_finish(gpt2_loader *ld, gpt2_error *err) {
@@ -216,47 +205,16 @@ API gpt2_state *wasm_state_create(const gpt2_weights *w, int max_batch, gpt2_err
     return s;
 }
 
-/* Creates a generator. stops points to n_stop NUL-terminated strings; seed is a whole
- * number up to 2^53; bias_ids/bias_values: n_bias logit-bias entries; banned: n_banned
- * NUL-terminated words. With session != NULL the generation continues that session
- * (prompt/n_prompt are ignored). Returns the generator or NULL (err filled). */
-API gpt2_generator *wasm_generator_create(const gpt2_weights *w, const gpt2_tokenizer *tok, const int32_t *prompt,
-                                          size_t n_prompt, int max_new_tokens, float temperature, int top_k,
-                                          float top_p, float repetition_penalty, double seed, int ignore_eot,
-                                          const char *const *stops, int n_stop, const int32_t *bias_ids,
-                                          const float *bias_values, int n_bias, const char *const *banned,
-                                          int n_banned, gpt2_session *session, int context_policy,
-                                          int slide_keep, int truncate_prompt, gpt2_error *err) {
-    gpt2_generate_params p;
-    gpt2_generate_params_default(&p);
-    p.context_policy = (gpt2_context_policy)context_policy;
-    p.slide_keep = slide_keep;
-    p.truncate_prompt = truncate_prompt;
-    p.max_new_tokens = max_new_tokens;
-    p.sampler.temperature = temperature;
-    p.sampler.top_k = top_k;
-    p.sampler.top_p = top_p;
-    p.sampler.repetition_penalty = repetition_penalty;
-    if (!(seed >= 0 && seed <= 9007199254740992.0)) {
-        gpt2_fail(err, GPT2_ERR_ARG, "seed must be a whole number from 0 to 2^53");
-        return NULL;
-    }
-    p.sampler.seed = (uint64_t)seed;
-    p.sampler.bias_ids = bias_ids;
-    p.sampler.bias = bias_values;
-    p.sampler.n_bias = n_bias;
-    p.ignore_eot = ignore_eot;
-    if (n_stop < 0 || n_stop > GPT2_MAX_STOP_SEQUENCES) {
-        gpt2_fail(err, GPT2_ERR_ARG, "at most %d stop sequences, got %d", GPT2_MAX_STOP_SEQUENCES, n_stop);
-        return NULL;
-    }
-    p.n_stop = n_stop;
-    for (int i = 0; i < n_stop; i++) p.stop[i] = stops[i];
-    p.banned_words = banned;
-    p.n_banned = n_banned;
+/* Creates a generator from params, a gpt2_generate_params JS filled (gpt2_generate_params_default,
+ * then the options given; its layout reaches JS through js/constants.js). With session != NULL
+ * the generation continues that session (prompt/n_prompt are ignored). Returns the generator or
+ * NULL (err filled). */
+API gpt2_generator *wasm_generator_create(const gpt2_weights *w, const gpt2_tokenizer *tok,
+                                          const gpt2_generate_params *params, const int32_t *prompt,
+                                          size_t n_prompt, gpt2_session *session, gpt2_error *err) {
     gpt2_generator *g = NULL;
-    if (session) gpt2_generator_create_in_session(session, tok, &p, &g, err);
-    else gpt2_generator_create(w, tok, &p, prompt, n_prompt, &g, err);
+    if (session) gpt2_generator_create_in_session(session, tok, params, &g, err);
+    else gpt2_generator_create(w, tok, params, prompt, n_prompt, &g, err);
     return g;
 }
 
@@ -293,36 +251,19 @@ API void wasm_weights_set_pool(gpt2_weights *w, gpt2_pool *pool) { w->pool = poo
 
 /* ---- fine-tuning (train.h) ---- */
 
-/* Creates a training state for w. o holds 15 numbers: batch, seq, grad_accum, optimizer (0 adamw,
- * 1 sgd), lr, beta1, beta2, eps, weight_decay, grad_clip, warmup, schedule (0 constant, 1 cosine),
- * total_steps, shuffle (0/1), seed (exact up to 2^53). The memory budget is what is left of the
- * 4 GB address space, so a model that cannot be trained fails at once naming a batch x seq that
- * fits. Returns the state or NULL (err filled). */
-API gpt2_train *wasm_train_create(const gpt2_weights *w, const double o[15], gpt2_error *err) {
-    gpt2_train_options to;
-    gpt2_train_options_default(&to);
-    to.batch = (int)o[0];
-    to.seq = (int)o[1];
-    to.grad_accum = (int)o[2];
-    to.optimizer = (gpt2_optimizer)(int)o[3];
-    to.lr = (float)o[4];
-    to.beta1 = (float)o[5];
-    to.beta2 = (float)o[6];
-    to.eps = (float)o[7];
-    to.weight_decay = (float)o[8];
-    to.grad_clip = (float)o[9];
-    to.warmup = (int)o[10];
-    to.schedule = (gpt2_lr_schedule)(int)o[11];
-    to.total_steps = (int)o[12];
-    to.shuffle = o[13] != 0;
-    to.seed = o[14] >= 0 ? (uint64_t)o[14] : 0;
+/* Creates a training state for w with options o (a gpt2_train_options JS filled:
+ * gpt2_train_options_default, then the options given; its layout reaches JS through
+ * js/constants.js). The memory budget is what is left of the 4 GB address space, so a model
+ * that cannot be trained fails at once naming a batch x seq that fits. Returns the state or
+ * NULL (err filled). */
+API gpt2_train *wasm_train_create(const gpt2_weights *w, const gpt2_train_options *o, gpt2_error *err) {
     uint64_t budget = 0;
 #ifdef __EMSCRIPTEN__
     budget = memory_left();
     if (budget == 0) budget = 1;
 #endif
     gpt2_train *t = NULL;
-    gpt2_train_create(w, &to, budget, &t, err);
+    gpt2_train_create(w, o, budget, &t, err);
     return t;
 }
 

@@ -8,7 +8,7 @@ set(GPT2_WASM_DIR "${CMAKE_SOURCE_DIR}/wasm")
 # Functions JS calls (the core's own plus wasm/api.c's wrappers).
 set(GPT2_WASM_EXPORTS
   _malloc _free
-  _wasm_loader_create _wasm_loader_set_file_size _wasm_loader_bytes_expected _wasm_loader_finish
+  _wasm_loader_create _wasm_loader_set_file_size _wasm_loader_finish
   _gpt2_loader_feed _gpt2_loader_free
   _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes _wasm_weights_precision _wasm_model_bytes
   _wasm_weights_precision_reason _wasm_heap_end
@@ -16,18 +16,18 @@ set(GPT2_WASM_EXPORTS
   _gpt2_quantizer_consume _gpt2_quantizer_summary _wasm_quantizer_output_ptr _wasm_quantizer_output_len
   _wasm_quantizer_output_size
   _wasm_tokenizer_create _gpt2_tokenizer_free _gpt2_tokenizer_encode _gpt2_tokenizer_decode
-  _gpt2_tokenizer_vocab_size _gpt2_tokenizer_eot_id _gpt2_tokenizer_token_bytes
-  _gpt2_tokenizer_max_token_bytes
+  _gpt2_tokenizer_eot_id
   _gpt2_decoder_init _gpt2_decoder_push _gpt2_decoder_finish _gpt2_decoder_max_output
-  _wasm_state_create _gpt2_state_free _gpt2_state_pos _gpt2_state_rewind _gpt2_forward
-  _wasm_generator_create _gpt2_generator_next _gpt2_generator_free _gpt2_generator_count
-  _gpt2_generator_prompt_tokens _gpt2_generator_truncated _gpt2_generator_slides _gpt2_generator_logits
+  _wasm_state_create _gpt2_state_free _gpt2_state_rewind _gpt2_forward
+  _gpt2_generate_params_default _wasm_generator_create _gpt2_generator_next _gpt2_generator_free
+  _gpt2_generator_count _gpt2_generator_prompt_tokens _gpt2_generator_truncated _gpt2_generator_slides
   _gpt2_generator_set_draft _gpt2_generator_draft_proposed _gpt2_generator_draft_accepted
-  _gpt2_score _gpt2_score_topk
+  _gpt2_score_topk
   _wasm_session_create _wasm_session_clone _gpt2_session_free _gpt2_session_pos _gpt2_session_tokens
   _gpt2_session_computed _gpt2_session_append _gpt2_session_rewind
   _wasm_pool_create _wasm_pool_threads _gpt2_pool_free _wasm_weights_set_pool
-  _wasm_train_create _gpt2_train_free _gpt2_train_set_data _wasm_train_step _gpt2_train_evaluate
+  _gpt2_train_options_default _wasm_train_create _gpt2_train_free _gpt2_train_set_data _wasm_train_step
+  _gpt2_train_evaluate
   _gpt2_train_write_back _wasm_train_checkpoint_size _wasm_train_checkpoint_write
   _wasm_train_checkpoint_read _wasm_train_step_count _wasm_weights_safetensors_size _wasm_weights_write_safetensors _wasm_weights_config_json
   _wasm_bench_stream_weights _wasm_bench_step) # wasm/bench_api.c: the benchmark's steps
@@ -82,3 +82,19 @@ function(gpt2_wasm_test_options target)
     target_link_options(${target} PRIVATE -sPTHREAD_POOL_SIZE=4 -Wno-pthreads-mem-growth)
   endif()
 endfunction()
+
+# js/constants.js: written by wasm/constants.c from the headers (sizes and offsets are wasm32's,
+# so it is built and run like the tests: a Node program). Replaced only when its text changes;
+# the module depends on it, so `--target gpt2_wasm` refreshes it too. The threaded build has the
+# same layouts and leaves it to the single-thread one.
+if(NOT GPT2_WASM_THREADS)
+  add_executable(gpt2_constants ${GPT2_WASM_DIR}/constants.c)
+  target_link_libraries(gpt2_constants PRIVATE gpt2core)
+  set_target_properties(gpt2_constants PROPERTIES SUFFIX ".cjs")
+  target_link_options(gpt2_constants PRIVATE -sENVIRONMENT=node --pre-js ${GPT2_WASM_DIR}/node_wasm_load.js)
+  add_custom_target(gpt2_constants_js
+    COMMAND ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:gpt2_constants> > ${CMAKE_BINARY_DIR}/constants.js
+    COMMAND ${CMAKE_COMMAND} -E copy_if_different ${CMAKE_BINARY_DIR}/constants.js ${CMAKE_SOURCE_DIR}/js/constants.js
+    DEPENDS gpt2_constants VERBATIM)
+  add_dependencies(gpt2_wasm gpt2_constants_js)
+endif()

@@ -116,3 +116,23 @@ test('WASM == native: seeded sampling (T 0.9, top-k 20, top-p 0.95, seed 7) give
     }
   }
 });
+
+test('WASM == native: every sampling option reaches the core, a seed above 2^32 whole', async (t) => {
+  if (!existsSync(native)) return t.skip('build/gpt2 not built (cmake -S . -B build && cmake --build build)');
+  const seed = 2 ** 40 + 7; // the high word matters: a different sample from seed 7
+  const opts = { temperature: 0.8, topK: 30, topP: 0.9, repetitionPenalty: 1.3, seed, maxTokens: 30, ignoreEot: true,
+    bannedWords: ['the'], logitBias: { 13: -Infinity, 11: 2.5 } };
+  const args = ['--temperature', '0.8', '--top-k', '30', '--top-p', '0.9', '--repetition-penalty', '1.3', '--seed', String(seed),
+    '--max-tokens', '30', '--ignore-eot', '--ban', 'the', '--bias', '13=-inf', '--bias', '11=2.5'];
+  const model = await load(fixture('tiny-f32'));
+  try {
+    for (const prompt of PROMPTS.slice(0, 2)) {
+      const a = await collect(model.generate(prompt, opts));
+      assert.equal(prompt + a.summary.text + '\n', nativeGenerate(fixture('tiny-f32'), prompt, args), JSON.stringify(prompt));
+      const low = await collect(model.generate(prompt, { ...opts, seed: 7 }));
+      assert.notDeepEqual(low.tokens, a.tokens, 'seed 2^40 + 7 is not seed 7');
+    }
+  } finally {
+    model.dispose();
+  }
+});

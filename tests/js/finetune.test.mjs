@@ -161,6 +161,7 @@ test('bad input is refused before any step, the model unchanged', async () => {
     await assertGpt2Error(() => run([], {}), 'arg', /empty/);
     await assertGpt2Error(() => run('A short text.', {}), 'arg', /shorter than one window/);
     await assertGpt2Error(() => run(r.ids, { seq: 65 }), 'range', /seq must be in 1\.\.64/);
+    await assertGpt2Error(() => run(r.ids, { batch: 2 ** 32 + 2 }), 'range', /batch must be at most 2147483647, got 4294967298/);
     await assertGpt2Error(() => run(r.ids, { lr: 0 }), 'arg', /lr must be/);
     await assertGpt2Error(() => run(r.ids, { lr: -1 }), 'arg', /lr must be/);
     await assertGpt2Error(() => run(r.ids, { lr: NaN }), 'arg', /lr must be a number/);

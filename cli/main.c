@@ -35,6 +35,7 @@
 #include "pool.h"
 #include "sampler.h"
 #include "score.h"
+#include "speculative.h"
 #include "tokenizer.h"
 #include "weights.h"
 
@@ -378,7 +379,7 @@ static int cmd_generate(const options *o, const gpt2_weights *w, const gpt2_toke
     gpt2_session *ds = NULL;
     double t0 = now_seconds();
     if (gpt2_generator_create(w, tok, &o->gen, ids, n, &g, &err) != GPT2_OK ||
-        (draft && (gpt2_session_create(draft, 16, &ds, &err) != GPT2_OK ||
+        (draft && (gpt2_session_create(draft, GPT2_SPECULATIVE_MAX_K, &ds, &err) != GPT2_OK ||
                    gpt2_generator_set_draft(g, ds, o->draft_tokens, &err) != GPT2_OK))) {
         gpt2_generator_free(g);
         gpt2_session_free(ds);
@@ -490,7 +491,7 @@ static int cmd_logits(const options *o, const gpt2_weights *w, const gpt2_tokeni
     int status = 0;
     if (!logits) status = fail("out of memory", NULL);
     else if (n == 0) status = fail("no tokens to run", NULL);
-    else if (gpt2_state_create(w, n < 64 ? (int)n : 64, &s, &err) != GPT2_OK ||
+    else if (gpt2_state_create(w, n < GPT2_PREFILL_BATCH ? (int)n : GPT2_PREFILL_BATCH, &s, &err) != GPT2_OK ||
              gpt2_forward(s, ids, (int)n, logits, 0, &err) != GPT2_OK)
         status = fail(NULL, &err);
     else

@@ -41,6 +41,7 @@ import { existsSync, statSync, renameSync, rmSync, mkdirSync, writeFileSync, ope
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+import { DTYPES, LIMITS } from '../js/constants.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SIZES = {
@@ -49,7 +50,7 @@ const SIZES = {
   smoke: { p1: 8, p2: 16, dec: 6, ctx: 40, steps: 4, runs: 1 },
 };
 const BUILDS = ['native', 'native-mt', 'wasm', 'wasm-mt'];
-const PRECISIONS = ['f32', 'f16', 'q8_0'];
+const PRECISIONS = DTYPES;
 const PROMPT =
   'The history of the written word goes back almost six thousand years. Scribes in ancient ' +
   'Mesopotamia pressed wedge-shaped marks into wet clay, and merchants used those tablets to ' +
@@ -150,7 +151,7 @@ async function wasmRow(o) {
   const idPtr = core.malloc(4 * ids.length);
   m.HEAP32.set(ids, idPtr >>> 2);
   const logits = core.malloc(4 * nVocab);
-  const state = core.checkPtr(m._wasm_state_create(w, 64, core.err));
+  const state = core.checkPtr(m._wasm_state_create(w, LIMITS.prefillBatch, core.err));
   const forward = (n, from = 0) => core.check(m._gpt2_forward(state, idPtr + 4 * from, n, logits, 0, core.err));
   const rewind = (pos) => core.check(m._gpt2_state_rewind(state, pos, core.err));
   const argmax = () => {

@@ -29,6 +29,7 @@ import { Core } from '../js/core.js';
 import { createModule } from '../js/wasm_module.js';
 import { createTokenizer } from '../js/load.js';
 import { load } from '../js/index.js';
+import { PRECISIONS as CORE_PRECISIONS } from '../js/constants.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SHAPES = [ // name, layers, heads, width, file dtype
@@ -38,7 +39,8 @@ const SHAPES = [ // name, layers, heads, width, file dtype
   ['gpt2-large', 36, 20, 1280, 'f32'],
   ['gpt2-xl', 48, 25, 1600, 'f16'],
 ];
-const PRECISIONS = [['f32', 1], ['f16', 2], ['q8_0', 3]]; // wasm_model_bytes' codes
+// wasm_model_bytes takes a gpt2_precision; every one but 'auto' (js/constants.js)
+const PRECISIONS = CORE_PRECISIONS.filter((p) => p !== 'auto').map((p) => [p, CORE_PRECISIONS.indexOf(p)]);
 const gb = (b) => (b / 1e9).toFixed(2);
 
 /** Heap end of a fresh module holding only the tokenizer of dir, and the most the heap can grow to. */

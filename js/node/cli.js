@@ -20,11 +20,12 @@ import { download, resolveRepo } from './download.js';
 import { MODEL_REPOS } from '../sources.js';
 import { quantizeFolder } from './quantize.js';
 import { closest } from '../options.js';
+import { GENERATE_DEFAULTS, LIMITS, PRECISIONS } from '../constants.js';
 import { FINETUNE_OPTIONS, FINETUNE_USAGE, finetuneCommand } from './finetune_cli.js';
 
 const PROGRAM = 'gpt2-wasm';
 const COMMANDS = ['generate', 'tokenize', 'detokenize', 'logits', 'score', 'info', 'download', 'quantize', 'finetune'];
-const MAX_STOP = 8;
+const MAX_STOP = LIMITS.maxStopSequences;
 
 const USAGE = `usage: ${PROGRAM} [generate] [options] [PROMPT...]
        ${PROGRAM} COMMAND [options]
@@ -49,7 +50,7 @@ ${FINETUNE_USAGE}options:
                             default: the arguments, or stdin for tokenize and score)
   --ids "1 2 3"             token ids (generate, logits, score, detokenize)
   --special                 treat <|endoftext|> in text as the special token
-  --max-tokens N            new tokens to generate (default 64)
+  --max-tokens N            new tokens to generate (default ${GENERATE_DEFAULTS.maxTokens})
   --temperature T           0 = greedy (default 1.0)
   --top-k K                 keep the K most likely tokens (0 = off)
   --top-p P                 nucleus sampling threshold (1 = off)
@@ -65,7 +66,7 @@ ${FINETUNE_USAGE}options:
   --draft DIR|URL           generate: speculative decoding with this draft model (same
                             vocabulary); same text when greedy, same distribution when sampling
   --draft-precision P       the draft's weights in memory (default q8_0)
-  --draft-tokens K          tokens the draft proposes per round, 1..16 (default 4)
+  --draft-tokens K          tokens the draft proposes per round, 1..${LIMITS.draftTokensMax} (default 4)
   --precision P             weights in memory: auto (as stored if it fits, else f16, else
                             q8_0; default), f32, f16, q8_0
   --memory-budget BYTES     fail (naming a precision that fits) if the model would need
@@ -303,8 +304,8 @@ async function main(argv) {
   if (trainOnly) return usageError(`${optionName(trainOnly)} is an option of finetune, not of ${command}`);
   if (o.type !== undefined) return usageError(`--type is an option of quantize, not of ${command}`);
   for (const key of ['precision', 'draftPrecision']) {
-    if (o[key] !== undefined && !['auto', 'f32', 'f16', 'q8_0'].includes(o[key])) {
-      return usageError(`unknown ${optionName(key).slice(2)} '${o[key]}' (choose auto, f32, f16 or q8_0)`);
+    if (o[key] !== undefined && !PRECISIONS.includes(o[key])) {
+      return usageError(`unknown ${optionName(key).slice(2)} '${o[key]}' (choose ${PRECISIONS.slice(0, -1).join(', ')} or ${PRECISIONS.at(-1)})`);
     }
   }
   if (command !== 'generate') {

@@ -8,9 +8,11 @@ import { Core } from '../core.js';
 import { Gpt2Error } from '../errors.js';
 import { checkOptions, OPTION_NAMES } from '../options.js';
 import { createModule } from '../wasm_module.js';
+import { DTYPES } from '../constants.js';
 
 const CHUNK = 1 << 20;
-const TYPES = { f16: 1, q8_0: 2 };
+/** The output types: the core's dtype names (js/constants.js) that the converter writes. */
+const TYPES = ['f16', 'q8_0'];
 
 /**
  * @param {string} inDir a folder with config.json, vocab.json, merges.txt, model.safetensors
@@ -20,7 +22,7 @@ const TYPES = { f16: 1, q8_0: 2 };
  */
 export async function quantizeFolder(inDir, outDir, options) {
   const { type, onProgress } = checkOptions(options, OPTION_NAMES.quantize);
-  if (!(type in TYPES)) throw new Gpt2Error(`--type must be q8_0 or f16, got '${type}'`, 'arg');
+  if (!TYPES.includes(type)) throw new Gpt2Error(`--type must be q8_0 or f16, got '${type}'`, 'arg');
   const { mkdir, copyFile, open, rename, rm, stat } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const src = join(inDir, 'model.safetensors');
@@ -42,7 +44,7 @@ export async function quantizeFolder(inDir, outDir, options) {
   const tmp = `${dst}.tmp`;
   const core = new Core(await createModule());
   const m = core.m;
-  const q = core.checkPtr(m._wasm_quantizer_create(TYPES[type], core.err));
+  const q = core.checkPtr(m._wasm_quantizer_create(DTYPES.indexOf(type), core.err));
   const staging = core.malloc(CHUNK);
   const input = await open(src, 'r');
   const output = await open(tmp, 'w');

@@ -12,6 +12,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from '../../js/index.js';
+import { LIMITS } from '../../js/constants.js';
 
 const specs = process.argv.slice(2).map((a) => {
   const [dir, precision, threads] = a.split(':');
@@ -48,7 +49,7 @@ for (const s of specs) {
   const idPtr = core.malloc(4 * ids.length);
   m.HEAP32.set(ids, idPtr >>> 2);
   const logits = core.malloc(4 * nVocab);
-  const state = core.checkPtr(m._wasm_state_create(w, 64, core.err));
+  const state = core.checkPtr(m._wasm_state_create(w, LIMITS.prefillBatch, core.err));
   ms.push({
     s, info: model.info, best: Infinity, bestStream: Infinity, bestPre: Infinity,
     step: (t) => { const r = m._wasm_bench_step(state, t, logits, nVocab, core.err); if (r < 0) throw core.error(); return r; },

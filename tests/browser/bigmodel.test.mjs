@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser } from './launch.mjs';
+import { PRECISIONS } from '../../js/constants.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'test-output', 'browser');
@@ -97,7 +98,7 @@ before(async () => {
   const core = new Core(await createModule({ threads: 1 }));
   estimate = (name, precision) => {
     const [p, n] = core.string(configJson(name));
-    try { return core.m._wasm_model_bytes(p, n, { f32: 1, f16: 2, q8_0: 3 }[precision], 0, core.err); } finally { core.free(p); }
+    try { return core.m._wasm_model_bytes(p, n, PRECISIONS.indexOf(precision), 0, core.err); } finally { core.free(p); }
   };
   server = await startServer({ port: 0, host: '127.0.0.1', root: ROOT });
   browser = await launchBrowser({ viewport: { width: 1280, height: 800 }, timeout: WAIT.timeout });

@@ -30,11 +30,12 @@
 // embedded = models/ (the 4-layer model), 124m = the inference table's f32 checkpoint (--model
 // or .bench-cache/gpt2-124m-f32). Side by side: native on 1 thread (`gpt2 finetune --no-save`),
 // WASM on 1 thread and the threaded build on 2 (model.finetune in a child process; also its peak
-// WebAssembly memory), and PyTorch float32 on 1 and 2 threads (/usr/bin/python3
+// WebAssembly memory), PyTorch float32 on 1 and 2 threads (/usr/bin/python3
 // tools/gpt2_reference.py trainbench; skipped with a note without python3-torch; --torch-lib DIR
 // is put on LD_LIBRARY_PATH for it only, e.g. an extracted libopenblas0-pthread: Debian's torch
-// otherwise uses the reference BLAS). Defaults: full: embedded,124m, 2 timed steps; --quick:
-// embedded, 1 step; --smoke: the tiny fixture at 2x16. --train none skips it.
+// otherwise uses the reference BLAS), and native on 2 threads (the last column). Defaults:
+// full: embedded,124m, 2 timed steps; --quick: embedded, 1 step; --smoke: the tiny fixture at
+// 2x16. --train none skips it.
 // Plain Node, no dependencies.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, renameSync, rmSync, mkdirSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
@@ -393,13 +394,13 @@ async function wasmTrainRow(o) {
   return row;
 }
 
-function trainNative(dir, batch, seq, steps, data) {
+function trainNative(dir, threads, batch, seq, steps, data) {
   const gpt2 = join(nativeDir(), 'gpt2');
   if (!existsSync(gpt2)) return { na: `no ${gpt2}` };
-  const r = run(gpt2, ['finetune', '--model', dir, '--data', data, '--no-save', '--json', '--threads', '1',
+  const r = run(gpt2, ['finetune', '--model', dir, '--data', data, '--no-save', '--json', '--threads', String(threads),
     '--steps', String(steps + 1), '--batch', String(batch), '--seq', String(seq)]);
   if (!r.ok) return { na: (r.stderr.trim().split('\n').pop() || `exit status ${r.status}`).slice(0, 160) };
-  return { tokens_per_second: trainRate(r.stdout.trim().split('\n').map((l) => JSON.parse(l).tokens_per_second)) };
+  return { tokens_per_second: trainRate(r.stdout.trim().split('\n').map((l) => JSON.parse(l).tokens_per_second)), threads };
 }
 
 function trainWasm(dir, threads, size, steps) {
@@ -419,7 +420,7 @@ function trainTorch(dir, threads, batch, seq, steps, torchLib) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-const TRAIN_COLUMNS = ['native 1t', 'WASM 1t', 'WASM 2t', 'PyTorch 1t', 'PyTorch 2t'];
+const TRAIN_COLUMNS = ['native 1t', 'WASM 1t', 'WASM 2t', 'PyTorch 1t', 'PyTorch 2t', 'native 2t'];
 
 /** The training table's rows (one per shape); prints them unless json. */
 function trainTable(o, dirs, log, print) {
@@ -443,7 +444,8 @@ function trainTable(o, dirs, log, print) {
     if (!dir) usageError(`unknown training shape '${shape}' (embedded, 124m, none)`);
     log(`bench: training ${shape} (${dir})`);
     const cells = {
-      'native 1t': trainNative(dir, batch, seq, steps, data),
+      'native 1t': trainNative(dir, 1, batch, seq, steps, data),
+      'native 2t': trainNative(dir, 2, batch, seq, steps, data),
       'WASM 1t': trainWasm(dir, 1, size, steps),
       'WASM 2t': trainWasm(dir, 2, size, steps),
       'PyTorch 1t': trainTorch(dir, 1, batch, seq, steps, o.torchLib),

@@ -674,7 +674,7 @@ static float dot8(const float *a, const float *b, int K) {
 }
 
 /* Forward tiles: FWD_RT rows of x by FWD_OT rows of W (natively with AVX-512 4 x 4: 16 of its 32
- * registers hold sums; else 4 x 2). */
+ * registers hold sums; else, and in WebAssembly, 4 x 2). */
 #if !defined(__wasm__) && defined(__AVX512F__)
 enum { FWD_RT = 4, FWD_OT = 4 };
 #else
@@ -690,6 +690,44 @@ enum { FWD_RT = 4, FWD_OT = 2 };
 #define IN_REGISTER(v) ((void)0)
 #endif
 
+#if defined(__wasm__)
+/* One full tile, in WebAssembly. Its vectors hold 4 lanes, so each v8 sum is two halves (lanes
+ * 0-3 and 4-7) that meet only in the final sum: one pass over k per half keeps FWD_RT x FWD_OT
+ * 4-lane sums live instead of twice as many (16, more than V8 keeps in x86-64's 16 vector
+ * registers: the sums went through memory, and the forward products ran at about half the
+ * backward's rate). Every lane sums the same products in the same order as fwd_tile below. */
+typedef float v4 __attribute__((vector_size(16)));
+typedef float v4u __attribute__((vector_size(16), aligned(4), may_alias));
+#define v4_load(p) (*(const v4u *)(const void *)(p))
+
+static inline void fwd_tile(float *y, size_t ldy, const float *x, const float *w, const float *bias, int I) {
+    const int K8 = I & ~7;
+    v4 half[2][FWD_RT][FWD_OT];
+    for (int h = 0; h < 2; h++) {
+        v4 acc[FWD_RT][FWD_OT];
+        for (int r = 0; r < FWD_RT; r++)
+            for (int o = 0; o < FWD_OT; o++) acc[r][o] = (v4){0};
+        for (int k = 4 * h; k < K8; k += 8) {
+            v4 wv[FWD_OT];
+            for (int o = 0; o < FWD_OT; o++) wv[o] = v4_load(w + (size_t)o * I + k);
+            for (int r = 0; r < FWD_RT; r++) {
+                v4 xv = v4_load(x + (size_t)r * I + k);
+                for (int o = 0; o < FWD_OT; o++) acc[r][o] += xv * wv[o];
+            }
+        }
+        for (int r = 0; r < FWD_RT; r++)
+            for (int o = 0; o < FWD_OT; o++) half[h][r][o] = acc[r][o];
+    }
+    for (int r = 0; r < FWD_RT; r++)
+        for (int o = 0; o < FWD_OT; o++) {
+            const float *xa = x + (size_t)r * I, *wa = w + (size_t)o * I;
+            v4 s = half[0][r][o] + half[1][r][o]; /* lane l + lane l+4, as v8_hsum pairs them */
+            float sum = (s[0] + s[1]) + (s[2] + s[3]);
+            for (int k = K8; k < I; k++) sum += xa[k] * wa[k];
+            y[(size_t)r * ldy + o] = sum + (bias ? bias[o] : 0.0f);
+        }
+}
+#else
 /* One full tile: y[r][o] for FWD_RT rows from x and FWD_OT rows from w, in the order above. */
 static inline void fwd_tile(float *y, size_t ldy, const float *x, const float *w, const float *bias, int I) {
     const int K8 = I & ~7;
@@ -716,6 +754,7 @@ static inline void fwd_tile(float *y, size_t ldy, const float *x, const float *w
             y[(size_t)r * ldy + o] = sum + (bias ? bias[o] : 0.0f);
         }
 }
+#endif
 
 static void mm_fwd(void *c, int o0, int o1) {
     const mm_job *j = c;

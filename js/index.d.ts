@@ -1,4 +1,5 @@
 // Type declarations for gpt2-wasm: GPT-2 text generation in WebAssembly, for Node and browsers.
+// Over 600 lines because it is the API's reference: every option and result is documented here.
 //
 //   import { load } from 'gpt2-wasm';
 //   const model = await load();                      // the embedded model, or a URL / folder

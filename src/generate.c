@@ -5,6 +5,9 @@
  * longest suffix that is a prefix of some stop sequence, so released text never has to
  * be taken back; once a stop sequence appears in pending, the text before it is released
  * and generation ends.
+ *
+ * Why one file just over 600 lines: the generator's state machine (prefill, sampling, stop
+ * sequences, context sliding, truncation) is one loop whose steps share that state.
  */
 #include "generate.h"
 

@@ -1,4 +1,10 @@
-/* train.c - see train.h. Forward with activations, backward, optimisers, data feeding. */
+/* train.c - see train.h. Forward with activations, backward, optimisers, data feeding.
+ *
+ * Why one file over 600 lines: like llm.c, each layer's backward pass sits beside its forward
+ * pass, and both share the blocked products (packing, register tiles per target) whose summation
+ * order the bit-identity of native, WASM and threaded training depends on. Split apart, the
+ * forward/backward pairs and the one order they share would have to be read in several files.
+ * Saving and resuming live in train_io.c. */
 #include "train.h"
 
 #include <math.h>

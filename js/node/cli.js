@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // cli.js - the Node command-line tool `gpt2-wasm`, the WebAssembly twin of the native `gpt2`
-// (cli/main.c): same commands, same option names, same output formats.
+// (cli/main.c): same commands, same option names, same output formats. Just over 600 lines
+// because it holds every command's options and usage text in one table, as cli/main.c does.
 //
 //   gpt2-wasm "Once upon a time"                       generate from the embedded model
 //   gpt2-wasm generate --model DIR_OR_URL --prompt TEXT [sampling options]

@@ -17,13 +17,14 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FILE_NAMES } from '../js/sources.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The WebAssembly builds (both: the page picks the threaded one when cross-origin isolated). */
 export const DIST_FILES = ['gpt2.mjs', 'gpt2.wasm', 'gpt2-mt.mjs', 'gpt2-mt.wasm', 'gpt2-mt.worker.js'];
 /** The embedded model. */
-export const MODEL_FILES = ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors'];
+export const MODEL_FILES = FILE_NAMES;
 /** The js/ folder the browser never loads (Node only). */
 const NODE_ONLY = path.join('js', 'node');
 

@@ -28,6 +28,7 @@
 // A full disk (QuotaExceededError from put(), or too little room by navigator.storage
 // .estimate() before starting) falls back to a plain network fetch of that file; onNotice
 // then receives a sentence for the user, and the load still succeeds.
+import { FILE_NAMES } from '../sources.js';
 
 /** The name of the Cache API cache holding model files. */
 export const CACHE_NAME = 'gpt2-wasm-models-v1';
@@ -342,7 +343,7 @@ function mb(n) {
 
 /** The Cache API cache holding taught models. */
 export const KEPT_CACHE_NAME = 'gpt2-wasm-taught-v1';
-const KEPT_FILES = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'];
+const KEPT_FILES = FILE_NAMES; // a checkpoint's four files
 const keptUrl = (path) => new URL(`gpt2-wasm-taught/${path}`, globalThis.location?.href ?? 'http://localhost/').href;
 
 async function keptIndex(cache) {

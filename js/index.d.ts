@@ -268,6 +268,8 @@ export interface ModelInfo {
   readonly source: string;
   /** Seconds from the call of `load()` to the model being ready (files read and converted). */
   readonly loadSeconds: number;
+  /** How many parameters the model has (a head tied to the token embedding counted once). */
+  readonly parameters: number;
   /** Bytes of WebAssembly memory the weights take (in their storage precision). */
   readonly weightsBytes: number;
   /** The precision most of the linear weights are stored in. */

@@ -23,7 +23,9 @@ export class Gpt2Model {
     });
     core.free(cfg);
     this.eotId = core.m._gpt2_tokenizer_eot_id(tokenizer);
-    this.info = Object.freeze({ ...info, weightsBytes: core.m._wasm_weights_bytes(weights) });
+    this.info = Object.freeze({
+      ...info, parameters: core.m._wasm_weights_params(weights), weightsBytes: core.m._wasm_weights_bytes(weights),
+    });
     this.disposed = false;
     /** Live sessions, disposed with the model. @type {Set<Session>} */
     this.sessions = new Set();

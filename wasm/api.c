@@ -110,6 +110,9 @@ API void wasm_weights_config(const gpt2_weights *w, int32_t out[7]) {
     out[6] = !w->tied_head;
 }
 
+/* Parameters the model has (gpt2_weights.n_params: a tied head counted once). */
+API double wasm_weights_params(const gpt2_weights *w) { return (double)w->n_params; }
+
 /* Bytes the weights occupy (their pieces and bookkeeping, gpt2_weights_plan_bytes). */
 API double wasm_weights_bytes(const gpt2_weights *w) {
     return (double)gpt2_weights_plan_bytes(&w->config, &w->plan);

@@ -10,7 +10,7 @@ set(GPT2_WASM_EXPORTS
   _malloc _free
   _wasm_loader_create _wasm_loader_set_file_size _wasm_loader_finish
   _gpt2_loader_feed _gpt2_loader_free
-  _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes _wasm_weights_precision _wasm_model_bytes
+  _gpt2_weights_free _wasm_weights_config _wasm_weights_bytes _wasm_weights_params _wasm_weights_precision _wasm_model_bytes
   _wasm_weights_precision_reason _wasm_heap_end
   _wasm_quantizer_create _gpt2_quantizer_feed _gpt2_quantizer_finish _gpt2_quantizer_free
   _gpt2_quantizer_consume _gpt2_quantizer_summary _wasm_quantizer_output_ptr _wasm_quantizer_output_len

@@ -137,11 +137,8 @@ function formatDuration(seconds) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
-function formatParams(config) {
-  const { nLayer, nEmbd, nVocab, nCtx } = config;
-  const inner = config.nInner || 4 * nEmbd;
-  const perLayer = 4 * nEmbd * nEmbd + 4 * nEmbd + 2 * nEmbd * inner + inner + nEmbd + 4 * nEmbd;
-  const n = nLayer * perLayer + (nVocab + nCtx) * nEmbd + 2 * nEmbd + (config.untiedHead ? nVocab * nEmbd : 0);
+/** A parameter count for people: 7.2M, 124M, 1.56B. */
+function formatParams(n) {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)}M`;
   return `${(n / 1e3).toFixed(0)}k`;
@@ -364,7 +361,7 @@ export function initPicker(app) {
   function showModelInfo(chosen, m) {
     const c = m.config;
     const info = m.info || {};
-    const parts = [`${formatParams(c)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
+    const parts = [`${formatParams(info.parameters)} parameters, ${c.nLayer} layers × ${c.nEmbd}, context ${plural(c.nCtx, 'token')}`];
     if (info.weightsBytes) parts.push(`${info.precision || ''} weights, ${formatBytes(info.weightsBytes)}`.trim());
     // which precision and why (e.g. 'auto' took a smaller one than the file's because that did not fit)
     if (info.precisionReason) parts.push(`precision ${info.precisionReason}`);

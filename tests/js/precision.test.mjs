@@ -190,3 +190,22 @@ test('gpt2-wasm quantize: usage errors, bad input, nothing left behind', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('info.parameters: the tensors in the file counted from its header (attention masks aside), at every precision', async () => {
+  const dir = fixture('tiny-f32');
+  const bytes = readFileSync(join(dir, 'model.safetensors'));
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+  let n = 0;
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__' || /\.attn\.(masked_)?bias$/.test(name)) continue;
+    n += t.shape.reduce((a, b) => a * b, 1);
+  }
+  for (const precision of ['f32', 'f16', 'q8_0']) {
+    const model = await load(dir, { precision });
+    try {
+      assert.equal(model.info.parameters, n, precision);
+    } finally {
+      model.dispose();
+    }
+  }
+});

@@ -1137,21 +1137,41 @@ K_INLINE vd vd_tanh(vd x) {
     return vd_select(hi, one, vd_select(lo, vd_splat(-1.0), vd_select(nan, x, t)));
 }
 
+/* gelu_new's tanh(s (v + 0.044715 v^3)), s = sqrt(2/pi), in float steps with gpt2_tanh (not libm's
+ * tanhf: the same bits natively and in WASM, sampler.h); four at a time with gpt2_tanh in two
+ * double lanes, the same bits. */
+static const float GELU_S = 0.7978845608028654f;
+
+static float gelu_tanh1(float v) { return (float)gpt2_tanh(GELU_S * (v + 0.044715f * v * v * v)); }
+
+K_INLINE vf gelu_tanh4(vf v) {
+    vf u = vf_mul(vf_splat(GELU_S), vf_add(v, vf_mul(vf_mul(vf_mul(vf_splat(0.044715f), v), v), v)));
+    return vf_from_vd(vd_tanh(vd_from_f32_lo(u)), vd_tanh(vd_from_f32_hi(u)));
+}
+
 void k_gelu(float *x, int n) {
-    const float s2pi = 0.7978845608028654f; /* sqrt(2/pi) */
     int i = 0;
-    /* four at a time: the tail loop's float steps, gpt2_tanh in two double lanes */
     for (; i + 4 <= n; i += 4) {
         vf v = vf_load(x + i);
-        vf u = vf_mul(vf_splat(s2pi), vf_add(v, vf_mul(vf_mul(vf_mul(vf_splat(0.044715f), v), v), v)));
-        vf th = vf_from_vd(vd_tanh(vd_from_f32_lo(u)), vd_tanh(vd_from_f32_hi(u)));
-        vf_store(x + i, vf_mul(vf_mul(vf_splat(0.5f), v), vf_add(vf_splat(1.0f), th)));
+        vf_store(x + i, vf_mul(vf_mul(vf_splat(0.5f), v), vf_add(vf_splat(1.0f), gelu_tanh4(v))));
+    }
+    for (; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + gelu_tanh1(x[i]));
+}
+
+/* d[i] *= gelu_new'(x[i]) = 0.5 (1 + th) + 0.5 x (1 - th^2) du/dx, th = tanh u, u = s (x + 0.044715 x^3),
+ * du/dx = s (1 + 3 * 0.044715 x^2): the tail loop's float steps, four at a time as k_gelu. */
+void k_gelu_grad(float *d, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        vf v = vf_load(x + i), th = gelu_tanh4(v), one = vf_splat(1.0f);
+        vf du = vf_mul(vf_splat(GELU_S), vf_add(one, vf_mul(vf_mul(vf_splat(3.0f * 0.044715f), v), v)));
+        vf g = vf_add(vf_mul(vf_splat(0.5f), vf_add(one, th)),
+                      vf_mul(vf_mul(vf_mul(vf_splat(0.5f), v), vf_sub(one, vf_mul(th, th))), du));
+        vf_store(d + i, vf_mul(vf_load(d + i), g));
     }
     for (; i < n; i++) {
-        float v = x[i];
-        /* gpt2_tanh, not libm's tanhf: the same bits natively and in WASM (sampler.h) */
-        float th = (float)gpt2_tanh(s2pi * (v + 0.044715f * v * v * v));
-        x[i] = 0.5f * v * (1.0f + th);
+        float v = x[i], th = gelu_tanh1(v), du = GELU_S * (1.0f + 3.0f * 0.044715f * v * v);
+        d[i] *= 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
     }
 }
 

@@ -44,6 +44,10 @@ void k_layernorm(float *out, const float *x, const float *g, const float *b, int
 /* x[i] = gelu_new(x[i]) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
 void k_gelu(float *x, int n);
 
+/* d[i] *= gelu_new'(x[i]), n >= 0: the backward pass of k_gelu (training), the same float steps
+ * and gpt2_tanh in every build. */
+void k_gelu_grad(float *d, const float *x, int n);
+
 /* x[i] = exp(x[i] - max) / sum_j exp(x[j] - max), in place, n >= 1. */
 void k_softmax(float *x, int n);
 

@@ -28,6 +28,7 @@
 #define k_dot ref_k_dot
 #define k_layernorm ref_k_layernorm
 #define k_gelu ref_k_gelu
+#define k_gelu_grad ref_k_gelu_grad
 #define k_softmax ref_k_softmax
 #define k_add ref_k_add
 #define k_axpy ref_k_axpy
@@ -45,6 +46,7 @@
 #undef k_dot
 #undef k_layernorm
 #undef k_gelu
+#undef k_gelu_grad
 #undef k_softmax
 #undef k_add
 #undef k_axpy
@@ -319,6 +321,23 @@ static void test_q8_edge_scales(void) {
     free(d);
 }
 
+/* The inputs of round `round` of the gelu tests: the specials (round 0), values near +-7.34 where
+ * tanh's argument crosses +-20 (every third round), with `moderate` values in [-4, 4) (every third
+ * round after that), else consecutive bit patterns 4099 apart from *pattern on. */
+static void gelu_inputs(float *x, int m, int round, int moderate, uint64_t *pattern) {
+    static const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-45f, INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f};
+    for (int i = 0; i < m; i++) {
+        if (round == 0 && i < (int)(sizeof specials / sizeof specials[0])) x[i] = specials[i];
+        else if (round % 3 == 0) x[i] = (rnd() % 2 ? 1.0f : -1.0f) * (6.5f + 1.5f * (float)rnd() / 4294967296.0f);
+        else if (moderate && round % 3 == 1) x[i] = 8.0f * ((float)rnd() / 4294967296.0f - 0.5f);
+        else {
+            uint32_t u = (uint32_t)*pattern;
+            *pattern += 4099;
+            memcpy(&x[i], &u, 4);
+        }
+    }
+}
+
 /* gelu_new: the build's k_gelu (four at a time, tanh in two double lanes) and the scalar
  * layer's give the bits of the rule written out here (float steps, gpt2_tanh one value at a
  * time) for floats spread over every exponent (each 4099th bit pattern), densely where tanh's
@@ -327,20 +346,11 @@ static void test_q8_edge_scales(void) {
 static void test_gelu(void) {
     enum { N = 4096 };
     float *x = malloc(N * sizeof(float)), *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
-    static const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-45f, INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f};
     int bad_bits = 0, bad_math = 0, n = 0;
     uint64_t pattern = 0;
     for (int round = 0; round < 1200; round++) {
         int m = N - round % 7; /* lengths with a tail of 0..3 */
-        for (int i = 0; i < m; i++) {
-            if (round == 0 && i < (int)(sizeof specials / sizeof specials[0])) x[i] = specials[i];
-            else if (round % 3 == 0) x[i] = (rnd() % 2 ? 1.0f : -1.0f) * (6.5f + 1.5f * (float)rnd() / 4294967296.0f);
-            else {
-                uint32_t u = (uint32_t)pattern;
-                pattern += 4099;
-                memcpy(&x[i], &u, 4);
-            }
-        }
+        gelu_inputs(x, m, round, 0, &pattern);
         memcpy(a, x, (size_t)m * sizeof(float));
         memcpy(b, x, (size_t)m * sizeof(float));
         k_gelu(a, m);
@@ -359,6 +369,47 @@ static void test_gelu(void) {
     CHECK(bad_bits == 0, "gelu: %d of %d outputs (this build's and the scalar layer's) differ from the rule", bad_bits, 2 * n);
     CHECK(bad_math == 0, "gelu: %d of %d outputs off libm's double gelu_new", bad_math, n);
     free(x);
+    free(a);
+    free(b);
+}
+
+/* gelu_new's derivative (training's backward pass): the build's k_gelu_grad and the scalar
+ * layer's give the bits of the rule written out here (float steps, gpt2_tanh one value at a
+ * time), on the inputs of test_gelu with upstream gradients of either sign; and, for |v| < 100,
+ * within 1e-6 (relative to |d| (1 + |v|)) of the derivative of libm's double gelu_new taken
+ * by hand. */
+static void test_gelu_grad(void) {
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof(float)), *d = malloc(N * sizeof(float)), *a = malloc(N * sizeof(float)),
+          *b = malloc(N * sizeof(float));
+    const float s2pi = 0.7978845608028654f;
+    int bad_bits = 0, bad_math = 0, n = 0;
+    uint64_t pattern = 0;
+    for (int round = 0; round < 600; round++) {
+        int m = N - round % 7; /* lengths with a tail of 0..3 */
+        gelu_inputs(x, m, round, 1, &pattern);
+        for (int i = 0; i < m; i++) d[i] = 2.0f * ((float)rnd() / 4294967296.0f - 0.5f);
+        memcpy(a, d, (size_t)m * sizeof(float));
+        memcpy(b, d, (size_t)m * sizeof(float));
+        k_gelu_grad(a, x, m);
+        ref_k_gelu_grad(b, x, m);
+        for (int i = 0; i < m; i++, n++) {
+            float v = x[i], th = (float)gpt2_tanh(s2pi * (v + 0.044715f * v * v * v));
+            float du = s2pi * (1.0f + 3.0f * 0.044715f * v * v);
+            float rule = d[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
+            bad_bits += !(same_bits(a[i], rule) || (isnan(a[i]) && isnan(rule)));
+            bad_bits += !(same_bits(b[i], rule) || (isnan(b[i]) && isnan(rule)));
+            if (!isfinite(v) || fabs(v) >= 100.0) continue;
+            const double s = sqrt(2.0 / 3.14159265358979323846), u = s * (v + 0.044715 * v * v * v), t = tanh(u);
+            double want = d[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * s * (1.0 + 3.0 * 0.044715 * v * v));
+            bad_math += !(fabs(a[i] - want) <= 1e-6 * fabs(d[i]) * (1.0 + fabs(v)) + 1e-45);
+        }
+    }
+    CHECK(bad_bits == 0, "gelu_grad: %d of %d outputs (this build's and the scalar layer's) differ from the rule", bad_bits,
+          2 * n);
+    CHECK(bad_math == 0, "gelu_grad: %d of %d outputs off the double derivative", bad_math, n);
+    free(x);
+    free(d);
     free(a);
     free(b);
 }
@@ -603,6 +654,7 @@ int main(void) {
     test_products();
     test_q8_edge_scales();
     test_gelu();
+    test_gelu_grad();
     test_f16_all();
     test_vectors();
     return check_summary("test_kernels");

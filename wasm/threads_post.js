@@ -9,18 +9,23 @@ Module['gpt2Unref'] = function () {
 Module['gpt2Terminate'] = function () { PThread.terminateAllThreads(); };
 // A pool worker that cannot start (its script missing, or not loadable after bundling) fails
 // the module's start (abort() rejects the factory's promise; js/wasm_module.js then falls back
-// to the single-thread build) instead of leaving it waiting forever.
+// to the single-thread build) instead of leaving it waiting forever: whether it failed before
+// Emscripten took it up (recorded by threads_pre.js) or after.
+function gpt2WorkerDidNotStart(e) {
+  if (e && e.preventDefault) e.preventDefault();
+  try {
+    abort('a pthread worker did not start: ' + ((e && e.message) || 'its script could not be loaded'));
+  } catch (_) {
+    // abort() throws after rejecting the factory's promise
+  }
+}
 var gpt2LoadWorker = PThread.loadWasmModuleToWorker;
 PThread.loadWasmModuleToWorker = function (worker, onFinishedLoading) {
   gpt2LoadWorker(worker, onFinishedLoading);
   var onerror = worker.onerror;
   worker.onerror = function (e) {
     if (worker.loaded) return onerror(e);
-    if (e && e.preventDefault) e.preventDefault();
-    try {
-      abort('a pthread worker did not start: ' + ((e && e.message) || 'its script could not be loaded'));
-    } catch (_) {
-      // abort() throws after rejecting the factory's promise
-    }
+    gpt2WorkerDidNotStart(e);
   };
+  if (worker.gpt2StartError) gpt2WorkerDidNotStart(worker.gpt2StartError);
 };

@@ -235,7 +235,8 @@ export function initTeach(app) {
     update();
     setStatus('Keeping the taught model in this browser…');
     try {
-      const entry = await keepModel(await taughtFiles(), el.keepName.value);
+      const losses = hook.steps.map(({ step, loss, valLoss }) => ({ step, loss, valLoss }));
+      const entry = await keepModel(await taughtFiles(), el.keepName.value, { steps: hook.options?.steps ?? losses.length, losses });
       setStatus(`Kept "${entry.name}" in this browser (${formatBytes(entry.bytes)}): the Model picker offers it as ${keptLabel(entry)}.`);
       await refreshKept();
     } catch (e) {
@@ -290,10 +291,15 @@ export function initTeach(app) {
   }
 
   /** load()'s source for a kept model ({ source: files, label, total }), read from storage. */
+  /** Also draws the loss curve the kept model was taught with (kept with it), when there is one. */
   async function keptSource(id) {
     const entry = hook.kept.find((m) => m.id === id);
     const files = await keptModelFiles(id);
     const total = Object.values(files).reduce((n, b) => n + b.size, 0);
+    if (entry?.training && !busy) {
+      drawChart(entry.training.losses, entry.training.steps);
+      setStatus(`Below: the loss curve "${entry.name}" was taught with.`);
+    }
     return { source: files, label: entry ? keptLabel(entry) : 'taught model', total };
   }
 

@@ -338,8 +338,9 @@ function mb(n) {
 // Models taught in this browser (the page's Teach tab): kept in a Cache API cache of their own
 // (KEPT_CACHE_NAME, so clearing the downloaded files keeps them), each as its four files under
 // `<page folder>/gpt2-wasm-taught/<id>/<file>`, plus an index entry listing
-// { id, name, date (ISO 8601), bytes }. A model is added to the index only after its four files
-// are stored; a failed keep removes what it wrote.
+// { id, name, date (ISO 8601), bytes, training? } (training: the loss curve it was taught with,
+// { steps, losses: [{ step, loss, valLoss? }] }). A model is added to the index only after its
+// four files are stored; a failed keep removes what it wrote.
 
 /** The Cache API cache holding taught models. */
 export const KEPT_CACHE_NAME = 'gpt2-wasm-taught-v1';
@@ -361,8 +362,30 @@ const putIndex = (cache, list) => cache.put(keptUrl('index.json'),
   new Response(JSON.stringify(list), { headers: { 'Content-Type': 'application/json' } }));
 
 /**
+ * @typedef {{ step: number, loss: number, valLoss?: number }} KeptLoss
+ * @typedef {{ steps: number, losses: KeptLoss[] }} KeptTraining
+ * @typedef {{ id: string, name: string, date: string, bytes: number, training?: KeptTraining }} KeptModel
+ */
+
+/** At most this many points of a loss curve are kept (the Teach tab's steps stop at 2000). */
+const KEPT_LOSSES_MAX = 10000;
+
+/** A loss curve as it is kept: finite numbers only, in step order; undefined when there is none. */
+function keptTraining(training) {
+  if (!training || !Array.isArray(training.losses)) return undefined;
+  const losses = [];
+  for (const p of training.losses.slice(0, KEPT_LOSSES_MAX)) {
+    if (!p || !Number.isInteger(p.step) || !Number.isFinite(p.loss)) continue;
+    losses.push(Number.isFinite(p.valLoss) ? { step: p.step, loss: p.loss, valLoss: p.valLoss } : { step: p.step, loss: p.loss });
+  }
+  const last = losses.length ? losses[losses.length - 1].step : 0;
+  const steps = Number.isInteger(training.steps) && training.steps >= last ? training.steps : last;
+  return losses.length ? { steps, losses } : undefined;
+}
+
+/**
  * The models kept in this browser, newest first ([] without the Cache API).
- * @returns {Promise<{ id: string, name: string, date: string, bytes: number }[]>}
+ * @returns {Promise<KeptModel[]>}
  */
 export async function listKeptModels() {
   if (!cacheAvailable() || !(await caches.has(KEPT_CACHE_NAME))) return [];
@@ -374,8 +397,10 @@ export async function listKeptModels() {
  * Throws an Error in words when the Cache API is missing or storage is full (nothing is kept).
  * @param {Record<string, Uint8Array | Blob>} files config.json, model.safetensors, vocab.json, merges.txt
  * @param {string} name shown in the model picker
+ * @param {KeptTraining} [training] the loss curve it was taught with (shown again when it is loaded)
+ * @returns {Promise<KeptModel>}
  */
-export async function keepModel(files, name) {
+export async function keepModel(files, name, training) {
   if (!cacheAvailable()) throw new Error('This browser offers no storage here (the Cache API needs https or localhost).');
   const missing = KEPT_FILES.filter((f) => !files[f]);
   if (missing.length) throw new Error(`keepModel: missing ${missing.join(', ')}`);
@@ -386,6 +411,8 @@ export async function keepModel(files, name) {
   try {
     for (const f of KEPT_FILES) await cache.put(keptUrl(`${id}/${f}`), new Response(files[f]));
     const entry = { id, name: String(name).trim() || 'taught model', date: new Date().toISOString(), bytes };
+    const curve = keptTraining(training);
+    if (curve) entry.training = curve;
     await putIndex(cache, [entry, ...(await keptIndex(cache))]);
     return entry;
   } catch (e) {

@@ -209,10 +209,16 @@ test('Keep in this browser: offered after a reload, loaded without a download wi
   const [entry] = await keptState();
   assert.equal(entry.name, 'Build notes');
   assert.ok(Math.abs(Date.parse(entry.date) - Date.now()) < 600_000, entry.date);
+  // The loss curve is kept with it: the steps the page trained, as finetune yielded them.
+  const trained = await page.evaluate(() => window.__gpt2.teach.steps.map(({ step, loss, valLoss }) => ({ step, loss, valLoss })));
+  assert.ok(trained.length >= 2, JSON.stringify(trained));
+  assert.deepEqual(entry.training.losses.map((p) => [p.step, p.loss, p.valLoss]), trained.map((p) => [p.step, p.loss, p.valLoss]));
+  const chartPoints = () => page.$eval('#teach-chart polyline.train', (l) => l.getAttribute('points').trim().split(/\s+/).filter(Boolean).length);
 
   await page.reload();
   await page.waitForSelector('body[data-state="ready"]', WAIT);
   await page.waitForFunction(() => window.__gpt2.teach.kept.length === 1, null, WAIT);
+  assert.equal(await page.$eval('#teach-chart', (c) => c.innerHTML), '', 'a fresh page has no curve');
   const option = await page.$eval('#kept-models option', (o) => ({ value: o.value, text: o.textContent }));
   assert.equal(option.value, `kept:${entry.id}`);
   assert.match(option.text, /^Taught: Build notes, \S/);
@@ -226,6 +232,8 @@ test('Keep in this browser: offered after a reload, loaded without a download wi
 
   await page.click('#tab-teach');
   assert.equal(await page.isHidden('#teach-kept-box'), false);
+  assert.equal(await chartPoints(), trained.length, 'the chart shows the curve the kept model was taught with');
+  assert.match(await page.textContent('#teach-status'), /Below: the loss curve "Build notes" was taught with\./);
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, 'teach-kept.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });

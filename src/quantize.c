@@ -164,62 +164,9 @@ static int put(gpt2_quantizer *q, const void *p, size_t n) {
 
 /* ---- header planning ---- */
 
-/* A growing JSON text. */
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} jbuf;
-
-static void jput(jbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (n + 1 > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (n + 1 > cap - b->len) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void jputs(jbuf *b, const char *s) { jput(b, s, strlen(s)); }
-
-/* Appends one header entry ,"name[suffix]":{"dtype", "shape", "data_offsets"} (the name
- * escaped as a JSON string). */
-static void jentry(jbuf *b, const gpt2_st_tensor *t, const char *suffix, const char *dtype, int ndim,
-                   const uint64_t *shape, uint64_t begin, uint64_t end) {
-    char tmp[64];
-    jputs(b, ",\"");
-    for (size_t i = 0; i < t->name_len; i++) {
-        unsigned char c = (unsigned char)t->name[i];
-        if (c == '"' || c == '\\') snprintf(tmp, sizeof tmp, "\\%c", c);
-        else if (c < 0x20) snprintf(tmp, sizeof tmp, "\\u%04x", c);
-        else snprintf(tmp, sizeof tmp, "%c", c);
-        jputs(b, tmp);
-    }
-    jputs(b, suffix);
-    jputs(b, "\":{\"dtype\":\"");
-    jputs(b, dtype);
-    jputs(b, "\",\"shape\":[");
-    for (int d = 0; d < ndim; d++) {
-        snprintf(tmp, sizeof tmp, "%s%llu", d ? "," : "", (unsigned long long)shape[d]);
-        jputs(b, tmp);
-    }
-    snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)begin, (unsigned long long)end);
-    jputs(b, tmp);
-}
-
 /* Counts while planning. */
 typedef struct q_plan {
-    jbuf json;
-    uint64_t off;       /* output data bytes so far */
+    gpt2_st_writer hdr; /* the output's header; its data_bytes: the output's data so far */
     size_t n_linear, n_q8, n_kept, max_stage, max_q, max_s;
     char kept[160];     /* names of the weights kept in f16 (the first few) */
 } q_plan;
@@ -254,11 +201,9 @@ static gpt2_err plan_op(gpt2_quantizer *q, const gpt2_st_tensor *t, q_op *op, gp
             *route = (gpt2_st_route){GPT2_ST_BANDS, name.conv1d ? GPT2_Q8_BLOCK : 1, op->cols};
             uint64_t shape[2] = {op->out_rows, op->in};
             uint64_t numel = t->numel, scales = numel / GPT2_Q8_BLOCK;
-            jentry(&p->json, t, ".q8", "I8", 2, shape, p->off, p->off + numel);
-            p->off += numel;
+            gpt2_st_writer_add(&p->hdr, t->name, t->name_len, ".q8", "I8", 2, shape, numel);
             shape[1] = op->in / GPT2_Q8_BLOCK;
-            jentry(&p->json, t, ".scale", "F16", 2, shape, p->off, p->off + 2 * scales);
-            p->off += 2 * scales;
+            gpt2_st_writer_add(&p->hdr, t->name, t->name_len, ".scale", "F16", 2, shape, 2 * scales);
             if (name.conv1d && numel > p->max_q) p->max_q = (size_t)numel;
             if (scales > p->max_s) p->max_s = (size_t)scales;
             p->n_q8++;
@@ -277,12 +222,10 @@ static gpt2_err plan_op(gpt2_quantizer *q, const gpt2_st_tensor *t, q_op *op, gp
     }
     if (op->kind == OP_F16) {
         route->how = GPT2_ST_ELEMENTS;
-        jentry(&p->json, t, "", "F16", t->ndim, t->shape, p->off, p->off + 2 * t->numel);
-        p->off += 2 * t->numel;
+        gpt2_st_writer_add(&p->hdr, t->name, t->name_len, "", "F16", t->ndim, t->shape, 2 * t->numel);
     } else {
         route->how = GPT2_ST_BYTES;
-        jentry(&p->json, t, "", t->dtype_name, t->ndim, t->shape, p->off, p->off + (t->end - t->begin));
-        p->off += t->end - t->begin;
+        gpt2_st_writer_add(&p->hdr, t->name, t->name_len, "", t->dtype_name, t->ndim, t->shape, t->end - t->begin);
     }
     return GPT2_OK;
 }
@@ -295,23 +238,21 @@ static gpt2_err plan_convert(void *ctx, const gpt2_st_header *h, gpt2_st_route *
     q_plan p;
     memset(&p, 0, sizeof p);
     if (q->type == GPT2_DTYPE_Q8_0)
-        jputs(&p.json, "{\"__metadata__\":{\"format\":\"pt\",\"gpt2_wasm.quant\":\"q8_0\",\"gpt2_wasm.version\":\"1\","
-                       "\"gpt2_wasm.layout\":\"NAME.q8: I8 [out, in] (Conv1D weights transposed from [in, out]); "
-                       "NAME.scale: F16 [out, in/32]; W[o, i] = q8[o, i] * scale[o, i / 32]\","
-                       "\"gpt2_wasm.rule\":\"per 32 values: scale = fp16(max|v| / 127), q = round-half-away(v / scale) "
-                       "clamped to [-127, 127]\"}");
+        gpt2_st_writer_begin(&p.hdr, "\"format\":\"pt\",\"gpt2_wasm.quant\":\"q8_0\",\"gpt2_wasm.version\":\"1\","
+                                     "\"gpt2_wasm.layout\":\"NAME.q8: I8 [out, in] (Conv1D weights transposed from [in, out]); "
+                                     "NAME.scale: F16 [out, in/32]; W[o, i] = q8[o, i] * scale[o, i / 32]\","
+                                     "\"gpt2_wasm.rule\":\"per 32 values: scale = fp16(max|v| / 127), q = "
+                                     "round-half-away(v / scale) clamped to [-127, 127]\"");
     else
-        jputs(&p.json, "{\"__metadata__\":{\"format\":\"pt\"}");
+        gpt2_st_writer_begin(&p.hdr, "\"format\":\"pt\"");
     gpt2_err rc = GPT2_OK;
     for (size_t i = 0; i < h->count && !rc; i++) rc = plan_op(q, &h->tensors[i], &q->ops[i], &route[i], &p, err);
-    jputs(&p.json, "}");
-    while (!p.json.oom && p.json.len % 8) jputs(&p.json, " ");
-    if (!rc && p.json.oom) rc = gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
+    if (!rc) rc = gpt2_st_writer_end(&p.hdr, err);
     if (!rc && p.n_linear == 0)
         rc = gpt2_fail(err, GPT2_ERR_SHAPE, "%s: no GPT-2 weights found (wte.weight, h.N.attn.c_attn.weight, ...)",
                        q->source);
     if (rc) {
-        free(p.json.p);
+        gpt2_st_writer_free(&p.hdr);
         return rc;
     }
     if (q->type == GPT2_DTYPE_Q8_0)
@@ -321,10 +262,10 @@ static gpt2_err plan_convert(void *ctx, const gpt2_st_header *h, gpt2_st_route *
     else
         snprintf(q->summary, sizeof q->summary, "every float tensor in f16 (%zu weights)", p.n_linear);
     uint8_t len8[8];
-    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)p.json.len >> (8 * k));
-    q->out_size = 8 + (uint64_t)p.json.len + p.off;
-    int ok = put(q, len8, 8) && put(q, p.json.p, p.json.len);
-    free(p.json.p);
+    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)p.hdr.len >> (8 * k));
+    q->out_size = 8 + (uint64_t)p.hdr.len + p.hdr.data_bytes;
+    int ok = put(q, len8, 8) && put(q, p.hdr.text, p.hdr.len);
+    gpt2_st_writer_free(&p.hdr);
     if (p.max_q) q->qbuf = malloc(p.max_q);
     if (p.max_s) q->sbuf = malloc(p.max_s * sizeof(uint16_t));
     if (!ok || (p.max_q && !q->qbuf) || (p.max_s && !q->sbuf)) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");

@@ -1,9 +1,10 @@
-/* safetensors.c - the safetensors format: header, streaming reader, GPT-2 names (see
- * safetensors.h).
+/* safetensors.c - the safetensors format: header, streaming reader, GPT-2 names, header
+ * writer (see safetensors.h).
  *
- * One file of about 650 lines because it is the one place that knows the format: the reader
- * is built on the header validation (and shares its messages), and the GPT-2 name table is
- * what both of the reader's users (loader.c, quantize.c) classify tensors with.
+ * One file of about 720 lines because it is the one place that knows the format: the reader
+ * is built on the header validation (and shares its messages), the GPT-2 name table is what
+ * both of the reader's users (loader.c, quantize.c) classify tensors with, and the writer
+ * makes the headers the reader reads (quantize.c, train_io.c).
  */
 #include "safetensors.h"
 
@@ -652,4 +653,70 @@ void gpt2_st_name_format(int id, uint64_t layer, char *out, size_t cap) {
     else if (id >= GPT2_ST_GLOBALS && id < GPT2_ST_GLOBALS + GPT2_ST_LAYER_NAMES)
         snprintf(out, cap, "h.%llu.%s", (unsigned long long)layer, layer_names[id - GPT2_ST_GLOBALS]);
     else snprintf(out, cap, "?");
+}
+
+/* ---------------------------------------------------------------- writing a header */
+
+static void w_put(gpt2_st_writer *w, const char *s, size_t n) {
+    if (w->oom) return;
+    if (n + 1 > w->cap - w->len) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (n + 1 > cap - w->len) cap *= 2;
+        char *p = realloc(w->text, cap);
+        if (!p) {
+            w->oom = 1;
+            return;
+        }
+        w->text = p;
+        w->cap = cap;
+    }
+    memcpy(w->text + w->len, s, n);
+    w->len += n;
+    w->text[w->len] = '\0';
+}
+
+static void w_puts(gpt2_st_writer *w, const char *s) { w_put(w, s, strlen(s)); }
+
+void gpt2_st_writer_begin(gpt2_st_writer *w, const char *metadata) {
+    memset(w, 0, sizeof *w);
+    w_puts(w, "{\"__metadata__\":{");
+    w_puts(w, metadata);
+    w_puts(w, "}");
+}
+
+void gpt2_st_writer_add(gpt2_st_writer *w, const char *name, size_t n, const char *suffix, const char *dtype, int ndim,
+                        const uint64_t *shape, uint64_t bytes) {
+    char tmp[64];
+    w_puts(w, ",\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '"' || c == '\\') snprintf(tmp, sizeof tmp, "\\%c", c);
+        else if (c < 0x20) snprintf(tmp, sizeof tmp, "\\u%04x", c);
+        else snprintf(tmp, sizeof tmp, "%c", c);
+        w_puts(w, tmp);
+    }
+    w_puts(w, suffix);
+    w_puts(w, "\":{\"dtype\":\"");
+    w_puts(w, dtype);
+    w_puts(w, "\",\"shape\":[");
+    for (int d = 0; d < ndim; d++) {
+        snprintf(tmp, sizeof tmp, "%s%llu", d ? "," : "", (unsigned long long)shape[d]);
+        w_puts(w, tmp);
+    }
+    snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)w->data_bytes,
+             (unsigned long long)(w->data_bytes + bytes));
+    w_puts(w, tmp);
+    w->data_bytes += bytes;
+}
+
+gpt2_err gpt2_st_writer_end(gpt2_st_writer *w, gpt2_error *err) {
+    w_puts(w, "}");
+    while (!w->oom && w->len % 8) w_puts(w, " ");
+    return w->oom ? gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory") : GPT2_OK;
+}
+
+void gpt2_st_writer_free(gpt2_st_writer *w) {
+    if (!w) return;
+    free(w->text);
+    memset(w, 0, sizeof *w);
 }

@@ -15,7 +15,9 @@
  * that such tensors can still be skipped; only the caller can decide they are needed.
  *
  * The streaming reader (gpt2_st_reader) is fed a whole file in order, in chunks of any size,
- * and is what both the loader (loader.h) and the converter (quantize.h) read files with.
+ * and is what both the loader (loader.h) and the converter (quantize.h) read files with. The
+ * header writer (gpt2_st_writer) is what the converter and a trained model's save (train.h)
+ * write headers with.
  */
 #ifndef GPT2_SAFETENSORS_H
 #define GPT2_SAFETENSORS_H
@@ -186,6 +188,33 @@ void gpt2_st_reader_free(gpt2_st_reader *r);
  * then finishes r. Errors name path. */
 gpt2_err gpt2_st_reader_feed_file(gpt2_st_reader *r, const char *path, gpt2_err (*after)(void *ctx, gpt2_error *err),
                                   void *ctx, gpt2_error *err);
+
+/* ---- writing a header ----
+ * The JSON text grows entry by entry; each entry's data_offsets start where the previous
+ * entry's data ended, so entries are added in the order of their data. */
+typedef struct gpt2_st_writer {
+    char *text;          /* the header so far, NUL-terminated (owned; gpt2_st_writer_free) */
+    size_t len, cap;
+    uint64_t data_bytes; /* the data the entries so far take */
+    int oom;             /* an allocation failed: the text is incomplete */
+} gpt2_st_writer;
+
+/* Starts a header in w (overwritten): {"__metadata__":{ metadata }, where metadata is the
+ * object's members as JSON text, e.g. "\"format\":\"pt\"". */
+void gpt2_st_writer_begin(gpt2_st_writer *w, const char *metadata);
+
+/* Appends ,"NAME SUFFIX":{"dtype":"DTYPE","shape":[...],"data_offsets":[b,b+bytes]} with
+ * b = w->data_bytes (NAME's n bytes escaped as a JSON string; SUFFIX plain ASCII), and adds
+ * bytes to w->data_bytes. */
+void gpt2_st_writer_add(gpt2_st_writer *w, const char *name, size_t n, const char *suffix, const char *dtype, int ndim,
+                        const uint64_t *shape, uint64_t bytes);
+
+/* Closes the header and pads it with spaces to a multiple of 8 bytes (the data that follows
+ * stays aligned). Fails (GPT2_ERR_NOMEM) if any step could not allocate. */
+gpt2_err gpt2_st_writer_end(gpt2_st_writer *w, gpt2_error *err);
+
+/* Frees w's text (w may be zeroed or ended). */
+void gpt2_st_writer_free(gpt2_st_writer *w);
 
 /* ---- GPT-2's tensor names ----
  * As in Hugging Face's GPT-2, each optionally prefixed "transformer.": the global tensors,

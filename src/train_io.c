@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "quantize.h"
+#include "safetensors.h"
 #include "train.h"
 
 /* ---------------------------------------------------------------- safetensors */
@@ -33,39 +34,17 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-/* Writes the header (without the 8-byte length) into buf if non-NULL; returns its padded length. */
-static size_t st_header(const gpt2_train_tensor **sorted, int n, int f16, char *buf, size_t cap) {
-    size_t len = 0;
-    uint64_t off = 0;
-    char piece[256];
-#define PUT(s)                                                            \
-    do {                                                                  \
-        size_t l_ = strlen(s);                                            \
-        if (buf && len + l_ <= cap) memcpy(buf + len, s, l_);             \
-        len += l_;                                                        \
-    } while (0)
-    PUT("{\"__metadata__\":{\"format\":\"pt\"}");
+/* The file's header (without the 8-byte length) in w, which the caller frees; its data_bytes is
+ * then the size of the data section. */
+static gpt2_err st_header(const gpt2_train_tensor **sorted, int n, int f16, gpt2_st_writer *w, gpt2_error *err) {
+    gpt2_st_writer_begin(w, "\"format\":\"pt\"");
     for (int i = 0; i < n; i++) {
         uint64_t shape[2];
-        int nd = hf_shape(sorted[i], shape);
-        int h = stored_f16(sorted[i], f16);
-        uint64_t bytes = (uint64_t)sorted[i]->rows * (uint64_t)sorted[i]->cols * (h ? 2 : 4);
-        if (nd == 1)
-            snprintf(piece, sizeof piece, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%llu],\"data_offsets\":[%llu,%llu]}",
-                     sorted[i]->name, h ? "F16" : "F32", (unsigned long long)shape[0], (unsigned long long)off,
-                     (unsigned long long)(off + bytes));
-        else
-            snprintf(piece, sizeof piece,
-                     ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%llu,%llu],\"data_offsets\":[%llu,%llu]}", sorted[i]->name,
-                     h ? "F16" : "F32", (unsigned long long)shape[0], (unsigned long long)shape[1],
-                     (unsigned long long)off, (unsigned long long)(off + bytes));
-        PUT(piece);
-        off += bytes;
+        int nd = hf_shape(sorted[i], shape), h = stored_f16(sorted[i], f16);
+        gpt2_st_writer_add(w, sorted[i]->name, strlen(sorted[i]->name), "", h ? "F16" : "F32", nd, shape,
+                           (uint64_t)sorted[i]->rows * (uint64_t)sorted[i]->cols * (h ? 2 : 4));
     }
-    PUT("}");
-    while (len % 8) PUT(" ");
-#undef PUT
-    return len;
+    return gpt2_st_writer_end(w, err);
 }
 
 /* The parameters to save: a tensor table and the value of element (o, i) of tensor k
@@ -98,10 +77,9 @@ static uint64_t st_size(const st_source *src, gpt2_dtype dtype) {
     if (dtype != GPT2_DTYPE_F32 && dtype != GPT2_DTYPE_F16) return 0;
     const gpt2_train_tensor **s = sorted_tensors(src);
     if (!s) return 0;
-    int f16 = dtype == GPT2_DTYPE_F16;
-    uint64_t total = 8 + st_header(s, src->n, f16, NULL, 0);
-    for (int i = 0; i < src->n; i++)
-        total += (uint64_t)s[i]->rows * (uint64_t)s[i]->cols * (stored_f16(s[i], f16) ? 2 : 4);
+    gpt2_st_writer w;
+    uint64_t total = st_header(s, src->n, dtype == GPT2_DTYPE_F16, &w, NULL) == GPT2_OK ? 8 + w.len + w.data_bytes : 0;
+    gpt2_st_writer_free(&w);
     free(s);
     return total;
 }
@@ -116,8 +94,17 @@ static gpt2_err st_write(const st_source *src, gpt2_dtype dtype, uint8_t *buf, u
     const gpt2_train_tensor **s = sorted_tensors(src);
     if (!s) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
     int n = src->n, f16 = dtype == GPT2_DTYPE_F16;
-    size_t h = st_header(s, n, f16, (char *)buf + 8, (size_t)(cap - 8));
+    gpt2_st_writer w;
+    gpt2_err rc = st_header(s, n, f16, &w, err);
+    if (rc != GPT2_OK) {
+        gpt2_st_writer_free(&w);
+        free(s);
+        return rc;
+    }
+    size_t h = w.len; /* need counted it: cap >= 8 + h + the data */
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)h >> (8 * i));
+    memcpy(buf + 8, w.text, h);
+    gpt2_st_writer_free(&w);
     uint8_t *p = buf + 8 + h;
     for (int k = 0; k < n; k++) {
         const gpt2_train_tensor *x = s[k];

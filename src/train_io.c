@@ -87,21 +87,21 @@ static uint64_t st_size(const st_source *src, gpt2_dtype dtype) {
 static gpt2_err st_write(const st_source *src, gpt2_dtype dtype, uint8_t *buf, uint64_t cap, gpt2_error *err) {
     if (dtype != GPT2_DTYPE_F32 && dtype != GPT2_DTYPE_F16)
         return gpt2_fail(err, GPT2_ERR_ARG, "a model is saved as f32 or f16, not %s", gpt2_dtype_name(dtype));
-    uint64_t need = st_size(src, dtype);
-    if (need == 0 || cap < need)
-        return gpt2_fail(err, GPT2_ERR_ARG, "the buffer holds %llu bytes, the file needs %llu",
-                         (unsigned long long)cap, (unsigned long long)need);
     const gpt2_train_tensor **s = sorted_tensors(src);
     if (!s) return gpt2_fail(err, GPT2_ERR_NOMEM, "out of memory");
     int n = src->n, f16 = dtype == GPT2_DTYPE_F16;
     gpt2_st_writer w;
     gpt2_err rc = st_header(s, n, f16, &w, err);
+    uint64_t need = 8 + w.len + w.data_bytes;
+    if (rc == GPT2_OK && cap < need)
+        rc = gpt2_fail(err, GPT2_ERR_ARG, "the buffer holds %llu bytes, the file needs %llu", (unsigned long long)cap,
+                       (unsigned long long)need);
     if (rc != GPT2_OK) {
         gpt2_st_writer_free(&w);
         free(s);
         return rc;
     }
-    size_t h = w.len; /* need counted it: cap >= 8 + h + the data */
+    size_t h = w.len;
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)h >> (8 * i));
     memcpy(buf + 8, w.text, h);
     gpt2_st_writer_free(&w);

@@ -235,8 +235,8 @@ export function initTeach(app) {
     update();
     setStatus('Keeping the taught model in this browser…');
     try {
-      const losses = hook.steps.map(({ step, loss, valLoss }) => ({ step, loss, valLoss }));
-      const entry = await keepModel(await taughtFiles(), el.keepName.value, { steps: hook.options?.steps ?? losses.length, losses });
+      const training = { steps: hook.options?.steps ?? hook.steps.length, losses: hook.steps }; // keepModel keeps step, loss, valLoss
+      const entry = await keepModel(await taughtFiles(), el.keepName.value, training);
       setStatus(`Kept "${entry.name}" in this browser (${formatBytes(entry.bytes)}): the Model picker offers it as ${keptLabel(entry)}.`);
       await refreshKept();
     } catch (e) {
@@ -290,8 +290,10 @@ export function initTeach(app) {
     await refreshKept();
   }
 
-  /** load()'s source for a kept model ({ source: files, label, total }), read from storage. */
-  /** Also draws the loss curve the kept model was taught with (kept with it), when there is one. */
+  /**
+   * load()'s source for a kept model ({ source: files, label, total }), read from storage; also
+   * draws the loss curve it was taught with, when that was kept with it.
+   */
   async function keptSource(id) {
     const entry = hook.kept.find((m) => m.id === id);
     const files = await keptModelFiles(id);
